@@ -1,0 +1,76 @@
+"""``duplicate`` and ``augment``: new images of a class made from that class's own real images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthaug.data.imageset import ImageSet
+from synthaug.errors import SynthaugError
+from synthaug.interfaces import Synthesizer
+
+
+def pick_sources(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices from ``candidates``, each used once before any is used twice (shuffled rounds)."""
+    if len(candidates) == 0:
+        raise SynthaugError("no images to draw from")
+    rounds = -(-n // len(candidates))
+    return np.concatenate([rng.permutation(candidates) for _ in range(rounds)])[:n]
+
+
+class _FromOwnClass(Synthesizer):
+    def check(self, train, deficits, volumes=None):
+        super().check(train, deficits, volumes)
+        for target, n in deficits.items():
+            if n > 0 and train.counts(synthetic=False)[target] == 0:
+                raise SynthaugError(f"synthesizer {self.name!r} needs real images of class {target!r}; the training split has none")
+
+    def _sources(self, train: ImageSet, target: str, n: int, rng) -> np.ndarray:
+        own = np.flatnonzero((train.labels == train.class_index(target)) & (train.synth == "real"))
+        return pick_sources(own, n, rng)
+
+    def _result(self, train: ImageSet, images: np.ndarray, idx: np.ndarray) -> ImageSet:
+        return ImageSet(images, train.labels[idx], train.class_names, train.patient_ids[idx],
+                        origin=train.origin[idx], source_index=idx)
+
+
+class Duplicate(_FromOwnClass):
+    """Exact copies of real images of the class, each used once per round."""
+
+    name = "duplicate"
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        idx = self._sources(train, target, n, np.random.default_rng(seed))
+        return self._result(train, train.images[idx].copy(), idx)
+
+
+@dataclass
+class AugmentConfig:
+    """liang2021's augmentation: a random horizontal flip and a random rotation of up to 5 degrees."""
+
+    flip_p: float = 0.5
+    max_rotation: float = 5.0  # degrees, uniform in [-max, +max]
+
+
+class Augment(_FromOwnClass):
+    """Real images of the class, flipped and rotated with albumentations."""
+
+    name = "augment"
+    Config = AugmentConfig
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        import albumentations as A
+        import cv2
+
+        rng = np.random.default_rng(seed)
+        idx = self._sources(train, target, n, rng)
+        pipeline = A.Compose([
+            A.HorizontalFlip(p=self.config.flip_p),
+            A.Rotate(limit=self.config.max_rotation, border_mode=cv2.BORDER_REFLECT_101, p=1.0),
+        ], seed=int(rng.integers(2**31)))
+        out = np.empty((n,) + train.image_shape, np.float32)
+        for k, i in enumerate(idx):
+            hwc = np.ascontiguousarray(train.images[i].transpose(1, 2, 0))
+            out[k] = np.clip(pipeline(image=hwc)["image"].reshape(hwc.shape), 0, 1).transpose(2, 0, 1)
+        return self._result(train, out, idx)

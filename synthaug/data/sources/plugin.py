@@ -1,0 +1,12 @@
+"""The core's dataset sources, registered like any plugin (entry point ``sources``)."""
+
+from synthaug import hookimpl
+
+
+@hookimpl
+def register_datasets(register):
+    register("kaggle", "synthaug.data.sources.kaggle:KaggleSource",
+             summary="COVID-19 Radiography Database (Kaggle), first and later release layouts")
+    register("imagefolder", "synthaug.data.sources.imagefolder:ImageFolderSource",
+             summary="one folder of PNG/JPEG images per class")
+    register("h5", "synthaug.data.sources.h5:StoreSource", summary="a store written by synthaug")
