@@ -124,8 +124,10 @@ def main() -> None:
     geometry = Geometry(sdd=SDD, sid=SID, height=args.size, width=args.size, pixel_spacing=args.pixel_spacing)
 
     def ours():
-        resolved, sources, targets, lengths = index_rays(geometry, mu.shape, volume.spacing)
-        return trace_rays(mu, sources, targets, lengths).reshape(args.size, args.size)
+        # What SiddonProjector.project runs: rays, then the kernel reading HU (mu per visited voxel).
+        resolved, sources, targets, lengths = index_rays(geometry, volume.hu.shape, volume.spacing)
+        values = trace_rays(volume.hu, sources, targets, lengths, MU_WATER / 1000.0, MU_WATER)
+        return values.reshape(args.size, args.size)
 
     our_seconds = best_time(ours, args.repeats)
     image = ours().astype(np.float32)
