@@ -60,11 +60,11 @@ class ViralLesions:
     #: Perihilar predominance: the prior falls by e every this many mm from the hilum.
     perihilar_mm: float = 40.0
     #: Width of the peribronchovascular cuff, mm (interstitial thickening around bundles).
-    cuff_mm: float = 5.0
+    cuff_mm: float = 6.0
     #: Attenuation of the thickened interstitium, HU.
-    interstitial_hu: tuple[float, float] = (-550.0, -250.0)
+    interstitial_hu: tuple[float, float] = (-400.0, -150.0)
     #: Diffuse faint haze over both lungs, HU (mild ground glass, more diffuse than COVID-19).
-    haze_hu: tuple[float, float] = (-800.0, -700.0)
+    haze_hu: tuple[float, float] = (-750.0, -600.0)
     #: Correlation length of the random field, mm (smaller than COVID foci: reticular texture).
     texture_mm: float = 6.0
     edge: float = 0.35
