@@ -56,14 +56,21 @@ class RayCastProjector(Projector):
         direction = direction @ rot
 
         extent = np.asarray(volume.hu.shape) * np.asarray(volume.spacing)
-        half = float(np.linalg.norm(extent)) / 2
+        origin = np.broadcast_to(origin, direction.shape)
+        # Sample only where rays can meet the volume: the slab entry/exit over all rays.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1, t2 = (-extent / 2 - origin) / direction, (extent / 2 - origin) / direction
+        t_in = np.nanmax(np.minimum(t1, t2), axis=-1)
+        t_out = np.nanmin(np.maximum(t1, t2), axis=-1)
+        hit = t_out > t_in
+        if not hit.any():
+            return np.zeros((1, g.height, g.width), np.float32)
         step = min(volume.spacing) / 2
-        centre_t = np.einsum("hwc,hwc->hw", -np.broadcast_to(origin, direction.shape), direction)
-        ts = np.arange(-half, half, step)
-        points = np.broadcast_to(origin, direction.shape)[..., None, :] + \
-            (centre_t[..., None, None] + ts[:, None]) * direction[..., None, :]
-        norm = points / (extent / 2)  # [-1, 1] across the volume (align_corners=False)
-        grid = torch.from_numpy(norm[..., ::-1].astype(np.float32).copy())[None]  # (1, H, W, S, zyx)
+        ts = torch.arange(float(t_in[hit].min()), float(t_out[hit].max()), step, dtype=torch.float32)
+        o = torch.from_numpy((origin / (extent / 2)).astype(np.float32))  # [-1, 1] across the volume
+        d = torch.from_numpy((direction / (extent / 2)).astype(np.float32))
+        points = o[..., None, :] + ts[:, None] * d[..., None, :]  # (H, W, S, xyz), align_corners=False
+        grid = points.flip(-1)[None]  # grid_sample wants (z, y, x) for an (X, Y, Z) volume
         mu = torch.from_numpy(np.ascontiguousarray(hu_to_mu(volume.hu), dtype=np.float32))[None, None]
         samples = F.grid_sample(mu, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return (samples[0, 0].sum(-1) * step).numpy()[None].astype(np.float32)
