@@ -54,7 +54,7 @@ class CTSimConfig:
     seed: int = 0
     #: Working voxel size, mm (None: three quarters of a detector pixel at the isocentre, 2..8 mm).
     work_spacing_mm: float | None = None
-    #: Projector that computes line integrals (``siddon``; ctsim's own ray caster if not installed).
+    #: Projector that computes the line integrals (``mode="raw"``).
     projector: str = "siddon"
     anatomy: PatientVariation = field(default_factory=PatientVariation)
     covid: CovidLesions = field(default_factory=CovidLesions)
@@ -106,17 +106,10 @@ def cache_root() -> Path:
 # projection
 # ---------------------------------------------------------------------------------------------
 def line_integral_projector(name: str):
-    """The registered projector ``name``; ctsim's ray caster if ``name`` is ``siddon`` and missing."""
-    from ...registry import get_registry
+    """The registered projector ``name`` (``siddon``): ctsim asks it for raw line integrals."""
+    from ...registry import create
 
-    registry = get_registry()
-    if name in registry.names("projector"):
-        return registry.create("projector", name)
-    if name != "siddon":
-        registry.entry("projector", name)  # raises: unknown projector, with the registered names
-    from .raycast import RayCastProjector
-
-    return RayCastProjector()
+    return create("projector", name)
 
 
 def _projector_tag(projector) -> str:
