@@ -37,7 +37,9 @@ def main() -> None:
     for name in ("normal", "viral"):
         idx = np.flatnonzero(data.labels == data.class_index(name))[:args.per_class]
         rows.append((name, data.images[idx], [f"{data.extras['severity'][i]:.0%}" if name == "viral" else "" for i in idx]))
-    fig, axes = plt.subplots(len(rows), args.per_class, figsize=(1.6 * args.per_class, 1.75 * len(rows)), squeeze=False)
+    cell = 1.6 if data.image_shape[1] <= 64 else 3.0  # inches per image: large images shown larger
+    fig, axes = plt.subplots(len(rows), args.per_class, figsize=(cell * args.per_class + 1, (cell + 0.15) * len(rows)),
+                             squeeze=False)
     for r, (name, images, titles) in enumerate(rows):
         for c in range(args.per_class):
             ax = axes[r, c]
