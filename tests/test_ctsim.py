@@ -25,7 +25,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny(cache):
     start = time.perf_counter()
-    data = synthaug.load_images("ctsim", preset="tiny", seed=3)
+    data = synthaug.load_images("ctsim", preset="tiny", seed=0)
     return data, time.perf_counter() - start
 
 
@@ -114,7 +114,7 @@ def test_second_load_hits_the_cache(tiny, monkeypatch):
     data, first_seconds = tiny
     monkeypatch.setattr(gen, "generate", lambda *a, **k: pytest.fail("regenerated a cached data set"))
     start = time.perf_counter()
-    again = synthaug.load_images("ctsim", preset="tiny", seed=3)
+    again = synthaug.load_images("ctsim", preset="tiny", seed=0)
     assert time.perf_counter() - start < 2.0 < first_seconds
     assert np.array_equal(again.images, data.images) and np.array_equal(again.labels, data.labels)
 
@@ -123,12 +123,12 @@ def test_generation_is_deterministic_by_seed(tiny, cache):
     from synthaug.data.ctsim.generate import CTSimConfig, simulate_patient
 
     data, _ = tiny
-    config = CTSimConfig.preset("tiny", seed=3)
+    config = CTSimConfig.preset("tiny", seed=0)
     index = int(np.flatnonzero(data.labels == 0)[0])
     again = simulate_patient(config, index, "covid", cache_dir=str(cache / "ctsim"))
     assert np.array_equal(again.image, data.images[index])  # same bytes as the cached set
     assert np.array_equal(again.twin, data.extras["twin"][index])
-    other = simulate_patient(CTSimConfig.preset("tiny", seed=4), index, "covid", cache_dir=str(cache / "ctsim"))
+    other = simulate_patient(CTSimConfig.preset("tiny", seed=1), index, "covid", cache_dir=str(cache / "ctsim"))
     assert np.abs(other.image - again.image).mean() > 0.005
 
 
@@ -146,12 +146,28 @@ def test_twin_differs_only_inside_the_lung_projection(cache):
 
 def test_volumes_are_labeled_and_resampled(tiny):
     data, _ = tiny
-    volumes = synthaug.load_volumes("ctsim", preset="tiny", seed=3)
+    volumes = synthaug.load_volumes("ctsim", preset="tiny", seed=0)
     assert len(volumes) == 28 and np.array_equal(volumes.labels, data.labels)
     assert list(volumes.patient_ids) == list(data.patient_ids)
     v = volumes[int(np.flatnonzero(data.labels == 0)[0])]
     assert v.hu.shape == v.mask.shape == (32, 32, 16) and v.label == 0
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
+
+
+def test_inspect_ctsim_json_shows_the_kaggle_ratio(tiny):
+    import json
+
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    result = CliRunner().invoke(main, ["inspect", "ctsim", "--source-option", "preset=tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["splits"]["all"]["classes"] == TINY and info["image_shape"] == [1, 32, 32]
+    assert info["volumes"] == {"classes": TINY, "count": 28}
+    bad = CliRunner().invoke(main, ["inspect", "ctsim", "--source-option", "scale=-2", "--json"])
+    assert bad.exit_code == 2 and "ctsim scale must be a number in (0, 10]; got -2" in bad.output
 
 
 # ---- anatomy and lesions in 3-D -----------------------------------------------------------------
@@ -209,6 +225,7 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
     ({"preset": "huge"}, "unknown ctsim preset 'huge'; presets are tiny, demo, paper"),
     ({"volume_size": "64xx"}, "ctsim volume_size must look like 64x64x32"),
     ({"colour": 1}, "dataset 'ctsim': unknown option 'colour'"),
+    ({"work_spacing_mm": 0.1}, "ctsim work_spacing_mm must be in 0.5..20 mm; got 0.1"),
 ])
 def test_bad_options_are_named(options, message):
     with pytest.raises(SynthaugError, match=message):

@@ -70,6 +70,8 @@ class CTSimConfig:
         if len(vs) != 3 or not all(isinstance(v, (int, np.integer)) and 4 <= v <= 512 for v in vs):
             raise SynthaugError(f"ctsim volume_size must be three integers in 4..512; got {self.volume_size!r}")
         object.__setattr__(self, "volume_size", tuple(int(v) for v in vs))
+        if self.work_spacing_mm is not None and not 0.5 <= self.work_spacing_mm <= 20:
+            raise SynthaugError(f"ctsim work_spacing_mm must be in 0.5..20 mm; got {self.work_spacing_mm!r}")
         check_variation(self.anatomy)
         check_lesion_configs(self.covid, self.viral)
 
@@ -275,10 +277,11 @@ def config_from_options(size: int | None, seed: int, extra: dict[str, Any]) -> C
             extra["volume_size"] = tuple(int(v) for v in text.split("x"))
         except ValueError:
             raise SynthaugError(f"ctsim volume_size must look like 64x64x32; got {text!r}") from None
-    if "scale" in extra:
-        try:
-            extra["scale"] = float(extra["scale"])
-        except (TypeError, ValueError):
-            raise SynthaugError(f"ctsim scale must be a number; got {extra['scale']!r}") from None
+    for key in ("scale", "work_spacing_mm"):  # numbers may arrive as text from the command line
+        if key in extra and extra[key] is not None:
+            try:
+                extra[key] = float(extra[key])
+            except (TypeError, ValueError):
+                raise SynthaugError(f"ctsim {key} must be a number; got {extra[key]!r}") from None
     config = CTSimConfig.preset(preset, seed=seed, **extra)
     return replace(config, size=size) if size is not None else config
