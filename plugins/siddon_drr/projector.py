@@ -91,14 +91,14 @@ class SiddonProjector(Projector):
 
     def line_integrals(self, hu: np.ndarray, spacing, geometry: Geometry) -> np.ndarray:
         """``(1, H, W)`` float32 integral of mu dl (mm^-1 x mm) on the numba CPU path."""
-        from .kernel import trace_rays
+        from .kernel import trace
 
         mu_water = self.config.mu_water
         if not mu_water > 0:
             raise SynthaugError(f"mu_water must be > 0 (mm^-1); got {mu_water}")
         geometry, sources, targets, lengths = index_rays(geometry, hu.shape, spacing)
         # hu_to_mu applied per visited voxel: mu = max(mu_water * (1 + HU / 1000), 0)
-        values = trace_rays(hu, sources, targets, lengths, mu_water / 1000.0, mu_water)
+        values = trace(hu, sources, targets, lengths, mu_water / 1000.0, mu_water)
         return values.reshape(1, geometry.height, geometry.width).astype(np.float32)
 
     def _appearance(self, line_integrals, mode: str):
