@@ -217,8 +217,8 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
     assert patient.hilum_mm[v].mean() < patient.hilum_mm[c].mean()  # perihilar vs peripheral
     assert patient.pleura_mm[v].mean() > patient.pleura_mm[c].mean()
     midline = np.argwhere(patient.lung)[:, 0].mean()
-    lateral = np.abs(np.arange(patient.lung.shape[0]) - midline)[:, None, None] * np.ones_like(v)
-    assert lateral[c].mean() > lateral[v].mean() + 4  # covid: outer lung; viral: near the hila
+    lateral_mm = np.abs(np.arange(patient.lung.shape[0]) - midline)[:, None, None] * patient.spacing[0] * np.ones(v.shape)
+    assert lateral_mm[c].mean() > lateral_mm[v].mean() + 10  # covid: outer lung; viral: near the hila
 
 
 # ---- bad input ----------------------------------------------------------------------------------
