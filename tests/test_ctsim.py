@@ -63,6 +63,11 @@ def test_example_ct_source_resamples_and_keeps_labels():
     assert v.hu.shape == v.mask.shape == (64, 64, 32)
     assert v.spacing == pytest.approx((360 / 64, 360 / 64, 332.5 / 32))
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
+    assert synthaug.load_volumes("example-ct", size=32)[0].hu.shape == (32, 32, 30)
+    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ"):
+        synthaug.load_volumes("example-ct", volume_size="64x64")
+    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ; got 'big'"):
+        synthaug.load_volumes("example-ct", volume_size="big")
 
 
 def test_example_ct_missing_names_the_install_command(monkeypatch):

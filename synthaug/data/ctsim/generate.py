@@ -24,7 +24,7 @@ import numpy as np
 from ...errors import SynthaugError
 from ..imageset import ImageSet
 from ..volumes import Volume, VolumeSet
-from .anatomy import PatientVariation, check_variation, make_patient, reference_anatomy, working_shape
+from .anatomy import PatientVariation, check_variation, make_patient, reference_anatomy
 from .lesions import CovidLesions, ViralLesions, check_lesion_configs, insert_covid, insert_viral
 from .radiograph import RadiographVariation, draw_shot, expose
 
@@ -194,7 +194,7 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
     grade = np.zeros(n, np.int64)
     directory.mkdir(parents=True, exist_ok=True)
     cache_dir = str(directory.parent)
-    reference_anatomy(config.spacing_mm, cache_dir)  # build (or load) once, outside the bar
+    reference = reference_anatomy(config.spacing_mm, cache_dir)  # build (or load) once, outside the bar
     volume_spacing = None
     with atomic_path(directory / "volumes.h5") as tmp:
         with h5py.File(tmp, "w") as f, bar(f"ctsim: simulating {n} patients", n) as progress:
@@ -208,12 +208,11 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
                 if sample.twin is not None:
                     twins[i], has_twin[i] = sample.twin, True
                 severity[i], grade[i] = sample.severity, sample.grade
-                reference = reference_anatomy(config.spacing_mm, cache_dir)
                 hu_ds[i], mask_ds[i], volume_spacing = _resample_to(sample.hu, sample.labels, reference.spacing,
                                                                     config.volume_size)
                 progress.update()
             f.attrs["spacing"] = np.asarray(volume_spacing)
-            f.attrs["lung_lobes"] = json.dumps(reference_anatomy(config.spacing_mm, cache_dir).lobes)
+            f.attrs["lung_lobes"] = json.dumps(reference.lobes)
             f.create_dataset("labels", data=labels)
             f.create_dataset("severity", data=severity)
     patient_ids = [f"ctsim-{i:05d}" for i in range(n)]
