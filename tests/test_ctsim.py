@@ -63,7 +63,10 @@ def test_example_ct_source_resamples_and_keeps_labels():
     assert v.hu.shape == v.mask.shape == (64, 64, 32)
     assert v.spacing == pytest.approx((360 / 64, 360 / 64, 332.5 / 32))
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
-    assert synthaug.load_volumes("example-ct", size=32)[0].hu.shape == (32, 32, 30)
+    from synthaug.data.sources.example_ct import _parse_size
+    from synthaug.interfaces import SourceOptions
+
+    assert _parse_size(SourceOptions(size=32)) == (32, 32, 30)  # keeps the 360 x 360 x 332.5 mm aspect
     with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ"):
         synthaug.load_volumes("example-ct", volume_size="64x64")
     with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ; got 'big'"):
