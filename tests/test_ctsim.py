@@ -157,6 +157,9 @@ def test_volumes_are_labeled_and_resampled(tiny):
     volumes = synthaug.load_volumes("ctsim", preset="tiny", seed=0)
     assert len(volumes) == 28 and np.array_equal(volumes.labels, data.labels)
     assert list(volumes.patient_ids) == list(data.patient_ids)
+    from synthaug.data.ctsim import generate as gen
+
+    assert gen.config_from_options(None, 0, {"preset": "tiny", "image_size": 48}).size == 48
     v = volumes[int(np.flatnonzero(data.labels == 0)[0])]
     assert v.hu.shape == v.mask.shape == (32, 32, 16) and v.label == 0
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())

@@ -265,11 +265,19 @@ def load_ctsim_volumes(config: CTSimConfig) -> VolumeSet:
 def config_from_options(size: int | None, seed: int, extra: dict[str, Any]) -> CTSimConfig:
     """A CTSimConfig from a source's options: ``preset`` then ``scale``/``volume_size``/... overrides."""
     extra = dict(extra)
-    allowed = {"preset", "scale", "volume_size", "work_spacing_mm", "projector"}
+    allowed = {"preset", "scale", "volume_size", "work_spacing_mm", "projector", "image_size"}
     unknown = sorted(set(extra) - allowed)
     if unknown:
         raise SynthaugError(f"dataset 'ctsim': unknown option {unknown[0]!r}; options are {', '.join(sorted(allowed))}")
     preset = extra.pop("preset", "demo")
+    # image_size: the radiograph size of the set whose volumes are wanted (load_volumes' own `size`
+    # means the volume's side), so images and volumes come from one cache entry, one set of patients.
+    image_size = extra.pop("image_size", None)
+    if size is None and image_size is not None:
+        try:
+            size = int(image_size)
+        except (TypeError, ValueError):
+            raise SynthaugError(f"ctsim image_size must be a whole number of pixels; got {image_size!r}") from None
     if "volume_size" in extra and isinstance(extra["volume_size"], str):
         text = extra["volume_size"].lower().replace(",", "x")
         try:
