@@ -272,6 +272,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
     config = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
     data, run = Path(data), Path(out)
+    entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
     info = store_info(data)
     if "train" not in info["splits"] or "test" not in info["splits"]:
         raise SynthaugError(f"{data}: training needs a 'train' and a 'test' split; the store has "
@@ -290,7 +291,6 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     elif last_path.exists() or manifest_path.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
 
-    entry = get_registry().entry("classifier", config.classifier)
     classifier = entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
     dataset = open_store(data, "train")
