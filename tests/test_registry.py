@@ -105,9 +105,14 @@ def test_importing_synthaug_and_listing_plugins_does_not_import_torch():
 
 def test_third_party_example_installs_and_balances(tmp_path, monkeypatch, tiny_images):
     """The example package is pip-installed into a folder and used through balance, as a user would."""
+    import shutil
+    from pathlib import Path
+
+    source = tmp_path / "synthaug-noise"  # a copy: building in place would leave build/ in the repo
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "synthaug-noise", source)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
-                    "examples/synthaug-noise"], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     monkeypatch.syspath_prepend(str(target))
     reset_registry()
     assert get_registry().entry("synthesizer", "noise").plugin == "noise"

@@ -14,8 +14,6 @@ Presets: ``tiny`` (tests, seconds), ``demo`` (2 CPU cores, minutes), ``paper`` (
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -56,6 +54,7 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
              classifier: str = "resnet50", epochs: int | None = None, device: str = "auto") -> Path:
     """Run the demo and return the report directory (written atomically: complete or absent)."""
     from .. import balance, load_images
+    from ..data.store import atomic_dir
     from ..train import train
 
     if preset not in PRESETS:
@@ -64,12 +63,8 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
     if epochs is not None:
         p = replace(p, epochs=epochs)
     synth = synthesizer or best_synthesizer()
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     timings: dict[str, float] = {}
-    try:
+    with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         images = load_images("ctsim", size=p.size, seed=seed, preset=p.ctsim_preset)
         timings["data"] = time.perf_counter() - t0
@@ -103,12 +98,7 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
                    "metrics": runs, "seconds": {k: round(v, 1) for k, v in timings.items()}}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         (tmp / "report.md").write_text(report_markdown(summary))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    return Path(out)
 
 
 def _fmt(value: Any) -> str:
