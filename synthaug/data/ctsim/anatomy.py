@@ -27,6 +27,8 @@ import numpy as np
 from ...errors import SynthaugError
 
 AIR_SHIFT = 1000.0  # HU + 1000: air is 0, so resampling pads with air
+#: Bump when the reference anatomy's construction changes: its disk cache is keyed by it.
+REFERENCE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def _lung_priors(lung: np.ndarray, right: np.ndarray, spacing) -> tuple[np.ndarr
 
 
 def _build_reference(spacing_mm: float) -> Anatomy:
-    from ..sources.example_ct import load_example_ct, resample_volume
+    from ..sources.example_ct import load_example_ct
+    from ..volumes import resample_volume
 
     ct = load_example_ct()
     shape, _ = working_shape(spacing_mm)
@@ -124,7 +127,7 @@ def reference_anatomy(spacing_mm: float, cache_dir: str | None = None) -> Anatom
     """The example CT on a working grid with lung priors; cached on disk (building takes seconds)."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"reference-{spacing_mm:.3f}mm.npz"
+        path = Path(cache_dir) / f"reference-v{REFERENCE_VERSION}-{spacing_mm:.3f}mm.npz"
         if path.is_file():
             with np.load(path) as z:
                 lobes = json.loads(str(z["lobes"]))

