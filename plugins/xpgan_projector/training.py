@@ -74,14 +74,14 @@ class JointTrainer:
         with torch.no_grad():
             fake = to_unit_range(self.generator(batch.ct))
         loss = F.softplus(self.discriminator(fake)).mean() + F.softplus(-self.discriminator(batch.real)).mean()
-        logs = {"loss_d": float(loss)}
+        logs = {"loss_d": float(loss.detach())}
         interval = self.objective.r1_interval
         if self.objective.r1_gamma > 0 and self.steps_done % interval == 0:
             real = batch.real.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
             r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
             loss = loss + self.objective.r1_gamma / 2 * r1 * interval
-            logs["r1"] = float(r1)
+            logs["r1"] = float(r1.detach())
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
@@ -103,8 +103,9 @@ class JointTrainer:
         total.backward()
         self.opt_g.step()
         self.opt_c.step()
-        return {"loss_c_real": float(cls_real), "loss_c_fake": float(cls_fake), "loss_c": float(cls_real + cls_fake),
-                "loss_g_adv": float(adversarial), "loss_drr": float(drr_l1), "loss_total": float(total)}
+        values = {"loss_c_real": cls_real, "loss_c_fake": cls_fake, "loss_c": cls_real + cls_fake,
+                  "loss_g_adv": adversarial, "loss_drr": drr_l1, "loss_total": total}
+        return {k: float(v.detach()) for k, v in values.items()}
 
     def step(self, batch: Batch) -> dict[str, float]:
         self.generator.train()
