@@ -32,6 +32,33 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
+def _check_affine(path: Path, affine) -> None:
+    spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
+    if not np.all(np.isfinite(spacing) & (spacing > 0)):
+        raise SynthaugError(f"{path}: the affine gives voxel spacing {tuple(round(float(v), 4) for v in spacing)} mm; "
+                            "expected three positive spacings")
+
+
+def _check_voxel_size(path: Path, image) -> None:
+    """Reject zero voxel sizes that nibabel would silently replace by 1 mm.
+
+    Unless an sform gives the affine, it is built from ``pixdim``; nibabel's loader rewrites a
+    zero there to 1, which would project a wrong-sized patient without a word.
+    """
+    from nibabel.openers import ImageOpener
+
+    header = image.header
+    if "pixdim" not in header or int(header["sform_code"]) > 0:
+        return _check_affine(path, image.affine)
+    with ImageOpener(str(path)) as handle:
+        raw = image.header_class.from_fileobj(handle, check=False)
+    zooms = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    _check_affine(path, image.affine)
+    if not np.all(np.isfinite(zooms) & (np.abs(zooms) > 0)):
+        raise SynthaugError(f"{path}: voxel size (pixdim) {tuple(float(z) for z in zooms)} mm has a zero or "
+                            "non-finite entry; expected three non-zero spacings")
+
+
 def _canonical_array(path: Path, what: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     import nibabel as nib
 
@@ -39,9 +66,12 @@ def _canonical_array(path: Path, what: str) -> tuple[np.ndarray, np.ndarray, tup
         raise SynthaugError(f"{path}: no such NIfTI file ({what})")
     try:
         image = nib.load(str(path))
+        _check_voxel_size(path, image)
         axcodes = tuple(nib.aff2axcodes(image.affine))
         image = nib.as_closest_canonical(image)
         data = np.asarray(image.get_fdata(dtype=np.float32))
+    except SynthaugError:
+        raise
     except (EOFError, zlib.error) as exc:
         raise SynthaugError(f"{path}: truncated NIfTI file ({type(exc).__name__}: {exc}); expected a complete .nii/.nii.gz") from exc
     except Exception as exc:  # nibabel raises ImageFileError, OSError, ValueError ... for junk
