@@ -51,7 +51,7 @@ def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim, clas
     net = synth.config.network_config(images.image_shape)
     torch.manual_seed(0)
     renderer = ctprep.PairRenderer(volumes, create("projector", "siddon"), image_size=32, encoder_shape=net.volume_shape,
-                                   hu_window=(-1000, 1000), view="PA", sdd=1020, sid=510)
+                                   hu_window=(-1000, 1000), view="PA", sdd=1020, sid=850)
     mapping = ctprep.resolve_label_map(volumes.class_names, images.class_names, None, "test")
     labels = ctprep.image_labels_of(volumes, mapping)
     assert labels.tolist() == volumes.labels.tolist()  # ctsim's classes map to themselves
@@ -212,7 +212,7 @@ def test_drr_without_pose_is_the_siddon_radiograph_of_the_volume(ctsim):
     assert out.images.shape == (3, 1, 32, 32)
     first = int(out.source_index[0])
     volume = volumes[first]
-    geometry = ctprep.drr_geometry(volume, 32, view="PA", sdd=1020.0, sid=510.0)
+    geometry = ctprep.drr_geometry(volume, 32, view="PA", sdd=1020.0, sid=850.0)
     expected = create("projector", "siddon").project(volume, geometry, mode="radiograph")
     np.testing.assert_allclose(out.images[0], expected, atol=1e-6)
     assert out.origin[0] == volumes.origins[first]

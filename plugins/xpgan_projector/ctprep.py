@@ -20,7 +20,8 @@ from synthaug.errors import SynthaugError
 from synthaug.interfaces import Geometry
 
 AIR_HU = -1000.0
-_UNLABELED = {"", "unlabeled", "unlabelled", "unknown", "none"}
+# "ct" is what the nifti source names a folder of volumes without class subfolders
+_UNLABELED = {"", "ct", "unlabeled", "unlabelled", "unknown", "none"}
 _MOSMED_GRADE = re.compile(r"^ct-?([0-4])$", re.IGNORECASE)
 
 

@@ -32,7 +32,7 @@ class DRRConfig:
     projector: str = "siddon"
     view: str = "PA"  # quan2021's CXRs are frontal (AP and PA)
     sdd: float = 1020.0  # source-detector distance, mm (Geometry default)
-    sid: float = 510.0  # source-isocentre distance, mm
+    sid: float = 850.0  # source-isocentre distance, mm (Geometry default)
     max_rotation: float = 5.0  # degrees about each axis, uniform (liang2021's 5° augmentation)
     max_translation: float = 10.0  # mm along each axis, uniform
     label_map: dict | None = None  # CT class -> CXR class; None: same name, MosMed CT-0 -> normal, CT-1..4 -> covid
