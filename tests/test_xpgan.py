@@ -3,6 +3,7 @@ the projector, and balance end to end (ctsim and a MosMed-layout fixture)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -88,7 +89,8 @@ def test_fit_records_history_and_state(fitted, ctsim):
     synth, _ = fitted
     assert len(synth.history) == 4
     assert synth.state["label_map"] == {"covid": "covid", "normal": "normal", "viral": "viral"}
-    assert synth.state["network"]["volume_shape"] == [32, 32, 16] or synth.state["network"]["volume_shape"] == (32, 32, 16)
+    assert tuple(synth.state["network"]["volume_shape"]) == (32, 32, 16)
+    assert synth.state["network"]["image_size"] == 32
 
 
 # ---- generation, provenance, persistence ----------------------------------------------------------
@@ -118,6 +120,7 @@ def test_save_load_round_trip_gives_same_images(fitted, ctsim):
     a = synth.generate(images, "viral", 3, seed=1, volumes=volumes)
     b = loaded.generate(images, "viral", 3, seed=1, volumes=volumes)
     np.testing.assert_allclose(a.images, b.images, atol=1e-6)
+    assert len(json.loads((directory / "history.json").read_text())) == 4
     saved = torch.load(directory / "classifier.pt")
     assert saved["class_names"] == ["covid", "normal", "viral"] and saved["num_classes"] == 3
     with torch.no_grad():

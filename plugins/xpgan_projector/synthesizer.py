@@ -189,6 +189,7 @@ class XPGANSynthesizer(_FromVolumes):
                     f"synthesizer 'xpgan': volume {volumes.origins[i] or i} has shape {shape}; the encoder grid "
                     f"{net.volume_shape} needs at least {tuple(need)} voxels (min_volume_fraction="
                     f"{self.config.min_volume_fraction}); use a smaller volume_shape")
+        self._checked = (id(train), id(volumes))  # fit() need not load every volume again
 
     # ---- training ---------------------------------------------------------------------------
     def _device(self):
@@ -216,7 +217,8 @@ class XPGANSynthesizer(_FromVolumes):
         from .training import BatchSource, JointTrainer, ObjectiveConfig, run_training
 
         cfg = self.config
-        self.check(train, {}, volumes)
+        if getattr(self, "_checked", None) != (id(train), id(volumes)):
+            self.check(train, {}, volumes)
         mapping = self._mapping(train, volumes)
         net = cfg.network_config(train.image_shape)
         device = self._device()
@@ -298,6 +300,7 @@ class XPGANSynthesizer(_FromVolumes):
         (directory / "synthesizer.json").write_text(json.dumps(
             {"name": self.name, "config": config, "state": self.state,
              "history_last": self.history[-1] if self.history else {}}, indent=2, default=list))
+        (directory / "history.json").write_text(json.dumps(self.history))
 
     @classmethod
     def load(cls, directory, *, with_classifier: bool = True):
