@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="detector H = W (rays = size^2)")
     parser.add_argument("--pixel-spacing", type=float, default=3.0, help="mm at the detector")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="best of N timed runs, each side")
     parser.add_argument("--venv", type=Path, default=VENV)
     parser.add_argument("--setup", action="store_true", help="create DiffDRR's venv first")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
@@ -114,7 +114,7 @@ def main() -> None:
     from synthaug.data.sources.nifti import read_nifti
     from synthaug.imaging import MU_WATER, hu_to_mu
     from synthaug.interfaces import Geometry
-    from synthaug_plugins.siddon_drr.kernel import trace_rays
+    from synthaug_plugins.siddon_drr.kernel import trace
     from synthaug_plugins.siddon_drr.rays import index_rays
 
     numba.set_num_threads(args.threads)
@@ -124,8 +124,10 @@ def main() -> None:
     geometry = Geometry(sdd=SDD, sid=SID, height=args.size, width=args.size, pixel_spacing=args.pixel_spacing)
 
     def ours():
-        resolved, sources, targets, lengths = index_rays(geometry, mu.shape, volume.spacing)
-        return trace_rays(mu, sources, targets, lengths).reshape(args.size, args.size)
+        # What SiddonProjector.project runs: rays, then the kernel reading HU (mu per visited voxel).
+        resolved, sources, targets, lengths = index_rays(geometry, volume.hu.shape, volume.spacing)
+        values = trace(volume.hu, sources, targets, lengths, MU_WATER / 1000.0, MU_WATER)
+        return values.reshape(args.size, args.size)
 
     our_seconds = best_time(ours, args.repeats)
     image = ours().astype(np.float32)

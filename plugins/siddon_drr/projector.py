@@ -52,6 +52,7 @@ def check_volume(volume: Volume) -> np.ndarray:
     """The volume's HU as a C-contiguous float32 array, re-checked (a Volume's array is mutable)."""
     if not isinstance(volume, Volume):
         raise SynthaugError(f"project() needs a synthaug Volume (HU + spacing); got {type(volume).__name__}")
+    # C order keeps a ray's steps along y and z close in memory; read_nifti already returns C order.
     hu = np.ascontiguousarray(volume.hu, dtype=np.float32)
     if hu.ndim != 3:
         raise SynthaugError(f"volume {volume.origin or '?'} must be 3-D; got shape {hu.shape}")
@@ -90,11 +91,14 @@ class SiddonProjector(Projector):
 
     def line_integrals(self, hu: np.ndarray, spacing, geometry: Geometry) -> np.ndarray:
         """``(1, H, W)`` float32 integral of mu dl (mm^-1 x mm) on the numba CPU path."""
-        from .kernel import trace_rays
+        from .kernel import trace
 
-        mu = hu_to_mu(hu, self.config.mu_water)
-        geometry, sources, targets, lengths = index_rays(geometry, mu.shape, spacing)
-        values = trace_rays(mu, sources, targets, lengths)
+        mu_water = self.config.mu_water
+        if not mu_water > 0:
+            raise SynthaugError(f"mu_water must be > 0 (mm^-1); got {mu_water}")
+        geometry, sources, targets, lengths = index_rays(geometry, hu.shape, spacing)
+        # hu_to_mu applied per visited voxel: mu = max(mu_water * (1 + HU / 1000), 0)
+        values = trace(hu, sources, targets, lengths, mu_water / 1000.0, mu_water)
         return values.reshape(1, geometry.height, geometry.width).astype(np.float32)
 
     def _appearance(self, line_integrals, mode: str):

@@ -69,7 +69,8 @@ def _canonical_array(path: Path, what: str) -> tuple[np.ndarray, np.ndarray, tup
         _check_voxel_size(path, image)
         axcodes = tuple(nib.aff2axcodes(image.affine))
         image = nib.as_closest_canonical(image)
-        data = np.asarray(image.get_fdata(dtype=np.float32))
+        # NIfTI stores x fastest (Fortran order); C order once here saves every projector a copy.
+        data = np.ascontiguousarray(image.get_fdata(dtype=np.float32))
     except SynthaugError:
         raise
     except (EOFError, zlib.error) as exc:
