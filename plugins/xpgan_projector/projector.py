@@ -30,7 +30,7 @@ class XPGANProjector(Projector):
         super().__init__(config, **options)
         if not self.config.checkpoint:
             raise SynthaugError("projector 'xpgan' needs a trained generator: pass --checkpoint DIR "
-                                "(a directory saved by `synthaug fit --synth xpgan`)")
+                                "(a directory written by synthaug.balancing.fit_synthesizer(data, 'xpgan', DIR, ...))")
         from .synthesizer import XPGANSynthesizer
 
         self.synthesizer = XPGANSynthesizer.load(self.config.checkpoint, with_classifier=False)
