@@ -16,7 +16,7 @@ from synthaug.data.store import read_store
 from synthaug.errors import SynthaugError
 from xpgan_helpers import phantom_hu, register_small_classifier
 
-XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2)
+XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8])
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,7 @@ def test_balance_ctsim(ctsim, tmp_path, name, classifier):
 def test_balance_mosmed_layout(tmp_path, name, classifier):
     volumes = synthaug.load_volumes("mosmed", make_mosmed(tmp_path / "mosmed"))
     assert volumes.class_names == ("normal", "covid") and volumes.counts() == {"normal": 2, "covid": 4}
-    options = dict(XPGAN_FAST, classifier=classifier, volume_shape=[16, 16, 8]) if name == "xpgan" else {}
+    options = dict(XPGAN_FAST, classifier=classifier) if name == "xpgan" else {}
     result = synthaug.balance(two_class_images(), name, test_per_class=1, volumes=volumes, synth_options=options)
     train = result.train
     assert train.counts() == {"covid": 8, "normal": 8}
@@ -111,7 +111,7 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path, classifier):
     volumes = synthaug.load_volumes("mosmed", mosmed)
     images = synthaug.load_images("ctsim", preset="tiny")
     fit_synthesizer(images, "xpgan", tmp_path / "ckpt", test_per_class=1, volumes=volumes,
-                    synth_options=dict(XPGAN_FAST, classifier=classifier, volume_shape=[16, 16, 8]),
+                    synth_options=dict(XPGAN_FAST, classifier=classifier),
                     strategy={"covid": 12})
     study = next((mosmed / "studies" / "CT-2").iterdir())
     result = runner.invoke(main, ["project", "--projector", "xpgan", "--checkpoint", str(tmp_path / "ckpt"),
