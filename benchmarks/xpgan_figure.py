@@ -1,6 +1,6 @@
 """DRR vs G(CT) for the same ctsim volumes after a short CPU fit of xpgan; one JSON line of figures.
 
-    python benchmarks/xpgan_figure.py --preset tiny --steps 120 --out docs/images/xpgan_drr_vs_g.png
+    python benchmarks/xpgan_figure.py --preset tiny --steps 64 --batch-size 4 --out docs/images/xpgan_drr_vs_g.png
 
 Fits ``xpgan`` (``preset=small`` networks, classifier ``--classifier``) on ctsim's radiographs and
 volumes, then renders, for ``--per-class`` volumes of each class, the siddon DRR (the R(G) target,
@@ -30,12 +30,39 @@ def drr_and_g(synth, volumes, indices, size):
     return np.stack([p[1] for p in pairs]), g
 
 
+def register_small_cnn() -> str:
+    """``small-cnn``: two conv layers + linear head, for runs before/without a classifier plugin."""
+    import synthaug
+    from synthaug.interfaces import Classifier, WeightsReport
+
+    class SmallCNN(Classifier):
+        name = "small-cnn"
+
+        def build(self, in_channels, num_classes):
+            from torch import nn
+
+            return nn.Sequential(nn.Conv2d(in_channels, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                 nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(16, num_classes))
+
+        def load_weights(self, model, path):
+            return WeightsReport(str(path))
+
+    class Plugin:
+        @synthaug.hookimpl
+        def register_classifiers(self, register):
+            register("small-cnn", SmallCNN, summary="benchmark: a small CNN")
+
+    synthaug.register_plugin(Plugin(), "xpgan-figure")
+    return "small-cnn"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", help="ctsim preset (tiny: 32 px, demo: 64 px)")
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--classifier", default="densenet121")
+    parser.add_argument("--classifier", default="densenet121", help="a registered classifier, or small-cnn")
     parser.add_argument("--per-class", type=int, default=2)
     parser.add_argument("--out", default="docs/images/xpgan_drr_vs_g.png")
     args = parser.parse_args()
@@ -49,6 +76,8 @@ def main() -> None:
     from synthaug.registry import create
 
     torch.set_num_threads(2)
+    if args.classifier == "small-cnn":
+        register_small_cnn()
     images = synthaug.load_images("ctsim", preset=args.preset)
     volumes = synthaug.load_volumes("ctsim", preset=args.preset)
     size = images.image_shape[1]
