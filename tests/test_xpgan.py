@@ -19,7 +19,8 @@ from synthaug_plugins.xpgan_projector import ctprep
 from xpgan_helpers import phantom_hu, register_small_classifier
 
 # small networks on a 16x16x8 encoder grid (32 px images): the 3-D convolutions dominate CPU time
-SMALL = dict(preset="small", batch_size=4, poses_per_volume=2, volume_shape=[16, 16, 8])
+SMALL = dict(preset="small", batch_size=4, poses_per_volume=2, volume_shape=[16, 16, 8],
+             classifier="densenet121", classifier_options={"width": 0.25})
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +29,10 @@ def ctsim():
     return synthaug.load_images("ctsim", preset="tiny"), synthaug.load_volumes("ctsim", preset="tiny")
 
 
-@pytest.fixture(autouse=True)
-def classifier():
-    """Registered after conftest's per-test registry reset."""
-    return register_small_classifier()
-
-
 @pytest.fixture(scope="module")
 def fitted(ctsim, tmp_path_factory):
     images, volumes = ctsim
-    synth = create("synthesizer", "xpgan", classifier=register_small_classifier(), max_steps=4, r1_gamma=0.0, **SMALL)
+    synth = create("synthesizer", "xpgan", max_steps=4, r1_gamma=0.0, **SMALL)
     synth.fit(images, volumes)
     directory = tmp_path_factory.mktemp("xpgan-ckpt")
     synth.save(directory)
@@ -45,11 +40,11 @@ def fitted(ctsim, tmp_path_factory):
 
 
 # ---- the objective -------------------------------------------------------------------------------
-def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim, classifier):
+def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim):
     from synthaug_plugins.xpgan_projector.training import BatchSource, JointTrainer, ObjectiveConfig
 
     images, volumes = ctsim
-    synth = create("synthesizer", "xpgan", classifier=classifier, **SMALL)
+    synth = create("synthesizer", "xpgan", **SMALL)
     net = synth.config.network_config(images.image_shape)
     torch.manual_seed(0)
     renderer = ctprep.PairRenderer(volumes, create("projector", "siddon"), image_size=32, encoder_shape=net.volume_shape,
@@ -61,7 +56,8 @@ def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim, clas
     source = BatchSource(images.images, images.labels, renderer, np.arange(len(volumes)), labels, identity, 4,
                          np.random.default_rng(0), torch.device("cpu"))
     steps = 8
-    trainer = JointTrainer(net, synth._build_classifier(1, 3), ObjectiveConfig(r1_interval=4), steps,
+    small_cnn = create("classifier", register_small_classifier()).build(1, 3)
+    trainer = JointTrainer(net, small_cnn, ObjectiveConfig(r1_interval=4), steps,
                            torch.device("cpu"))
     held_out = [renderer.pair(i, (0.0,) * 6) for i in range(0, len(volumes), 4)]
     ct = torch.from_numpy(np.stack([p[0] for p in held_out]))
@@ -122,8 +118,14 @@ def test_save_load_round_trip_gives_same_images(fitted, ctsim):
     b = loaded.generate(images, "viral", 3, seed=1, volumes=volumes)
     np.testing.assert_allclose(a.images, b.images, atol=1e-6)
     assert len(json.loads((directory / "history.json").read_text())) == 4
-    saved = torch.load(directory / "classifier.pt")
-    assert saved["class_names"] == ["covid", "normal", "viral"] and saved["num_classes"] == 3
+    run = json.loads((directory / "classifier" / "manifest.json").read_text())  # C as a `synthaug train` run
+    assert run["config"]["classifier"] == "densenet121" and run["data"]["class_names"] == ["covid", "normal", "viral"]
+    assert run["data"]["image_shape"] == [1, 32, 32]
+    from synthaug.evaluation import load_model
+
+    model, _ = load_model(directory / "classifier")
+    for name, value in synth.classifier.state_dict().items():
+        assert torch.equal(model.state_dict()[name].cpu(), value.cpu()), name
     with torch.no_grad():
         logits = loaded.classifier.eval()(torch.from_numpy(images.images[:4]))
     assert logits.shape == (4, 3)

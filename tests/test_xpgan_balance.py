@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +15,10 @@ from synthaug.cli import main
 from synthaug.data.imageset import ImageSet
 from synthaug.data.store import read_store
 from synthaug.errors import SynthaugError
-from xpgan_helpers import phantom_hu, register_small_classifier
+from xpgan_helpers import phantom_hu
 
-XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8])
-
-
-@pytest.fixture(autouse=True)
-def classifier():
-    return register_small_classifier()
+XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8],
+                  classifier="densenet121", classifier_options={"width": 0.25})
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +62,9 @@ def assert_synthetic_from_volumes(train: ImageSet, name: str, volumes, target: s
 
 
 @pytest.mark.parametrize("name", ["xpgan", "drr"])
-def test_balance_ctsim(ctsim, tmp_path, name, classifier):
+def test_balance_ctsim(ctsim, tmp_path, name):
     images, volumes = ctsim
-    options = dict(XPGAN_FAST, classifier=classifier) if name == "xpgan" else {}
+    options = XPGAN_FAST if name == "xpgan" else {}
     result = synthaug.balance(images, name, test_per_class=1, volumes=volumes, synth_options=options,
                               out=tmp_path / "b.h5")
     train = read_store(tmp_path / "b.h5", "train")
@@ -78,10 +75,10 @@ def test_balance_ctsim(ctsim, tmp_path, name, classifier):
 
 
 @pytest.mark.parametrize("name", ["xpgan", "drr"])
-def test_balance_mosmed_layout(tmp_path, name, classifier):
+def test_balance_mosmed_layout(tmp_path, name):
     volumes = synthaug.load_volumes("mosmed", make_mosmed(tmp_path / "mosmed"))
     assert volumes.class_names == ("normal", "covid") and volumes.counts() == {"normal": 2, "covid": 4}
-    options = dict(XPGAN_FAST, classifier=classifier) if name == "xpgan" else {}
+    options = XPGAN_FAST if name == "xpgan" else {}
     result = synthaug.balance(two_class_images(), name, test_per_class=1, volumes=volumes, synth_options=options)
     train = result.train
     assert train.counts() == {"covid": 8, "normal": 8}
@@ -97,7 +94,7 @@ def test_balance_refuses_unlabeled_nifti_before_training(tmp_path):
         synthaug.balance(two_class_images(), "drr", test_per_class=1, volumes=volumes)
 
 
-def test_cli_balance_drr_and_xpgan_fit_project(tmp_path, classifier):
+def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     runner = CliRunner()
     mosmed = make_mosmed(tmp_path / "mosmed")
     common = ["--data", "ctsim", "--source-option", "preset=tiny", "--volumes", "mosmed", "--volumes-dir", str(mosmed),
@@ -111,8 +108,16 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path, classifier):
     volumes = synthaug.load_volumes("mosmed", mosmed)
     images = synthaug.load_images("ctsim", preset="tiny")
     fit_synthesizer(images, "xpgan", tmp_path / "ckpt", test_per_class=1, volumes=volumes,
-                    synth_options=dict(XPGAN_FAST, classifier=classifier),
+                    synth_options=XPGAN_FAST,
                     strategy={"covid": 12})
+    # the jointly trained C is a training run that `synthaug evaluate` measures on a balanced store
+    synthaug.balance(images, "xpgan", test_per_class=1, volumes=volumes, synth_checkpoint=tmp_path / "ckpt",
+                     strategy={"covid": 12}, out=tmp_path / "x.h5")
+    result = runner.invoke(main, ["--quiet", "evaluate", "--run", str(tmp_path / "ckpt" / "classifier"),
+                                  "--data", str(tmp_path / "x.h5")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ckpt" / "classifier" / "metrics-test-x.json").read_text())
+    assert sum(map(sum, metrics["confusion"])) == 3  # one real test image per class
     study = next((mosmed / "studies" / "CT-2").iterdir())
     result = runner.invoke(main, ["project", "--projector", "xpgan", "--checkpoint", str(tmp_path / "ckpt"),
                                   "--volume", str(study), "--size", "32", "--out", str(tmp_path / "x.png")])

@@ -18,6 +18,9 @@ from synthaug.progress import bar
 
 from . import ctprep
 
+#: Sub-directory of an xpgan checkpoint holding C as a training run (``synthaug evaluate --run DIR/classifier``).
+CLASSIFIER_RUN = "classifier"
+
 
 def pick_volumes(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` volume indices, each used once per shuffled round before any is used again."""
@@ -128,6 +131,7 @@ class XPGANConfig(DRRConfig):
     r1_gamma: float = 10.0  # StyleGAN2 lazy R1 (docs/xpgan.md); 0 disables
     r1_interval: int = 16
     classifier: str = "densenet121"  # quan2021: DenseNet121, trained jointly
+    classifier_options: dict | None = None  # options of the classifier plugin (e.g. {"width": 0.25} in tests)
     classifier_weights: str | None = None  # local ImageNet state dict for C (quan2021 starts from ImageNet)
     poses_per_volume: int = 8  # training poses per volume (pose 0 the identity)
     min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
@@ -202,7 +206,7 @@ class XPGANSynthesizer(_FromVolumes):
     def _build_classifier(self, channels: int, num_classes: int):
         from synthaug.registry import create
 
-        plugin = create("classifier", self.config.classifier)
+        plugin = create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
         model = plugin.build(channels, num_classes)
         if self.config.classifier_weights:
             plugin.load_weights(model, self.config.classifier_weights)
@@ -239,7 +243,7 @@ class XPGANSynthesizer(_FromVolumes):
         classifier = self._build_classifier(net.image_channels, len(train.class_names))
         objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
                                     r1_interval=cfg.r1_interval)
-        trainer = JointTrainer(net, classifier, objective, total, device)
+        trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed)
         self.history = run_training(trainer, source, total)
         self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
         self.state = {"network": asdict(net), "class_names": list(train.class_names),
@@ -293,14 +297,32 @@ class XPGANSynthesizer(_FromVolumes):
         torch.save({"generator": self.generator.state_dict(),
                     "discriminator": self._trainer.discriminator.state_dict() if hasattr(self, "_trainer") else None},
                    directory / "xpgan.pt")
-        torch.save({"classifier": self.config.classifier, "in_channels": self.generator.config.image_channels,
-                    "num_classes": len(self.state["class_names"]), "class_names": self.state["class_names"],
-                    "state_dict": self.classifier.state_dict()}, directory / "classifier.pt")
+        self._save_classifier_run(directory / CLASSIFIER_RUN)
         config = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
         (directory / "synthesizer.json").write_text(json.dumps(
             {"name": self.name, "config": config, "state": self.state,
              "history_last": self.history[-1] if self.history else {}}, indent=2, default=list))
         (directory / "history.json").write_text(json.dumps(self.history))
+
+    def _save_classifier_run(self, run: Path) -> None:
+        """C as a training run (the layout ``synthaug.train`` writes), so ``synthaug evaluate --run`` takes it."""
+        import torch
+
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+        torch.save({"model": self.classifier.state_dict(), "epoch": self.state["steps"]}, run / "checkpoints" / "best.pt")
+        manifest = {
+            "kind": "synthaug-train-run", "trained_by": "xpgan (joint with G and D, quan2021)",
+            "config": {"classifier": self.config.classifier, "classifier_options": self.config.classifier_options or {},
+                       "batch_size": self.config.batch_size, "device": self.config.device, "positive_class": None,
+                       "seed": self.config.seed},
+            "classifier": {"name": self.config.classifier},
+            # no store of its own: the images came from the balance call's training split
+            "data": {"path": "", "class_names": self.state["class_names"],
+                     "image_shape": [self.generator.config.image_channels] + self.state["image_shape"][1:]},
+            "weights": None, "history": [], "best": {"epoch": self.state["steps"], "score": None},
+            "status": "finished",
+        }
+        (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
     @classmethod
     def load(cls, directory, *, with_classifier: bool = True):
@@ -320,8 +342,9 @@ class XPGANSynthesizer(_FromVolumes):
         synth.generator = Generator(NetworkConfig(**synth.state["network"]))
         synth.generator.load_state_dict(torch.load(directory / "xpgan.pt", map_location="cpu")["generator"])
         synth.generator.to(synth._device())
-        if with_classifier and (directory / "classifier.pt").is_file():
-            saved = torch.load(directory / "classifier.pt", map_location="cpu")
-            synth.classifier = synth._build_classifier(saved["in_channels"], saved["num_classes"])
-            synth.classifier.load_state_dict(saved["state_dict"])
+        best = directory / CLASSIFIER_RUN / "checkpoints" / "best.pt"
+        if with_classifier and best.is_file():
+            synth.classifier = synth._build_classifier(synth.generator.config.image_channels,
+                                                       len(synth.state["class_names"]))
+            synth.classifier.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
         return synth

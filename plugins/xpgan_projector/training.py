@@ -53,8 +53,9 @@ class JointTrainer:
     """Holds G, D, C and their optimizers; ``step(batch)`` is one D update then one joint G+C update."""
 
     def __init__(self, network_config: NetworkConfig, classifier: torch.nn.Module, objective: ObjectiveConfig,
-                 total_steps: int, device: torch.device):
+                 total_steps: int, device: torch.device, seed: int = 0):
         self.config, self.objective, self.device = network_config, objective, device
+        torch.manual_seed(seed)  # G and D start the same whatever classifier was built before them
         self.generator = Generator(network_config).to(device)
         self.discriminator = Discriminator(network_config).to(device)
         self.classifier = classifier.to(device)
