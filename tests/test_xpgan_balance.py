@@ -15,10 +15,15 @@ from synthaug.cli import main
 from synthaug.data.imageset import ImageSet
 from synthaug.data.store import read_store
 from synthaug.errors import SynthaugError
-from xpgan_helpers import phantom_hu
+from xpgan_helpers import phantom_hu, register_small_classifier
 
 XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8],
-                  classifier="densenet121", classifier_options={"width": 0.25})
+                  classifier="xpgan-test-cnn")
+
+
+@pytest.fixture(autouse=True)
+def small_cnn():
+    return register_small_classifier()
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,7 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     volumes = synthaug.load_volumes("mosmed", mosmed)
     images = synthaug.load_images("ctsim", preset="tiny")
     fit_synthesizer(images, "xpgan", tmp_path / "ckpt", test_per_class=1, volumes=volumes,
-                    synth_options=XPGAN_FAST,
+                    synth_options=dict(XPGAN_FAST, classifier="densenet121", classifier_options={"width": 0.25}),
                     strategy={"covid": 12})
     # the jointly trained C is a training run that `synthaug evaluate` measures on a balanced store
     synthaug.balance(images, "xpgan", test_per_class=1, volumes=volumes, synth_checkpoint=tmp_path / "ckpt",
