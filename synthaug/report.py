@@ -53,6 +53,8 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (training, and validation where there was a validation split)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     for key, style, label in (("train_loss", "-o", "train"), ("val_loss", "--s", "validation")):
@@ -66,6 +68,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
         for epoch in stages:  # where liang2021's fine-tuning stage starts
             ax.axvline(epoch - 0.5, color="grey", linewidth=0.8, linestyle=":")
         ax.set(xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     acc_ax.set_ylim(0, 1.02)

@@ -272,6 +272,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
     config = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
     data, run = Path(data), Path(out)
+    entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
     info = store_info(data)
     if "train" not in info["splits"] or "test" not in info["splits"]:
         raise SynthaugError(f"{data}: training needs a 'train' and a 'test' split; the store has "
@@ -290,7 +291,6 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     elif last_path.exists() or manifest_path.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
 
-    entry = get_registry().entry("classifier", config.classifier)
     classifier = entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
     dataset = open_store(data, "train")
@@ -342,7 +342,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             current_stage = stage
         train_mode(model, trainable)
         order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
-        loss_sum, correct, seen, started = 0.0, 0, 0, time.perf_counter()
+        loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
+        step_seconds, step_started = [], started  # per batch, data reading and augmentation included
         with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
                           -(-len(order) // config.batch_size)) as bar:
             for images, targets in loader(dataset, order, config.batch_size, config.num_workers):
@@ -358,11 +359,15 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 correct += int((logits.argmax(1) == targets).sum())
                 seen += len(targets)
                 bar.update(loss=loss.item())
-        train_seconds = time.perf_counter() - started
+                step_seconds.append(time.perf_counter() - step_started)
+                step_started = time.perf_counter()
+        train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         scheduler.step()
         record = {"epoch": epoch, "stage": stage, "lr": optimizer.param_groups[0]["lr"],
                   "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                   "train_seconds": train_seconds, "train_images_per_s": seen / train_seconds if train_seconds else None,
+                  "train_step_seconds_median": float(np.median(step_seconds)) if step_seconds else None,
+                  "train_cpu_seconds": train_cpu_seconds,  # CPU time of this process (shared machines)
                   "val_loss": None, "val_accuracy": None, "val_macro_f1": None}
         if len(val_idx):
             from .metrics import classification_metrics

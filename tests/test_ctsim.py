@@ -63,6 +63,14 @@ def test_example_ct_source_resamples_and_keeps_labels():
     assert v.hu.shape == v.mask.shape == (64, 64, 32)
     assert v.spacing == pytest.approx((360 / 64, 360 / 64, 332.5 / 32))
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
+    from synthaug.data.sources.example_ct import _parse_size
+    from synthaug.interfaces import SourceOptions
+
+    assert _parse_size(SourceOptions(size=32)) == (32, 32, 30)  # keeps the 360 x 360 x 332.5 mm aspect
+    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ"):
+        synthaug.load_volumes("example-ct", volume_size="64x64")
+    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ; got 'big'"):
+        synthaug.load_volumes("example-ct", volume_size="big")
 
 
 def test_example_ct_missing_names_the_install_command(monkeypatch):
@@ -149,6 +157,9 @@ def test_volumes_are_labeled_and_resampled(tiny):
     volumes = synthaug.load_volumes("ctsim", preset="tiny", seed=0)
     assert len(volumes) == 28 and np.array_equal(volumes.labels, data.labels)
     assert list(volumes.patient_ids) == list(data.patient_ids)
+    from synthaug.data.ctsim import generate as gen
+
+    assert gen.config_from_options(None, 0, {"preset": "tiny", "image_size": 48}).size == 48
     v = volumes[int(np.flatnonzero(data.labels == 0)[0])]
     assert v.hu.shape == v.mask.shape == (32, 32, 16) and v.label == 0
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
@@ -216,6 +227,9 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
     v, c = viral.weight > 0.5, covid.weight > 0.5
     assert patient.hilum_mm[v].mean() < patient.hilum_mm[c].mean()  # perihilar vs peripheral
     assert patient.pleura_mm[v].mean() > patient.pleura_mm[c].mean()
+    midline = np.argwhere(patient.lung)[:, 0].mean()
+    lateral_mm = np.abs(np.arange(patient.lung.shape[0]) - midline)[:, None, None] * patient.spacing[0] * np.ones(v.shape)
+    assert lateral_mm[c].mean() > lateral_mm[v].mean() + 10  # covid: outer lung; viral: near the hila
 
 
 # ---- bad input ----------------------------------------------------------------------------------

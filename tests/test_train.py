@@ -39,9 +39,12 @@ def store(tmp_path_factory):
     return shapes_store(tmp_path_factory.mktemp("data") / "shapes.h5", n_train=6, n_test=3)
 
 
-@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
-def test_one_epoch_writes_a_complete_run(store, tmp_path, name):
-    run = train(store, tmp_path / "run", classifier=name, epochs=1, batch_size=4, classifier_options=TINY)
+@pytest.mark.parametrize("name, optimizer", [("resnet50", "adam"), ("densenet121", "sgd")])
+def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
+    run = train(store, tmp_path / "run", classifier=name, epochs=1, batch_size=4, optimizer=optimizer,
+                classifier_options=TINY)
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"][0].get(
+        "momentum") == (0.9 if optimizer == "sgd" else None)
     assert {p.name for p in run.iterdir()} == {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
     manifest = json.loads((run / "manifest.json").read_text())
@@ -165,3 +168,20 @@ def test_cli_train_resume_and_evaluate(store, tmp_path):
     assert bad.exit_code == 2 and "no split 'validation'" in bad.output
     missing = runner.invoke(main, ["--quiet", "train", "--data", str(store), "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "missing --classifier NAME" in missing.output
+    other = shapes_store(tmp_path / "other.h5", n_train=2, n_test=2, classes=("bacterial", "normal"))
+    wrong = runner.invoke(main, ["--quiet", "evaluate", "--run", str(out), "--data", str(other)])
+    assert wrong.exit_code == 2 and "other.h5: classes ['bacterial', 'normal'] differ from the run's ['covid', 'normal']" in wrong.output
+    nothing = runner.invoke(main, ["--quiet", "evaluate", "--run", str(tmp_path)])
+    assert nothing.exit_code == 2 and "not a training run (no manifest.json)" in nothing.output
+
+
+def test_device_choice():
+    from synthaug.train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(SynthaugError, match="device must be one of auto, cpu, cuda; got 'tpu'"):
+        TrainConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SynthaugError, match="--device cuda: no CUDA device is available"):
+            resolve_device("cuda")

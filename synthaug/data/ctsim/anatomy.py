@@ -17,9 +17,8 @@ resampling so that zero padding is air.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -207,10 +206,6 @@ def make_patient(reference: Anatomy, variation: PatientVariation, seed: int) -> 
     bone = hu > 200
     hu = np.where(bone, 200 + (hu - 200) * rng.uniform(*variation.bone_density), hu)
     return Anatomy(hu.astype(np.float32), labels, warped[1] * lung, warped[2], reference.spacing, reference.lobes)
-
-
-def anatomy_key(variation: PatientVariation) -> str:
-    return hashlib.sha256(json.dumps(asdict(variation), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def check_variation(variation: PatientVariation) -> None:
