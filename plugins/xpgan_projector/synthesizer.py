@@ -1,0 +1,350 @@
+"""Synthesizers ``xpgan`` (quan2021: G(CT) of labeled volumes, G trained jointly with D and C) and
+``drr`` (the paper's "DenseNet121 + DRR" baseline: plain ``siddon`` radiographs of the volumes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from synthaug.data.imageset import ImageSet
+from synthaug.data.volumes import VolumeSet
+from synthaug.errors import SynthaugError
+from synthaug.interfaces import Synthesizer
+from synthaug.progress import bar
+
+from . import ctprep
+
+#: Sub-directory of an xpgan checkpoint holding C as a training run (``synthaug evaluate --run DIR/classifier``).
+CLASSIFIER_RUN = "classifier"
+
+
+def pick_volumes(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` volume indices, each used once per shuffled round before any is used again."""
+    rounds = -(-n // len(candidates))
+    return np.concatenate([rng.permutation(candidates) for _ in range(rounds)])[:n]
+
+
+@dataclass
+class DRRConfig:
+    """Pose variety and geometry of the baseline's DRRs (quan2021 §3.2 renders with Siddon's method)."""
+
+    projector: str = "siddon"
+    view: str = "PA"  # quan2021's CXRs are frontal (AP and PA)
+    sdd: float = 1020.0  # source-detector distance, mm (Geometry default)
+    sid: float = 850.0  # source-isocentre distance, mm (Geometry default)
+    max_rotation: float = 5.0  # degrees about each axis, uniform (liang2021's 5° augmentation)
+    max_translation: float = 10.0  # mm along each axis, uniform
+    label_map: dict | None = None  # CT class -> CXR class; None: same name, MosMed CT-0 -> normal, CT-1..4 -> covid
+
+
+class _FromVolumes(Synthesizer):
+    needs_volumes = True
+
+    def _mapping(self, train: ImageSet, volumes: VolumeSet) -> dict[int, int]:
+        ctprep.check_labeled(volumes, f"synthesizer {self.name!r}")
+        return ctprep.resolve_label_map(volumes.class_names, train.class_names, self.config.label_map,
+                                        f"synthesizer {self.name!r}")
+
+    def check(self, train, deficits, volumes=None):
+        super().check(train, deficits, volumes)
+        mapping = self._mapping(train, volumes)
+        ctprep.check_deficits_covered(volumes, mapping, train.class_names, deficits, f"synthesizer {self.name!r}")
+
+    def _sources(self, train: ImageSet, target: str, n: int, volumes: VolumeSet | None, rng) -> np.ndarray:
+        if volumes is None or len(volumes) == 0:
+            raise SynthaugError(f"synthesizer {self.name!r} needs labeled CT volumes; pass --volumes SOURCE")
+        mapping = self._mapping(train, volumes)
+        ctprep.check_deficits_covered(volumes, mapping, train.class_names, {target: n}, f"synthesizer {self.name!r}")
+        labels = ctprep.image_labels_of(volumes, mapping)
+        return pick_volumes(np.flatnonzero(labels == train.class_index(target)), n, rng)
+
+    @staticmethod
+    def _result(train: ImageSet, target: str, images: np.ndarray, volumes: VolumeSet, idx: np.ndarray) -> ImageSet:
+        origins = [volumes.origins[i] or f"volume {i}" for i in idx]
+        return ImageSet(images, np.full(len(idx), train.class_index(target)), train.class_names,
+                        volumes.patient_ids[idx], origin=origins, source_index=idx)
+
+
+def fit_to(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """(N, c, s, s) in [0, 1] -> (N, C, H, W): channels repeated, resized with antialiasing, clipped."""
+    import torch
+    import torch.nn.functional as F
+
+    channels, height, width = shape
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    if x.shape[1] != channels:
+        x = x.mean(1, keepdim=True).repeat(1, channels, 1, 1)
+    if tuple(x.shape[-2:]) != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return x.clamp(0, 1).numpy()
+
+
+class DRRSynthesizer(_FromVolumes):
+    """Siddon DRRs (radiograph mode) of the class's volumes, each in a random pose."""
+
+    name = "drr"
+    Config = DRRConfig
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        from synthaug.registry import create
+
+        rng = np.random.default_rng(seed)
+        idx = self._sources(train, target, n, volumes, rng)
+        channels, height, width = train.image_shape
+        size = max(height, width)
+        renderer = ctprep.PairRenderer(volumes, create("projector", self.config.projector), image_size=size,
+                                       encoder_shape=(size, size, size), hu_window=(-1000, 1000),
+                                       view=self.config.view, sdd=self.config.sdd, sid=self.config.sid,
+                                       cache_mb=0, with_encoder=False)
+        out = np.empty((n, 1, size, size), np.float32)
+        with bar(f"drr {target}", n) as progress:
+            for k, i in enumerate(idx):
+                pose = ctprep.random_pose(rng, self.config.max_rotation, self.config.max_translation)
+                out[k] = renderer.pair(int(i), pose)[1]
+                progress.update()
+        return self._result(train, target, fit_to(out, train.image_shape), volumes, idx)
+
+
+@dataclass
+class XPGANConfig(DRRConfig):
+    """quan2021's settings; sizes default to the paper's (CT 256x256x64 -> CXR 256).
+
+    ``preset="small"`` takes the narrow CPU networks of ``NetworkConfig.small`` (CT SxSx(S/2) -> S) for
+    the decoder size S; any network field set explicitly overrides the preset.
+    """
+
+    preset: str = "paper"  # "paper" (StyleGAN2 widths) or "small"
+    image_size: int | None = None  # decoder resolution; None: next power of two >= the training images
+    volume_shape: tuple | None = None  # encoder grid (X, Y, Z); None: (256, 256, 64) paper, (S, S, S/2) small
+    latent_dim: int | None = None  # None: 512 paper, 64 small
+    channel_max: int | None = None  # None: 512 paper, 32 small
+    hu_window: tuple = (-1000.0, 1000.0)  # HU clipped to this window, then mapped to [-1, 1]
+    lambda_drr: float = 2.0  # quan2021: λ = 2
+    lr: float = 0.002  # quan2021: all networks, cosine annealing
+    epochs: int = 300  # quan2021: 300 epochs (an epoch = one pass over the real training CXRs)
+    max_steps: int | None = None  # cap on joint steps (CPU runs)
+    batch_size: int = 16  # not given in quan2021
+    r1_gamma: float = 10.0  # StyleGAN2 lazy R1 (docs/xpgan.md); 0 disables
+    r1_interval: int = 16
+    classifier: str = "densenet121"  # quan2021: DenseNet121, trained jointly
+    classifier_options: dict | None = None  # options of the classifier plugin (e.g. {"width": 0.25} in tests)
+    classifier_weights: str | None = None  # local ImageNet state dict for C (quan2021 starts from ImageNet)
+    poses_per_volume: int = 8  # training poses per volume (pose 0 the identity)
+    min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
+    cache_mb: float = 1024.0  # rendered (CT, DRR) training pairs kept in memory
+    device: str = "auto"  # "auto": cuda if available
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("paper", "small"):
+            raise SynthaugError(f"xpgan: preset must be 'paper' or 'small'; got {self.preset!r}")
+        if self.volume_shape is not None:
+            self.volume_shape = tuple(int(v) for v in self.volume_shape)
+        self.hu_window = tuple(float(v) for v in self.hu_window)
+        if len(self.hu_window) != 2 or not self.hu_window[0] < self.hu_window[1]:
+            raise SynthaugError(f"xpgan: hu_window must be (low, high) with low < high; got {self.hu_window}")
+        if self.batch_size < 1 or self.epochs < 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise SynthaugError("xpgan: batch_size, epochs and max_steps must be >= 1")
+
+    def network_config(self, image_shape: tuple[int, int, int]):
+        from .networks import NetworkConfig
+
+        channels, height, width = image_shape
+        size = self.image_size or max(8, 2 ** math.ceil(math.log2(max(height, width))))
+        explicit = {k: v for k, v in (("volume_shape", self.volume_shape), ("latent_dim", self.latent_dim),
+                                      ("channel_max", self.channel_max)) if v is not None}
+        if self.preset == "small":
+            return NetworkConfig.small(size, image_channels=channels, **explicit)
+        return NetworkConfig(image_size=size, image_channels=channels, **explicit)
+
+
+class XPGANSynthesizer(_FromVolumes):
+    """G(CT) of the class's labeled volumes; G, D and the classifier C trained jointly (quan2021)."""
+
+    name = "xpgan"
+    Config = XPGANConfig
+    trainable = True
+
+    def __init__(self, config=None, **options):
+        super().__init__(config, **options)
+        self.generator = None
+        self.classifier = None
+        self.state: dict = {}
+        self.history: list[dict[str, float]] = []
+
+    # ---- checks -----------------------------------------------------------------------------
+    def check(self, train, deficits, volumes=None):
+        super().check(train, deficits, volumes)
+        net = self.config.network_config(train.image_shape)
+        if min(train.image_shape[1:]) < 8:
+            raise SynthaugError(f"synthesizer 'xpgan': images of {train.image_shape[1]}x{train.image_shape[2]} "
+                                f"pixels are too small; need at least 8x8")
+        mapped = np.flatnonzero(ctprep.image_labels_of(volumes, self._mapping(train, volumes)) >= 0)
+        need = [math.ceil(self.config.min_volume_fraction * e) for e in net.volume_shape]
+        shapes = volumes.meta.get("shape")
+        for i in mapped:
+            shape = tuple(int(s) for s in (shapes[i] if shapes is not None else volumes[i].hu.shape))
+            if any(s < m for s, m in zip(shape, need)):
+                raise SynthaugError(
+                    f"synthesizer 'xpgan': volume {volumes.origins[i] or i} has shape {shape}; the encoder grid "
+                    f"{net.volume_shape} needs at least {tuple(need)} voxels (min_volume_fraction="
+                    f"{self.config.min_volume_fraction}); use a smaller volume_shape")
+        self._checked = (id(train), id(volumes))  # fit() need not load every volume again
+
+    # ---- training ---------------------------------------------------------------------------
+    def _device(self):
+        import torch
+
+        wanted = self.config.device
+        return torch.device("cuda" if wanted == "auto" and torch.cuda.is_available() else
+                            ("cpu" if wanted == "auto" else wanted))
+
+    def _build_classifier(self, channels: int, num_classes: int):
+        from synthaug.registry import create
+
+        plugin = create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
+        model = plugin.build(channels, num_classes)
+        if self.config.classifier_weights:
+            plugin.load_weights(model, self.config.classifier_weights)
+        return model
+
+    def fit(self, train, volumes=None):
+        import torch
+
+        from synthaug.registry import create
+
+        from .networks import NetworkConfig  # noqa: F401  (import error surfaces before any rendering)
+        from .training import BatchSource, JointTrainer, ObjectiveConfig, run_training
+
+        cfg = self.config
+        if getattr(self, "_checked", None) != (id(train), id(volumes)):
+            self.check(train, {}, volumes)
+        mapping = self._mapping(train, volumes)
+        net = cfg.network_config(train.image_shape)
+        device = self._device()
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        real = train.subset(np.flatnonzero(train.synth == "real"))
+        real_images = fit_to(real.images, (net.image_channels, net.image_size, net.image_size))
+        labels = ctprep.image_labels_of(volumes, mapping)
+        used = np.flatnonzero(labels >= 0)
+        poses = [[(0.0,) * 6] + [ctprep.random_pose(rng, cfg.max_rotation, cfg.max_translation)
+                                  for _ in range(cfg.poses_per_volume - 1)] for _ in used]
+        renderer = ctprep.PairRenderer(volumes, create("projector", cfg.projector), image_size=net.image_size,
+                                       encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
+                                       sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
+        source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng, device)
+        total = source.steps_per_epoch * cfg.epochs
+        total = min(total, cfg.max_steps) if cfg.max_steps else total
+        classifier = self._build_classifier(net.image_channels, len(train.class_names))
+        objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
+                                    r1_interval=cfg.r1_interval)
+        trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed)
+        self.history = run_training(trainer, source, total)
+        self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
+        self.state = {"network": asdict(net), "class_names": list(train.class_names),
+                      "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
+                      "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
+                      "steps": total}
+
+    # ---- generation -------------------------------------------------------------------------
+    def render(self, volume_batch: np.ndarray, seed: int):
+        """G on (B, 1, X, Y, Z) in [-1, 1] -> (B, C, S, S) in [0, 1]."""
+        import torch
+
+        from .networks import to_unit_range
+
+        self.generator.eval()
+        device = next(self.generator.parameters()).device
+        noise = torch.Generator(device="cpu").manual_seed(int(seed))
+        with torch.no_grad():
+            out = to_unit_range(self.generator(torch.from_numpy(volume_batch).to(device), noise))
+        return out.clamp(0, 1).cpu().numpy()
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        if self.generator is None:
+            raise SynthaugError("synthesizer 'xpgan' is not fitted: call fit() or load a checkpoint")
+        rng = np.random.default_rng(seed)
+        idx = self._sources(train, target, n, volumes, rng)
+        net = self.generator.config
+        renderer = ctprep.PairRenderer(volumes, None, image_size=net.image_size, encoder_shape=net.volume_shape,
+                                       hu_window=self.config.hu_window, view=self.config.view, sdd=self.config.sdd,
+                                       sid=self.config.sid, cache_mb=0)
+        out = np.empty((n, net.image_channels, net.image_size, net.image_size), np.float32)
+        chunk = max(1, self.config.batch_size)
+        with bar(f"xpgan {target}", n) as progress:
+            for start in range(0, n, chunk):
+                part = idx[start:start + chunk]
+                batch = [ctprep.encoder_input(ctprep.pose_volume(renderer.volume(int(i)), ctprep.random_pose(
+                    rng, self.config.max_rotation, self.config.max_translation)), net.volume_shape,
+                    self.config.hu_window) for i in part]
+                out[start:start + len(part)] = self.render(np.stack(batch), int(rng.integers(2 ** 31)))
+                progress.update(len(part))
+        return self._result(train, target, fit_to(out, train.image_shape), volumes, idx)
+
+    # ---- persistence ------------------------------------------------------------------------
+    def save(self, directory):
+        import torch
+
+        if self.generator is None:
+            raise SynthaugError("synthesizer 'xpgan' is not fitted: nothing to save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save({"generator": self.generator.state_dict(),
+                    "discriminator": self._trainer.discriminator.state_dict() if hasattr(self, "_trainer") else None},
+                   directory / "xpgan.pt")
+        self._save_classifier_run(directory / CLASSIFIER_RUN)
+        config = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
+        (directory / "synthesizer.json").write_text(json.dumps(
+            {"name": self.name, "config": config, "state": self.state,
+             "history_last": self.history[-1] if self.history else {}}, indent=2, default=list))
+        (directory / "history.json").write_text(json.dumps(self.history))
+
+    def _save_classifier_run(self, run: Path) -> None:
+        """C as a training run (the layout ``synthaug.train`` writes), so ``synthaug evaluate --run`` takes it."""
+        import torch
+
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+        torch.save({"model": self.classifier.state_dict(), "epoch": self.state["steps"]}, run / "checkpoints" / "best.pt")
+        manifest = {
+            "kind": "synthaug-train-run", "trained_by": "xpgan (joint with G and D, quan2021)",
+            "config": {"classifier": self.config.classifier, "classifier_options": self.config.classifier_options or {},
+                       "batch_size": self.config.batch_size, "device": self.config.device, "positive_class": None,
+                       "seed": self.config.seed},
+            "classifier": {"name": self.config.classifier},
+            # no store of its own: the images came from the balance call's training split
+            "data": {"path": "", "class_names": self.state["class_names"],
+                     "image_shape": [self.generator.config.image_channels] + self.state["image_shape"][1:]},
+            "weights": None, "history": [], "best": {"epoch": self.state["steps"], "score": None},
+            "status": "finished",
+        }
+        (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+    @classmethod
+    def load(cls, directory, *, with_classifier: bool = True):
+        import torch
+
+        from .networks import Generator, NetworkConfig
+
+        directory = Path(directory)
+        info_path = directory / "synthesizer.json"
+        if not info_path.is_file() or not (directory / "xpgan.pt").is_file():
+            raise SynthaugError(f"{directory}: not an xpgan checkpoint (needs synthesizer.json and xpgan.pt)")
+        info = json.loads(info_path.read_text())
+        if info.get("name") != cls.name:
+            raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
+        synth = cls(**info["config"])
+        synth.state = info["state"]
+        synth.generator = Generator(NetworkConfig(**synth.state["network"]))
+        synth.generator.load_state_dict(torch.load(directory / "xpgan.pt", map_location="cpu")["generator"])
+        synth.generator.to(synth._device())
+        best = directory / CLASSIFIER_RUN / "checkpoints" / "best.pt"
+        if with_classifier and best.is_file():
+            synth.classifier = synth._build_classifier(synth.generator.config.image_channels,
+                                                       len(synth.state["class_names"]))
+            synth.classifier.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+        return synth

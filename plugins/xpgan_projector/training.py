@@ -1,0 +1,174 @@
+"""quan2021's joint objective and training loop (eq. 1–4).
+
+    min_{C,G} max_D  L(C) + V(G, D) + λ R(G)
+
+- L(C): cross-entropy of C on real CXRs (their labels) and on G(CT) (the CT's label, mapped to a CXR
+  class). G is in the min too, so the classification loss also shapes G's images.
+- V(G, D): the adversarial game, played with StyleGAN2's non-saturating logistic loss
+  (D: softplus(D(fake)) + softplus(-D(real)); G: softplus(-D(fake))), the loss the copied StyleGAN2
+  D was designed for; eq. 3's saturating form gives G vanishing gradients early on.
+- R(G): L1 between G(CT) and the DRR of the same posed volume (``siddon``, radiograph mode), λ = 2.
+- Lazy R1 on D (StyleGAN2: γ/2·|∇D(real)|², every 16 D steps, scaled by 16, with Adam's lr and betas
+  adjusted by 16/17): quan2021 copies StyleGAN2's D and R1 is how that D is kept stable; lazy because
+  the double backward is the costliest part of a D step. Path-length regularisation is not used: it
+  smooths the map from random z to images, and G here is driven by CT latents pinned by R(G).
+
+Adam, lr 0.002 (quan2021), betas (0, 0.99) for G and D (StyleGAN2), (0.9, 0.999) for C; cosine
+annealing of every learning rate over the run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthaug.progress import bar
+
+from .networks import Discriminator, Generator, NetworkConfig, to_unit_range
+
+
+@dataclass
+class Batch:
+    real: torch.Tensor  # (B, C, S, S) in [0, 1]
+    real_labels: torch.Tensor
+    ct: torch.Tensor  # (B, 1, X, Y, Z) in [-1, 1]
+    drr: torch.Tensor  # (B, C, S, S) in [0, 1]
+    ct_labels: torch.Tensor
+
+
+@dataclass
+class ObjectiveConfig:
+    lambda_drr: float = 2.0  # quan2021 §2.3: λ = 2
+    lr: float = 0.002  # quan2021 §2.3, all networks
+    classifier_lr: float | None = None  # None: lr
+    r1_gamma: float = 10.0  # StyleGAN2 config F; 0 turns R1 off
+    r1_interval: int = 16  # StyleGAN2 lazy regularisation
+
+
+class JointTrainer:
+    """Holds G, D, C and their optimizers; ``step(batch)`` is one D update then one joint G+C update."""
+
+    def __init__(self, network_config: NetworkConfig, classifier: torch.nn.Module, objective: ObjectiveConfig,
+                 total_steps: int, device: torch.device, seed: int = 0):
+        self.config, self.objective, self.device = network_config, objective, device
+        torch.manual_seed(seed)  # G and D start the same whatever classifier was built before them
+        self.generator = Generator(network_config).to(device)
+        self.discriminator = Discriminator(network_config).to(device)
+        self.classifier = classifier.to(device)
+        interval = objective.r1_interval if objective.r1_gamma > 0 else 1
+        lazy = interval / (interval + 1)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=objective.lr, betas=(0.0, 0.99))
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=objective.lr * lazy,
+                                      betas=(0.0, 0.99 ** lazy))
+        self.opt_c = torch.optim.Adam(self.classifier.parameters(), lr=objective.classifier_lr or objective.lr)
+        steps = max(1, int(total_steps))
+        self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+                           for opt in (self.opt_g, self.opt_d, self.opt_c)]
+        self.steps_done = 0
+
+    def _discriminator_step(self, batch: Batch) -> dict[str, float]:
+        self.discriminator.requires_grad_(True)
+        with torch.no_grad():
+            fake = to_unit_range(self.generator(batch.ct))
+        loss = F.softplus(self.discriminator(fake)).mean() + F.softplus(-self.discriminator(batch.real)).mean()
+        logs = {"loss_d": float(loss.detach())}
+        interval = self.objective.r1_interval
+        if self.objective.r1_gamma > 0 and self.steps_done % interval == 0:
+            real = batch.real.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.discriminator(real).sum(), real, create_graph=True)
+            r1 = grad.pow(2).sum(dim=(1, 2, 3)).mean()
+            loss = loss + self.objective.r1_gamma / 2 * r1 * interval
+            logs["r1"] = float(r1.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return logs
+
+    def _generator_classifier_step(self, batch: Batch) -> dict[str, float]:
+        self.discriminator.requires_grad_(False)
+        fake = to_unit_range(self.generator(batch.ct))
+        adversarial = F.softplus(-self.discriminator(fake)).mean()
+        drr_l1 = (fake - batch.drr).abs().mean()
+        # one forward of C over real and projected images, so batch-norm statistics see both
+        logits = self.classifier(torch.cat([batch.real, fake]))
+        n_real = len(batch.real)
+        cls_real = F.cross_entropy(logits[:n_real], batch.real_labels)
+        cls_fake = F.cross_entropy(logits[n_real:], batch.ct_labels)
+        total = cls_real + cls_fake + adversarial + self.objective.lambda_drr * drr_l1
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_c.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_g.step()
+        self.opt_c.step()
+        values = {"loss_c_real": cls_real, "loss_c_fake": cls_fake, "loss_c": cls_real + cls_fake,
+                  "loss_g_adv": adversarial, "loss_drr": drr_l1, "loss_total": total}
+        return {k: float(v.detach()) for k, v in values.items()}
+
+    def step(self, batch: Batch) -> dict[str, float]:
+        self.generator.train()
+        self.classifier.train()
+        logs = self._discriminator_step(batch)
+        logs.update(self._generator_classifier_step(batch))
+        for scheduler in self.schedulers:
+            scheduler.step()
+        self.steps_done += 1
+        return logs
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
+                "classifier": self.classifier.state_dict(), "steps_done": self.steps_done}
+
+
+class BatchSource:
+    """Draws training batches: real CXRs in shuffled epochs, CT volumes uniformly with a random pose
+    from a fixed per-volume set (pose 0 the identity)."""
+
+    def __init__(self, real_images: np.ndarray, real_labels: np.ndarray, renderer, volume_indices: np.ndarray,
+                 volume_labels: np.ndarray, poses: list[list[tuple[float, ...]]], batch_size: int,
+                 rng: np.random.Generator, device: torch.device):
+        self.real_images, self.real_labels = real_images, real_labels
+        self.renderer, self.volume_indices, self.volume_labels, self.poses = renderer, volume_indices, volume_labels, poses
+        self.batch_size, self.rng, self.device = batch_size, rng, device
+        self._order = np.empty(0, np.int64)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, math.ceil(len(self.real_images) / self.batch_size))
+
+    def _real_indices(self) -> np.ndarray:
+        if len(self._order) < self.batch_size:
+            self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_images))])
+            while len(self._order) < self.batch_size:
+                self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_images))])
+        take, self._order = self._order[:self.batch_size], self._order[self.batch_size:]
+        return take
+
+    def next(self) -> Batch:
+        real_idx = self._real_indices()
+        picks = self.rng.integers(len(self.volume_indices), size=self.batch_size)
+        cts, drrs = [], []
+        for k in picks:
+            pose = self.poses[k][int(self.rng.integers(len(self.poses[k])))]
+            enc, drr = self.renderer.pair(int(self.volume_indices[k]), pose)
+            cts.append(enc)
+            drrs.append(drr)
+        channels = self.real_images.shape[1]
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        return Batch(real=as_tensor(self.real_images[real_idx]), real_labels=as_tensor(self.real_labels[real_idx]),
+                     ct=as_tensor(np.stack(cts)),
+                     drr=as_tensor(np.repeat(np.stack(drrs), channels, axis=1)),
+                     ct_labels=as_tensor(self.volume_labels[picks]))
+
+
+def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int) -> list[dict[str, float]]:
+    history = []
+    with bar("xpgan fit", total_steps) as progress:
+        for _ in range(total_steps):
+            logs = trainer.step(source.next())
+            history.append(logs)
+            progress.update(d=logs["loss_d"], g=logs["loss_g_adv"], drr=logs["loss_drr"], c=logs["loss_c"])
+    return history

@@ -1,0 +1,134 @@
+"""balance with ``xpgan`` and ``drr`` end to end: ctsim at 32 px, a MosMed-layout fixture of tiny
+.nii.gz studies (CT-0..CT-4), the CLI, and ``synthaug project --projector xpgan``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import synthaug
+from synthaug.cli import main
+from synthaug.data.imageset import ImageSet
+from synthaug.data.store import read_store
+from synthaug.errors import SynthaugError
+from xpgan_helpers import phantom_hu, register_small_classifier
+
+XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8],
+                  classifier="xpgan-test-cnn")
+
+
+@pytest.fixture(autouse=True)
+def small_cnn():
+    return register_small_classifier()
+
+
+@pytest.fixture(scope="module")
+def ctsim():
+    return synthaug.load_images("ctsim", preset="tiny"), synthaug.load_volumes("ctsim", preset="tiny")
+
+
+def make_mosmed(root: Path, per_grade=(2, 1, 1, 1, 1), shape=(24, 24, 12)) -> Path:
+    """studies/CT-k/study_XXXX.nii.gz: chest phantoms, a lesion in CT-1..CT-4, 12 x 12 x 20 mm voxels."""
+    import nibabel as nib
+
+    number = 0
+    for grade, count in enumerate(per_grade):
+        folder = root / "studies" / f"CT-{grade}"
+        folder.mkdir(parents=True)
+        for _ in range(count):
+            number += 1
+            hu = phantom_hu(shape, lesion=grade > 0, seed=number)
+            affine = np.diag([12.0, 12.0, 20.0, 1.0])
+            nib.save(nib.Nifti1Image(hu.astype(np.int16), affine), folder / f"study_{number:04d}.nii.gz")
+    return root
+
+
+def two_class_images(n_covid=3, n_normal=9, size=32) -> ImageSet:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], [n_covid, n_normal])
+    return ImageSet(rng.random((len(labels), 1, size, size), dtype=np.float32), labels, ("covid", "normal"),
+                    [f"cxr{i}" for i in range(len(labels))], origin=[f"cxr{i}.png" for i in range(len(labels))])
+
+
+def assert_synthetic_from_volumes(train: ImageSet, name: str, volumes, target: str):
+    synthetic = np.flatnonzero(train.synth == name)
+    assert len(synthetic) > 0
+    target_index = train.class_index(target)
+    assert set(train.labels[synthetic]) == {target_index}
+    for i in synthetic:
+        volume = int(train.source_index[i])
+        assert train.origin[i] == volumes.origins[volume]  # provenance names the source volume
+        assert volumes.class_names[volumes.labels[volume]] in (target, "covid")
+    assert 0 <= train.images[synthetic].min() and train.images[synthetic].max() <= 1
+
+
+@pytest.mark.parametrize("name", ["xpgan", "drr"])
+def test_balance_ctsim(ctsim, tmp_path, name):
+    images, volumes = ctsim
+    options = XPGAN_FAST if name == "xpgan" else {}
+    result = synthaug.balance(images, name, test_per_class=1, volumes=volumes, synth_options=options,
+                              out=tmp_path / "b.h5")
+    train = read_store(tmp_path / "b.h5", "train")
+    assert train.counts() == {"covid": 12, "normal": 12, "viral": 12}
+    assert result.deficits == {"covid": 11, "normal": 0, "viral": 0}
+    assert_synthetic_from_volumes(train, name, volumes, "covid")
+    assert (read_store(tmp_path / "b.h5", "test").synth == "real").all()
+
+
+@pytest.mark.parametrize("name", ["xpgan", "drr"])
+def test_balance_mosmed_layout(tmp_path, name):
+    volumes = synthaug.load_volumes("mosmed", make_mosmed(tmp_path / "mosmed"))
+    assert volumes.class_names == ("normal", "covid") and volumes.counts() == {"normal": 2, "covid": 4}
+    options = XPGAN_FAST if name == "xpgan" else {}
+    result = synthaug.balance(two_class_images(), name, test_per_class=1, volumes=volumes, synth_options=options)
+    train = result.train
+    assert train.counts() == {"covid": 8, "normal": 8}
+    assert_synthetic_from_volumes(train, name, volumes, "covid")
+    made_from = {Path(train.origin[i]).parent.name for i in np.flatnonzero(train.synth == name)}
+    assert made_from <= {"CT-1", "CT-2", "CT-3", "CT-4"} and len(made_from) == 4  # every covid study used
+
+
+def test_balance_refuses_unlabeled_nifti_before_training(tmp_path):
+    make_mosmed(tmp_path / "m")
+    volumes = synthaug.load_volumes("nifti", tmp_path / "m" / "studies" / "CT-1")  # one folder: no classes
+    with pytest.raises(SynthaugError, match="carry no class labels"):
+        synthaug.balance(two_class_images(), "drr", test_per_class=1, volumes=volumes)
+
+
+def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
+    runner = CliRunner()
+    mosmed = make_mosmed(tmp_path / "mosmed")
+    common = ["--data", "ctsim", "--source-option", "preset=tiny", "--volumes", "mosmed", "--volumes-dir", str(mosmed),
+              "--test-per-class", "1", "--strategy", "covid=12"]
+    result = runner.invoke(main, ["--quiet", "balance", "--synth", "drr", *common, "--out", str(tmp_path / "d.h5")])
+    assert result.exit_code == 0, result.output
+    assert read_store(tmp_path / "d.h5").counts(synthetic=True)["covid"] == 11
+    # a fitted xpgan through the Python API, then the projector from the command line
+    from synthaug.balancing import fit_synthesizer
+
+    volumes = synthaug.load_volumes("mosmed", mosmed)
+    images = synthaug.load_images("ctsim", preset="tiny")
+    fit_synthesizer(images, "xpgan", tmp_path / "ckpt", test_per_class=1, volumes=volumes,
+                    synth_options=dict(XPGAN_FAST, classifier="densenet121", classifier_options={"width": 0.25}),
+                    strategy={"covid": 12})
+    # the jointly trained C is a training run that `synthaug evaluate` measures on a balanced store
+    synthaug.balance(images, "xpgan", test_per_class=1, volumes=volumes, synth_checkpoint=tmp_path / "ckpt",
+                     strategy={"covid": 12}, out=tmp_path / "x.h5")
+    result = runner.invoke(main, ["--quiet", "evaluate", "--run", str(tmp_path / "ckpt" / "classifier"),
+                                  "--data", str(tmp_path / "x.h5")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ckpt" / "classifier" / "metrics-test-x.json").read_text())
+    assert sum(map(sum, metrics["confusion"])) == 3  # one real test image per class
+    study = next((mosmed / "studies" / "CT-2").iterdir())
+    result = runner.invoke(main, ["project", "--projector", "xpgan", "--checkpoint", str(tmp_path / "ckpt"),
+                                  "--volume", str(study), "--size", "32", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    assert Image.open(tmp_path / "x.png").size == (32, 32)
+    result = runner.invoke(main, ["project", "--projector", "xpgan", "--volume", str(study), "--out", str(tmp_path / "y.png")])
+    assert result.exit_code == 2 and "--checkpoint" in result.output
