@@ -31,8 +31,9 @@ _LAZY = {
     "write_store": "synthaug.data.store",
     "read_store": "synthaug.data.store",
     "open_store": "synthaug.data.store",
-    "balance": "synthaug.balance",
-    "plan_counts": "synthaug.balance",
+    "balance": "synthaug.balancing",
+    "plan_counts": "synthaug.balancing",
+    "fit_synthesizer": "synthaug.balancing",
     "get_registry": "synthaug.registry",
     "register_plugin": "synthaug.registry",
 }

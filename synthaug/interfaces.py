@@ -71,6 +71,8 @@ class Synthesizer(ABC):
     needs_volumes: ClassVar[bool] = False
     #: True if ``fit`` trains something worth saving.
     trainable: ClassVar[bool] = False
+    #: Set by ``fit_synthesizer`` before ``fit``: a directory for sample grids and measures (else None).
+    fit_dir: Path | None = None
 
     def __init__(self, config: Any = None, **options: Any):
         self.config = config if config is not None else make_config(self.Config, options, f"synthesizer {self.name!r}")

@@ -7,6 +7,7 @@ Conventions (every plugin relies on them):
 - provenance per sample: ``synth`` (``"real"`` or the synthesizer's name), ``origin`` (the file or
   volume a sample came from; for a synthetic one, what it was made from), ``source_index`` (index of
   the source image in the training split or of the source volume, -1 if none), ``seed`` (-1 for real).
+- ``meta``: facts about the whole set (source, layout, skipped files).
 - ``extras``: optional per-sample arrays with first dimension N, e.g. ``"twin"`` (ctsim's lesion-free
   image of the same patient and pose) with ``"has_twin"`` (bool).
 """
@@ -34,6 +35,8 @@ class ImageSet:
     source_index: np.ndarray | None = None
     seed: np.ndarray | None = None
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Facts about the whole set (source name, layout, files skipped, ...); not per sample.
+    meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -81,7 +84,7 @@ class ImageSet:
         idx = np.asarray(index)
         return ImageSet(self.images[idx], self.labels[idx], self.class_names, self.patient_ids[idx],
                         self.synth[idx], self.origin[idx], self.source_index[idx], self.seed[idx],
-                        {k: v[idx] for k, v in self.extras.items()})
+                        {k: v[idx] for k, v in self.extras.items()}, dict(self.meta))
 
     def of_class(self, name: str) -> "ImageSet":
         return self.subset(np.flatnonzero(self.labels == self.class_index(name)))
@@ -109,7 +112,7 @@ class ImageSet:
                                           else np.zeros((len(p),) + ref.shape[1:], ref.dtype) for p in parts])
         cat = lambda attr: np.concatenate([getattr(p, attr) for p in parts])  # noqa: E731
         return ImageSet(cat("images"), cat("labels"), first.class_names, cat("patient_ids"), cat("synth"),
-                        cat("origin"), cat("source_index"), cat("seed"), extras)
+                        cat("origin"), cat("source_index"), cat("seed"), extras, dict(first.meta))
 
 
 def _strings(values, n: int, default: str | None = None) -> np.ndarray:

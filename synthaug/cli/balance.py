@@ -1,0 +1,41 @@
+"""``synthaug balance``: hold out the real test split, synthesize the deficits, write a store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from . import main
+from .common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+
+
+@main.command("balance")
+@click.option("--synth", "synth", default="augment", show_default=True, help="Synthesizer (see `synthaug plugins`).")
+@data_options
+@click.option("--strategy", default="auto", show_default=True,
+              help="auto | minority | not minority | not majority | all | CLASS=COUNT,... (final counts).")
+@click.option("--test-per-class", type=int, default=60, show_default=True, help="Real test images held out per class.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--synth-option", "synth_options", multiple=True, metavar="KEY=VALUE",
+              help="Synthesizer option (e.g. epochs=5, pairing=paired); repeatable.")
+@click.option("--synth-checkpoint", type=click.Path(path_type=str), default=None,
+              help="Reuse a synthesizer fitted by `synthaug fit` instead of training one.")
+@click.option("--out", required=True, type=click.Path(path_type=str, dir_okay=False), help="Output store (.h5).")
+@click.option("--json", "as_json", is_flag=True, help="Print the store's counts as JSON.")
+def balance_command(synth, strategy, test_per_class, seed, synth_options, synth_checkpoint, out, as_json, **data):
+    """Balance the training split of a data set with a synthesizer and write an HDF5 store."""
+    from ..balancing import balance, parse_strategy
+    from ..data.store import store_info
+
+    strategy_value = parse_strategy(strategy)
+    options = parse_key_values(synth_options, "--synth-option")
+    images, source = load_from_cli(seed=seed, **data)
+    volumes = volumes_from_cli(seed=seed, **data)
+    result = balance(images, synth, strategy=strategy_value, test_per_class=test_per_class, seed=seed, out=out,
+                     synth_options=options, volumes=volumes, synth_checkpoint=synth_checkpoint, source=source)
+    if as_json:
+        click.echo(json.dumps(store_info(result.path)))
+    else:
+        click.echo(f"wrote {result.path}: train {result.train.counts()} "
+                   f"(synthetic {result.train.counts(synthetic=True)}), test {result.test.counts()}")

@@ -1,0 +1,73 @@
+"""Options shared by commands that read a data source (inspect, balance, fit)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import click
+
+from ..errors import SynthaugError
+
+
+def data_options(func):
+    """``--data --data-dir --size --channels --skip-bad --include --volumes --volumes-dir``."""
+    options = [
+        click.option("--data", "data", default="ctsim", show_default=True,
+                     help="Dataset source: kaggle, imagefolder, h5, ctsim, ... (see `synthaug plugins`)."),
+        click.option("--data-dir", type=click.Path(path_type=str), default=None, help="Folder (or .h5 file) of the source."),
+        click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
+        click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
+        click.option("--skip-bad", is_flag=True, help="Skip unreadable image files and report how many."),
+        click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
+        click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
+                     help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
+        click.option("--volumes", default=None, help="Volume source for synthesizers that project CT (mosmed, nifti, ctsim)."),
+        click.option("--volumes-dir", type=click.Path(path_type=str), default=None),
+    ]
+    for option in reversed(options):
+        func = option(func)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
+    """``("epochs=5", "pairing=paired")`` -> ``{"epochs": 5, "pairing": "paired"}`` (JSON-typed values)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SynthaugError(f"{what} {pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, **_ignored):
+    """The ImageSet the data options describe (and a dict describing the source for the run config)."""
+    from ..data.sources import load_images
+
+    extra = parse_key_values(source_options, "--source-option")
+    images = load_images(data, data_dir, size=size, channels=int(channels), skip_bad=skip_bad,
+                         classes=include or None, seed=seed, **extra)
+    if skip_bad and images.meta.get("skipped"):
+        click.echo(f"skipped {images.meta['skipped']} unreadable image file(s)", err=True)
+    source = {"name": data, "data_dir": data_dir, "size": size, "channels": int(channels), "options": extra,
+              **{k: v for k, v in images.meta.items() if k not in ("skipped_files",)}}
+    return images, source
+
+
+def volumes_from_cli(volumes, volumes_dir, size=None, seed=0, source_options=(), **_ignored):
+    if not volumes:
+        return None
+    from ..data.sources import load_volumes
+
+    extra = parse_key_values(source_options, "--source-option") if volumes == "ctsim" else {}
+    return load_volumes(volumes, volumes_dir, seed=seed, **extra)

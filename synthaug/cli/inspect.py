@@ -1,0 +1,54 @@
+"""``synthaug inspect SOURCE``: class counts (real and synthetic) per split and the image shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import main
+from .common import data_options, load_from_cli
+
+
+def describe_source(data: str, **options) -> dict:
+    from ..data.sources import get_source
+
+    source = get_source(data)
+    info: dict = {"source": data}
+    if "images" in source.provides:
+        images, _ = load_from_cli(data, **options)
+        info.update({"splits": {"all": {"classes": images.counts(), "synthetic": images.counts(synthetic=True)}},
+                     "image_shape": list(images.image_shape), "skipped": images.meta.get("skipped", 0)})
+    if "volumes" in source.provides:
+        from ..data.sources import load_volumes
+
+        vols = load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0))
+        info["volumes"] = {"classes": vols.counts(), "count": len(vols)}
+    return info
+
+
+@main.command("inspect")
+@click.argument("source")
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_command(source: str, as_json: bool, data: str, volumes, volumes_dir, **options) -> None:
+    """Counts per class and split of a store (.h5 path) or of a registered SOURCE."""
+    from ..data.store import store_info
+
+    if source.endswith((".h5", ".hdf5")) or Path(source).is_file():
+        info = store_info(source)
+    else:
+        info = describe_source(source, **options)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    for split, counts in info.get("splits", {}).items():
+        synthetic = counts["synthetic"]
+        rows = ", ".join(f"{c} {n}" + (f" ({synthetic[c]} synthetic)" if synthetic.get(c) else "")
+                         for c, n in counts["classes"].items())
+        click.echo(f"{split}: {rows}")
+    if "image_shape" in info:
+        click.echo(f"image shape (C, H, W): {tuple(info['image_shape'])}")
+    if "volumes" in info:
+        click.echo(f"volumes: {info['volumes']['classes']}")

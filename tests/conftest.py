@@ -1,0 +1,82 @@
+"""Shared fixtures: small on-disk data sets in the real layouts, built per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("SYNTHAUG_QUIET", "1")  # no progress bars in test output
+
+
+def write_png(path: Path, size: int = 40, value: float = 0.5, rgb: bool = False, seed: int = 0, bits: int = 8) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = np.clip(value + 0.2 * rng.standard_normal((size, size)), 0, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if bits == 16:
+        Image.fromarray((arr * 65535).astype(np.uint16)).save(path)
+    elif rgb:
+        Image.fromarray((np.stack([arr] * 3, -1) * 255).astype(np.uint8), "RGB").save(path)
+    else:
+        Image.fromarray((arr * 255).astype(np.uint8), "L").save(path)
+
+
+def make_kaggle_first(root: Path, counts=(6, 10, 11), size: int = 40) -> Path:
+    """First release: 'COVID-19 Radiography Database/{COVID-19,NORMAL,Viral Pneumonia}/NAME (k).png'."""
+    base = root / "COVID-19 Radiography Database"
+    for (folder, value), n in zip((("COVID-19", 0.7), ("NORMAL", 0.3), ("Viral Pneumonia", 0.5)), counts):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+        for k in range(1, n + 1):
+            # Some files RGB, as in the real release (mixed modes).
+            write_png(base / folder / f"{folder} ({k}).png", size, value, rgb=(k % 3 == 0), seed=k)
+    for name in ("COVID-19.metadata.xlsx", "NORMAL.metadata.xlsx", "Viral Pneumonia.matadata.xlsx", "README.md.txt"):
+        (base / name).write_bytes(b"not an image")
+    return root
+
+
+def make_kaggle_later(root: Path, counts=(6, 10, 11, 4), size: int = 40) -> Path:
+    """Later release: 'COVID-19_Radiography_Dataset/{COVID,Normal,Viral Pneumonia,Lung_Opacity}/images/*.png'."""
+    base = root / "COVID-19_Radiography_Dataset"
+    spec = (("COVID", 0.7), ("Normal", 0.3), ("Viral Pneumonia", 0.5), ("Lung_Opacity", 0.6))
+    for (folder, value), n in zip(spec, counts):
+        for k in range(1, n + 1):
+            write_png(base / folder / "images" / f"{folder}-{k}.png", size, value, seed=k)
+            write_png(base / folder / "masks" / f"{folder}-{k}.png", size // 2, 1.0, seed=k)  # masks: ignored
+        (base / f"{folder}.metadata.xlsx").write_bytes(b"not an image")
+    (base / "README.md.txt").write_text("readme")
+    return root
+
+
+@pytest.fixture
+def kaggle_first(tmp_path) -> Path:
+    return make_kaggle_first(tmp_path / "first")
+
+
+@pytest.fixture
+def kaggle_later(tmp_path) -> Path:
+    return make_kaggle_later(tmp_path / "later")
+
+
+@pytest.fixture
+def tiny_images():
+    """An in-memory ImageSet: 3 classes, 4/8/9 images, 16 px, one patient each."""
+    from synthaug.data.imageset import ImageSet
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [4, 8, 9])
+    images = (rng.random((len(labels), 1, 16, 16)) * 0.5 + labels[:, None, None, None] * 0.2).astype(np.float32)
+    return ImageSet(images, labels, ("covid", "normal", "viral"), [f"p{i}" for i in range(len(labels))],
+                    origin=[f"img{i}.png" for i in range(len(labels))])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    from synthaug.registry import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()

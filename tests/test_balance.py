@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+
+from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
+from synthaug.balancing import parse_strategy
+from synthaug.data.imageset import ImageSet
+
+
+COUNTS = {"covid": 219, "normal": 1341, "viral": 1345}
+
+
+def test_plan_counts_follows_imbalanced_learn_semantics():
+    assert plan_counts(COUNTS, "auto") == {"covid": 1126, "normal": 4, "viral": 0}
+    assert plan_counts(COUNTS, "not majority") == plan_counts(COUNTS, "auto")
+    assert plan_counts(COUNTS, "minority") == {"covid": 1126, "normal": 0, "viral": 0}
+    assert plan_counts(COUNTS, "not minority") == {"covid": 0, "normal": 4, "viral": 0}
+    assert plan_counts(COUNTS, "all") == {"covid": 1126, "normal": 4, "viral": 0}
+    assert plan_counts(COUNTS, {"covid": 1254}) == {"covid": 1035, "normal": 0, "viral": 0}
+
+
+def test_bad_strategies_name_the_value():
+    with pytest.raises(SynthaugError, match=r"asks for 100 images of 'covid' but .* already has 219"):
+        plan_counts(COUNTS, {"covid": 100})
+    with pytest.raises(SynthaugError, match=r"class 'cat'; classes are covid, normal, viral"):
+        plan_counts(COUNTS, {"cat": 5})
+    with pytest.raises(SynthaugError, match=r"unknown strategy 'most'; expected one of auto, minority"):
+        parse_strategy("most")
+    assert parse_strategy("covid=10,normal=12") == {"covid": 10, "normal": 12}
+    assert parse_strategy('{"covid": 10}') == {"covid": 10}
+
+
+def test_split_is_exact_real_only_patient_aware_and_seeded(tiny_images):
+    data = tiny_images
+    # Give patient p4 (a normal) a second image labelled viral: it must not straddle the split.
+    data = ImageSet.concat([data, data.subset([4]).with_provenance(labels=np.array([2]))])
+    train, test, report = split_test(data, per_class=3, seed=1)
+    assert test.counts() == {"covid": 3, "normal": 3, "viral": 3}
+    assert set(test.synth) == {"real"}
+    assert not set(train.patient_ids) & set(test.patient_ids)
+    assert len(train) + len(test) + report.dropped_for_leakage == len(data)
+    again = split_test(data, per_class=3, seed=1)[1]
+    other = split_test(data, per_class=3, seed=2)[1]
+    assert list(again.origin) == list(test.origin) and list(other.origin) != list(test.origin)
+    with pytest.raises(SynthaugError, match=r"class 'covid' has 4 real images; cannot hold out 5"):
+        split_test(data, per_class=5)
+
+
+@pytest.mark.parametrize("synth", ["duplicate", "augment"])
+def test_balance_fills_exact_deficits_with_traceable_images(tmp_path, tiny_images, synth):
+    out = tmp_path / "b.h5"
+    result = balance(tiny_images, synth, test_per_class=2, seed=3, out=out)
+    train, test = read_store(out, "train"), read_store(out, "test")
+    assert train.counts() == {"covid": 7, "normal": 7, "viral": 7}
+    assert train.counts(synthetic=True) == {"covid": 5, "normal": 1, "viral": 0} == result.deficits
+    assert test.counts() == {"covid": 2, "normal": 2, "viral": 2} and set(test.synth) == {"real"}
+    made = train.subset(np.flatnonzero(train.synth == synth))
+    real_train = train.subset(np.flatnonzero(train.synth == "real"))
+    for k in range(len(made)):  # every synthetic image names a real training image of its class
+        src = made.source_index[k]
+        assert real_train.labels[src] == made.labels[k] and made.origin[k] == real_train.origin[src]
+        assert made.origin[k] not in set(test.origin)
+        if synth == "duplicate":
+            np.testing.assert_array_equal(made.images[k], real_train.images[src])
+    assert (made.seed >= 0).all()
+    # 5 covid images from the 2 real covid training images: used in rounds (3 and 2 times, never 4 and 1).
+    covid_sources = made.source_index[made.labels == 0]
+    assert sorted(np.bincount(covid_sources)[np.bincount(covid_sources) > 0]) == [2, 3]
+
+
+def test_same_seed_same_bytes_other_seed_different(tmp_path, tiny_images):
+    a = balance(tiny_images, "augment", test_per_class=2, seed=7, out=tmp_path / "a.h5")
+    b = balance(tiny_images, "augment", test_per_class=2, seed=7, out=tmp_path / "b.h5")
+    c = balance(tiny_images, "augment", test_per_class=2, seed=8, out=tmp_path / "c.h5")
+    ra, rb, rc = (read_store(r.path, "train").images for r in (a, b, c))
+    assert ra.tobytes() == rb.tobytes()
+    assert ra.shape != rc.shape or ra.tobytes() != rc.tobytes()
+
+
+def test_augment_is_flip_and_small_rotation(tiny_images):
+    from synthaug.registry import create
+
+    train = tiny_images
+    made = create("synthesizer", "augment").generate(train, "viral", 40, seed=0)
+    diffs = []
+    for k in range(len(made)):
+        src = train.images[made.source_index[k], 0]
+        out = made.images[k, 0]
+        # Either close to the source or to its mirror image (a rotation of <= 5 degrees moves little).
+        diffs.append(min(np.abs(out - src).mean(), np.abs(out - src[:, ::-1]).mean()))
+    assert np.mean(diffs) < 0.12
+    flipped = sum(np.abs(made.images[k, 0] - train.images[made.source_index[k], 0][:, ::-1]).mean()
+                  < np.abs(made.images[k, 0] - train.images[made.source_index[k], 0]).mean() for k in range(len(made)))
+    assert 8 <= flipped <= 32  # about half flipped
+
+
+def test_balance_validates_before_fitting(tiny_images):
+    from synthaug.interfaces import Synthesizer
+
+    class Exploding(Synthesizer):
+        name = "exploding"
+
+        def fit(self, train, volumes=None):
+            raise AssertionError("fit must not run when the strategy is invalid")
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            raise AssertionError
+
+    with pytest.raises(SynthaugError, match="over-sampling never removes"):
+        balance(tiny_images, Exploding(), strategy={"normal": 1}, test_per_class=1)
+    with pytest.raises(SynthaugError, match="cannot hold out 60"):
+        balance(tiny_images, Exploding())
+
+
+def test_synthesizer_returning_wrong_count_is_caught(tiny_images):
+    from synthaug.interfaces import Synthesizer
+
+    class Short(Synthesizer):
+        name = "short"
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            return train.of_class(target).subset([0])
+
+    with pytest.raises(SynthaugError, match=r"'short' returned 1 images"):
+        balance(tiny_images, Short(), test_per_class=1)
+
+
+def test_synthesizer_never_sees_test_images(tiny_images):
+    from synthaug.interfaces import Synthesizer
+
+    seen = []
+
+    class Spy(Synthesizer):
+        name = "spy"
+
+        def fit(self, train, volumes=None):
+            seen.extend(train.origin)
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            seen.extend(train.origin)
+            idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
+            return train.subset(idx)
+
+    result = balance(tiny_images, Spy(), test_per_class=2)
+    assert seen and not set(seen) & set(result.test.origin)

@@ -1,0 +1,92 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from synthaug.cli import main
+from synthaug import read_store
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["--quiet", *map(str, args)])
+
+
+def test_plugins_json_lists_name_kind_module_version():
+    result = run("plugins", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    dup = next(r for r in rows if r["name"] == "duplicate")
+    assert dup == {"name": "duplicate", "kind": "synthesizer", "module": "synthaug_plugins.baselines.plugin", "version": "0.1.0"}
+
+
+@pytest.mark.parametrize("layout", ["kaggle_first", "kaggle_later"])
+def test_balance_duplicate_on_both_kaggle_layouts(tmp_path, request, layout):
+    data_dir = request.getfixturevalue(layout)
+    out = tmp_path / "balanced.h5"
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", data_dir, "--size", 32,
+                 "--test-per-class", 3, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    train, test = info["splits"]["train"], info["splits"]["test"]
+    assert train["classes"] == {"covid": 8, "normal": 8, "viral": 8}
+    assert train["synthetic"] == {"covid": 5, "normal": 1, "viral": 0}  # = the deficits
+    assert test["classes"] == {"covid": 3, "normal": 3, "viral": 3} and test["synthetic"] == {"covid": 0, "normal": 0, "viral": 0}
+    assert info["image_shape"] == [1, 32, 32]
+    config = json.loads(__import__("h5py").File(out).attrs["config"])
+    assert config["source"]["layout"] == ("first" if layout == "kaggle_first" else "later")
+
+
+def test_inspect_raw_source_and_store(tmp_path, kaggle_first):
+    result = run("inspect", "kaggle", "--data-dir", kaggle_first, "--size", 24, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["splits"]["all"]["classes"] == {"covid": 6, "normal": 10, "viral": 11}
+    assert info["image_shape"] == [1, 24, 24]
+    out = tmp_path / "b.h5"
+    assert run("balance", "--synth", "augment", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 24,
+               "--test-per-class", 2, "--out", out).exit_code == 0
+    info = json.loads(run("inspect", out, "--json").output)
+    assert info["splits"]["train"]["synthetic"] == {"covid": 5, "normal": 1, "viral": 0}  # 9 viral - (4, 8)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "kaggle", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir: no such directory"),
+    (["--data", "kagle", "--data-dir", "."], "unknown dataset 'kagle'; registered: "),
+    (["--synth", "duplcate"], "did you mean 'duplicate'?"),
+    (["--strategy", "covid=2"], "asks for 2 images of 'covid'"),
+    (["--strategy", "bogus"], "unknown strategy 'bogus'"),
+    (["--test-per-class", 7], "class 'covid' has 6 real images; cannot hold out 7"),
+    (["--include", "lung_opacity"], "'lung_opacity' is not in the first release"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, kaggle_first, args, message):
+    out = tmp_path / "out" / "b.h5"
+    base = {"--synth": "duplicate", "--data": "kaggle", "--data-dir": str(kaggle_first), "--test-per-class": "2"}
+    for k, v in zip(args[::2], args[1::2]):
+        base[k] = str(v)
+    result = run("balance", *[x for kv in base.items() for x in kv], "--size", 24, "--out", out)
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists() and not (out.parent.exists() and os.listdir(out.parent))
+
+
+def test_corrupt_png_error_and_skip_bad(tmp_path, kaggle_first):
+    bad = kaggle_first / "COVID-19 Radiography Database" / "NORMAL" / "NORMAL (4).png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "b.h5"
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 24,
+                 "--test-per-class", 2, "--out", out)
+    assert result.exit_code == 2 and "NORMAL (4).png: unreadable image" in result.output and not out.exists()
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 24,
+                 "--test-per-class", 2, "--skip-bad", "--out", out)
+    assert result.exit_code == 0 and "skipped 1 unreadable image file(s)" in result.output
+    assert read_store(out, "test").counts()["normal"] == 2
+
+
+def test_console_script_runs_and_help_is_fast():
+    bin_dir = os.path.dirname(sys.executable)
+    out = subprocess.run([os.path.join(bin_dir, "synthaug"), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "balance" in out.stdout and "plugins" in out.stdout
