@@ -164,6 +164,17 @@ def test_generate_translates_normals_with_provenance():
     assert not np.array_equal(out.images, synth.generate(data, "covid", 10, seed=6).images)
 
 
+def test_deficit_of_the_source_class_is_filled_by_duplication():
+    data = paired_set(4)
+    synth = Pix2Pix(epochs=1, **TINY)
+    synth.check(data, {"covid": 2, "normal": 3})
+    synth.fit(data)
+    assert list(synth.generators) == ["covid"]  # nothing is translated into the source class
+    out = synth.generate(data, "normal", 3, seed=0)
+    assert np.array_equal(out.images, data.images[out.source_index]) and set(out.labels) == {1}
+    assert set(out.extras["checkpoint"]) == {b"duplicate"}
+
+
 def test_dropout_at_generation_switch():
     data = paired_set(4)
     synth = Pix2Pix(epochs=1, dropout_at_generation=False, **TINY)
@@ -248,7 +259,7 @@ def _three_class(n_normal=3):
     ({}, {"covid": 2}, lambda: _three_class(0), "the training split has no 'normal' images"),
     ({}, {"viral": 2}, paired_set, "target class 'viral' does not exist; classes are covid, normal"),
     ({"source_class": "healthy"}, {"covid": 2}, paired_set, "source class 'healthy' does not exist"),
-    ({"source_class": "covid"}, {"covid": 2}, paired_set, "source and target class are both 'covid'"),
+    ({"target_classes": "normal"}, {}, paired_set, "source and target class are both 'normal'"),
     ({"pairing": "paired"}, {"covid": 2},
      lambda: paired_set().with_provenance(extras={}), "pairing 'paired' needs 'covid' images with a lesion-free twin"),
     ({"target_classes": "viral"}, {}, paired_set, "target class 'viral' does not exist"),

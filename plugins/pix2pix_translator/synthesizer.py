@@ -8,6 +8,7 @@ but the source class.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from synthaug.data.imageset import REAL, ImageSet
 from synthaug.errors import SynthaugError
 from synthaug.interfaces import Synthesizer, config_dict
 
+from .measures import agreement
 from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,
                        sample_grid, to_model, weights_hash)
 
@@ -67,6 +69,12 @@ class Pix2PixConfig:
         elif self.target_classes is not None:
             self.target_classes = tuple(self.target_classes)
 
+    def sources(self) -> set[str]:
+        """Classes that are translated from (never into)."""
+        if ":" not in self.source_class:
+            return {self.source_class}
+        return {p.split(":", 1)[1] for p in self.source_class.split(",") if ":" in p}
+
     def source_for(self, target: str) -> str:
         if ":" not in self.source_class:
             return self.source_class
@@ -104,10 +112,17 @@ class Pix2Pix(Synthesizer):
 
     def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
         super().check(train, deficits, volumes)
-        wanted = tuple(t for t, n in deficits.items() if n > 0)
-        for t in wanted + tuple(self.config.target_classes or ()):
+        for t in tuple(deficits) + tuple(self.config.target_classes or ()):
             if t not in train.class_names:
                 raise SynthaugError(f"pix2pix target class {t!r} does not exist; classes are {', '.join(train.class_names)}")
+        real = train.synth == REAL
+        for source in self.config.sources():
+            if source not in train.class_names:
+                raise SynthaugError(f"pix2pix source class {source!r} does not exist; classes are {', '.join(train.class_names)}")
+            if deficits.get(source, 0) > 0 and not np.any(real & (train.labels == train.class_index(source))):
+                raise SynthaugError(f"pix2pix fills the {source!r} deficit with real {source!r} images; the training split has none")
+        # A source class's own deficit is filled by duplication (see generate); the rest are translated.
+        wanted = tuple(t for t, n in deficits.items() if n > 0 and t not in self.config.sources())
         if wanted:
             self._targets = wanted
         c, h, w = train.image_shape
@@ -115,7 +130,6 @@ class Pix2Pix(Synthesizer):
             raise SynthaugError(f"pix2pix needs square images; got {h}x{w}")
         if self.image_shape is not None and tuple(self.image_shape) != (c, h, w):
             raise SynthaugError(f"pix2pix checkpoint was trained on {_shape(self.image_shape)} images; the data is {_shape((c, h, w))}")
-        real = train.synth == REAL
         for target in self.targets_for(train):
             if self.generators and target not in self.generators:
                 raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; none for {target!r}")
@@ -195,10 +209,19 @@ class Pix2Pix(Synthesizer):
                                  sources[:4], targets[partner[:4]])
         self.generators[target] = nets.generator
         self.hashes[target] = weights_hash(nets.generator)
+        state = self._state_path(target)
+        if state is not None and not self.config.work_dir and state.is_file():
+            state.unlink()  # a fit_dir is the output folder: keep the grids, not the optimizer state
 
     # ---- per-epoch state (resume) -----------------------------------------------------------
+    def _work_dir(self) -> Path | None:
+        """``work_dir`` if configured, else the directory ``fit_synthesizer`` hands over (``fit_dir``)."""
+        where = self.config.work_dir or getattr(self, "fit_dir", None)
+        return Path(where) if where else None
+
     def _state_path(self, target: str) -> Path | None:
-        return Path(self.config.work_dir) / STATE_FILE.format(target=target) if self.config.work_dir else None
+        work = self._work_dir()
+        return work / STATE_FILE.format(target=target) if work else None
 
     def _save_state(self, target, epoch, nets, schedulers, rng, aug_gen, shape, sources, targets) -> None:
         path = self._state_path(target)
@@ -253,16 +276,19 @@ class Pix2Pix(Synthesizer):
         return out
 
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
-        source = self.config.source_for(target)
+        """``n`` translated images of ``target``; for a source class itself (e.g. ``normal`` when the
+        strategy also tops it up) copies of its own real images, marked ``checkpoint=b"duplicate"``."""
+        duplicate = target in self.config.sources()
+        source = target if duplicate else self.config.source_for(target)
         candidates = np.flatnonzero((train.synth == REAL) & (train.labels == train.class_index(source)))
         if len(candidates) == 0:
             raise SynthaugError(f"pix2pix: the training split has no {source!r} images to translate")
         rng = np.random.default_rng(seed)
         rounds = -(-n // len(candidates))  # each source used once before any is used twice
         idx = np.concatenate([rng.permutation(candidates) for _ in range(max(rounds, 1))])[:n]
-        images = self.translate(target, train.images[idx], seed)
+        images = train.images[idx].copy() if duplicate else self.translate(target, train.images[idx], seed)
         label = train.class_index(target)
-        digest = self.hashes[target][:16].encode()
+        digest = b"duplicate" if duplicate else self.hashes[target][:16].encode()
         return ImageSet(images, np.full(n, label), train.class_names, train.patient_ids[idx],
                         origin=train.origin[idx], source_index=idx,
                         extras={"checkpoint": np.full(n, digest, dtype="S16")})
@@ -273,6 +299,9 @@ class Pix2Pix(Synthesizer):
         super().save(directory)
         for target, generator in self.generators.items():
             torch.save(generator.state_dict(), directory / WEIGHTS_FILE.format(target=target))
+        work = self._work_dir()
+        if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
+            shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
         info = json.loads((directory / "synthesizer.json").read_text())
         info.update(image_shape=list(self.image_shape or ()), targets=list(self.generators), hashes=self.hashes)
         (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
@@ -299,6 +328,23 @@ class Pix2Pix(Synthesizer):
                 raise SynthaugError(f"{path}: weights hash {synth.hashes[target][:16]} does not match synthesizer.json")
         synth._targets = tuple(info["targets"])
         return synth
+
+    # ---- measures ---------------------------------------------------------------------------
+    def measure(self, data: ImageSet) -> dict | None:
+        """L1, PSNR and SSIM of G(twin) to the real image for every image of ``data`` with a lesion-free
+        twin (ctsim), next to the identity baseline (the twin itself); None if ``data`` has no twins."""
+        targets = {}
+        for target in self.generators:
+            rows = _twin_rows(data, target)
+            if rows.size:
+                twins = np.asarray(data.extras["twin"][rows], np.float32)
+                predicted = self.translate(target, twins, seed=self.config.seed)
+                targets[target] = {"n": int(rows.size), **agreement(predicted, data.images[rows], twins)}
+        if not targets:
+            return None
+        return {"compared": "G(lesion-free twin) vs the real image; identity = the twin itself",
+                "dropout_at_generation": self.config.dropout_at_generation, "checkpoints": dict(self.hashes),
+                "targets": targets}
 
     def describe(self) -> dict:
         info = super().describe()

@@ -35,7 +35,7 @@ def main(quiet: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import balance, inspect, plugins  # noqa: F401  (each module adds its command to `main`)
+    from . import balance, fit, inspect, plugins  # noqa: F401  (each module adds its command to `main`)
 
 
 _add_commands()
