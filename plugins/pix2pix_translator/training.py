@@ -29,8 +29,8 @@ class Pix2PixNets(nn.Module):
         init_weights(self.generator, init_std)
         init_weights(self.discriminator, init_std)
         self.lambda_l1 = lambda_l1
-        self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=tuple(betas))
-        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=tuple(betas))
+        self.g_opt = adam(self.generator.parameters(), lr, betas)
+        self.d_opt = adam(self.discriminator.parameters(), lr, betas)
 
     def train_step(self, source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """One D update then one G update on a batch in [-1, 1]; returns the losses.
@@ -58,6 +58,17 @@ class Pix2PixNets(nn.Module):
         self.g_opt.step()
         self.discriminator.requires_grad_(True)
         return {"D": d_loss.item(), "G_adv": g_adv.item(), "L1": g_l1.item()}
+
+
+def adam(params, lr: float, betas) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update where this torch has it: the generator has 54M
+    parameters at 256 px, and the default per-tensor update of that many is a sizeable share of a CPU
+    training step (benchmarks/pix2pix_step.py). Same algorithm; falls back to the default update."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
 
 
 def linear_decay(epochs: int, decay_epochs: int):
