@@ -108,7 +108,10 @@ class Pix2Pix(Synthesizer):
             return tuple(self.config.target_classes)
         if ":" in self.config.source_class:  # "covid:normal,viral:normal" names the targets itself
             return tuple(p.split(":", 1)[0] for p in self.config.source_class.split(",") if ":" in p)
-        return tuple(c for c in train.class_names if c != self.config.source_class)
+        others = tuple(c for c in train.class_names if c != self.config.source_class)
+        if self.config.pairing == "paired":  # only classes that have twins can be trained on true pairs
+            return tuple(c for c in others if _twin_rows(train, c).size) or others
+        return others
 
     def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
         super().check(train, deficits, volumes)
