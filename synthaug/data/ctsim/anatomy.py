@@ -17,9 +17,8 @@ resampling so that zero padding is air.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -146,10 +145,27 @@ def reference_anatomy(spacing_mm: float, cache_dir: str | None = None) -> Anatom
 # ---------------------------------------------------------------------------------------------
 # one patient
 # ---------------------------------------------------------------------------------------------
+def _linear_weights(n_out: int, n_control: int, control_spacing: int) -> np.ndarray:
+    """(n_out, n_control) linear interpolation from control points to voxels (both centred)."""
+    voxel = np.arange(n_out) - (n_out - 1) / 2
+    position = voxel / control_spacing + (n_control - 1) / 2  # fractional control index
+    low = np.clip(np.floor(position).astype(int), 0, n_control - 2)
+    frac = position - low
+    weights = np.zeros((n_out, n_control), np.float32)
+    weights[np.arange(n_out), low] = 1 - frac
+    weights[np.arange(n_out), low + 1] = frac
+    return weights
+
+
 def _deformation_grid(shape, spacing, variation: PatientVariation, seed: int):
-    """MONAI control-point deformation composed with random anisotropic scaling (voxel grid)."""
+    """MONAI control-point deformation composed with random anisotropic scaling (voxel grid).
+
+    As MONAI's ``Rand2DElastic`` does in 2-D: ``RandDeformGrid`` displaces control points,
+    ``RandAffineGrid`` scales them, and the control grid is interpolated to every voxel. The
+    interpolation is separable (three small matrix products), several times faster than a 3-D
+    ``interpolate`` of the homogeneous grid.
+    """
     import torch
-    import torch.nn.functional as F
     from monai.transforms import RandAffineGrid, RandDeformGrid
 
     control = max(2, int(round(variation.control_spacing_mm / float(np.mean(spacing)))))
@@ -159,11 +175,12 @@ def _deformation_grid(shape, spacing, variation: PatientVariation, seed: int):
     deform.set_random_state(state=rng)
     affine = RandAffineGrid(scale_range=variation.scale_fraction)
     affine.set_random_state(state=rng)
-    grid = affine(grid=deform(spatial_size=shape))
-    grid = F.interpolate(grid[None].float(), scale_factor=(control,) * 3, mode="trilinear", align_corners=False)[0]
-    starts = [(g - s) // 2 for g, s in zip(grid.shape[1:], shape)]
-    grid = grid[:, starts[0]:starts[0] + shape[0], starts[1]:starts[1] + shape[1], starts[2]:starts[2] + shape[2]]
-    return torch.as_tensor(grid).contiguous()
+    coarse = torch.as_tensor(affine(grid=deform(spatial_size=shape)), dtype=torch.float32)[:3]
+    wx, wy, wz = (torch.from_numpy(_linear_weights(n, k, control)) for n, k in zip(shape, coarse.shape[1:]))
+    dense = torch.einsum("zk,cijk->cijz", wz, coarse)  # one axis at a time: small matrix products
+    dense = torch.einsum("yj,cijz->ciyz", wy, dense)
+    dense = torch.einsum("xi,ciyz->cxyz", wx, dense)
+    return torch.cat([dense, torch.ones((1, *shape))]).contiguous()
 
 
 def make_patient(reference: Anatomy, variation: PatientVariation, seed: int) -> Anatomy:
@@ -189,10 +206,6 @@ def make_patient(reference: Anatomy, variation: PatientVariation, seed: int) -> 
     bone = hu > 200
     hu = np.where(bone, 200 + (hu - 200) * rng.uniform(*variation.bone_density), hu)
     return Anatomy(hu.astype(np.float32), labels, warped[1] * lung, warped[2], reference.spacing, reference.lobes)
-
-
-def anatomy_key(variation: PatientVariation) -> str:
-    return hashlib.sha256(json.dumps(asdict(variation), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def check_variation(variation: PatientVariation) -> None:

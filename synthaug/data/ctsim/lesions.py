@@ -31,9 +31,10 @@ MOSMED_GRADES = {1: (0.0, 0.25), 2: (0.25, 0.50), 3: (0.50, 0.75), 4: (0.75, 1.0
 
 @dataclass(frozen=True)
 class CovidLesions:
-    #: Probability of CT-1..CT-4. MosMedData's own mix is about 80/15/5/0.2 %; this flatter mix
-    #: keeps moderate and severe patterns present in small sets.
-    grade_weights: tuple[float, float, float, float] = (0.35, 0.35, 0.2, 0.1)
+    #: Probability of CT-1..CT-4. MosMedData's CT positives are about 80/15/5/0.2 %, but most CT-1
+    #: disease is invisible on a radiograph (CXR sensitivity for COVID-19 is about 70 %), and the
+    #: Kaggle COVID images come from patients whose films were abnormal: weighted towards CT-2/3.
+    grade_weights: tuple[float, float, float, float] = (0.15, 0.4, 0.3, 0.15)
     #: Involvement drawn uniformly within the grade, clipped to these bounds (below 10 %: a 64-px
     #: radiograph shows nothing; above 90 %: no aerated lung left, not seen in survivors).
     involvement_bounds: tuple[float, float] = (0.10, 0.90)
@@ -45,6 +46,9 @@ class CovidLesions:
     consolidation_hu: tuple[float, float] = (-100.0, 30.0)
     #: Subpleural predominance: the prior falls by e every this many mm from the pleura.
     peripheral_mm: float = 18.0
+    #: Lateral predominance on the frontal film: the prior grows by e^lateral_weight from the
+    #: midline to the lateral chest wall ("peripheral, outer third" on chest radiographs).
+    lateral_weight: float = 1.5
     #: Relative prior of lower, middle and upper lobes (lower-lobe predominance).
     lobe_weights: tuple[float, float, float] = (1.0, 0.6, 0.35)
     #: Size of one focus: correlation length of the random field, mm (rounded GGO, 1-3 cm).
@@ -56,15 +60,17 @@ class CovidLesions:
 @dataclass(frozen=True)
 class ViralLesions:
     #: Fraction of lung involved, drawn uniformly (bronchiolitis/interstitial viral pneumonia).
-    involvement: tuple[float, float] = (0.25, 0.6)
+    involvement: tuple[float, float] = (0.15, 0.45)
     #: Perihilar predominance: the prior falls by e every this many mm from the hilum.
-    perihilar_mm: float = 40.0
+    perihilar_mm: float = 30.0
     #: Width of the peribronchovascular cuff, mm (interstitial thickening around bundles).
-    cuff_mm: float = 5.0
+    cuff_mm: float = 6.0
     #: Attenuation of the thickened interstitium, HU.
-    interstitial_hu: tuple[float, float] = (-550.0, -250.0)
+    interstitial_hu: tuple[float, float] = (-400.0, -150.0)
     #: Diffuse faint haze over both lungs, HU (mild ground glass, more diffuse than COVID-19).
-    haze_hu: tuple[float, float] = (-800.0, -700.0)
+    haze_hu: tuple[float, float] = (-750.0, -600.0)
+    #: Reach of the haze relative to ``perihilar_mm`` (it fades by e every spread x perihilar_mm).
+    haze_spread: float = 1.0
     #: Correlation length of the random field, mm (smaller than COVID foci: reticular texture).
     texture_mm: float = 6.0
     edge: float = 0.35
@@ -130,7 +136,10 @@ def insert_covid(patient: Anatomy, config: CovidLesions, rng: np.random.Generato
         weight = config.lobe_weights[0 if "lower" in name else 1 if "middle" in name else 2]
         lobe_prior[patient.labels == label] = np.log(weight)
     field = _smooth_field(lung.shape, patient.spacing, config.focus_mm, rng)
-    score = field - patient.pleura_mm / config.peripheral_mm + lobe_prior
+    x = np.arange(lung.shape[0], dtype=np.float32)[:, None, None]
+    midline = float(np.argwhere(lung)[:, 0].mean()) if lung.any() else lung.shape[0] / 2
+    lateral = np.abs(x - midline) / max(float(np.abs(x - midline)[np.any(lung, axis=(1, 2))].max()), 1.0)
+    score = field - patient.pleura_mm / config.peripheral_mm + lobe_prior + config.lateral_weight * lateral
     # Bilateral: each lung gets its share, within +-20 % of the patient's involvement.
     sides = [np.isin(patient.labels, patient.side_lobes(s)) for s in ("left", "right")]
     tilt = rng.uniform(-0.2, 0.2)
@@ -152,8 +161,10 @@ def insert_viral(patient: Anatomy, config: ViralLesions, rng: np.random.Generato
 
     lung = patient.lung
     target = float(rng.uniform(*config.involvement))
-    # Bronchovascular bundles: lung voxels denser than -500 HU (vessels and bronchial walls).
-    bundles = (lung & (patient.hu > -500)).astype(np.float32)
+    # Bronchovascular bundles: lung voxels denser than -500 HU (vessels and bronchial walls), away
+    # from the chest wall, where partial volume with the pleura would mimic them.
+    interior = patient.pleura_mm > 2.5 * max(patient.spacing)
+    bundles = (lung & interior & (patient.hu > -500)).astype(np.float32)
     cuff = gaussian_filter(bundles, sigma=[config.cuff_mm / s for s in patient.spacing])
     cuff = cuff / max(float(np.percentile(cuff[lung], 95)) if lung.any() else 1.0, 1e-6)
     texture = _smooth_field(lung.shape, patient.spacing, config.texture_mm, rng)
@@ -162,7 +173,7 @@ def insert_viral(patient: Anatomy, config: ViralLesions, rng: np.random.Generato
     tilt = rng.uniform(-0.1, 0.1)  # viral pneumonia is near-symmetric
     weight = _threshold_per_lung(score, sides, [target * (1 + tilt), target * (1 - tilt)], config.edge) * lung
 
-    haze = np.exp(-patient.hilum_mm / (2.5 * config.perihilar_mm)) * lung
+    haze = np.exp(-patient.hilum_mm / (config.haze_spread * config.perihilar_mm)) * lung
     hu = _raise_density(patient.hu, 0.6 * haze, rng.uniform(*config.haze_hu))
     hu = _raise_density(hu, weight, rng.uniform(*config.interstitial_hu))
     involvement = float((weight > 0.5)[lung].mean()) if lung.any() else 0.0

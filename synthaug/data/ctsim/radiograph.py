@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...imaging import radiograph
 from ...interfaces import Geometry
 
 
@@ -38,10 +39,9 @@ class RadiographVariation:
     field_of_view_mm: float = 340.0
     #: Photons per detector pixel behind air, log-uniform range (exposure; sets quantum noise).
     photons: tuple[float, float] = (2e4, 2e5)
-    #: Display window on the line integral (air ... dense mediastinum): low, high (mu*mm).
-    window: tuple[float, float] = (1.0, 5.5)
-    #: Display gamma (film/detector characteristic curve).
-    gamma: float = 1.0
+    #: Display window on the line integral (mu * mm) mapped to 0 ... 1: aerated lung dark,
+    #: mediastinum and spine bright (a fixed window, not per image, so twins share it).
+    window: tuple[float, float] = (0.95, 5.3)
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,4 @@ def expose(line_integral: np.ndarray, shot: Shot, variation: RadiographVariation
     counts = shot.photons * np.exp(-line_integral.astype(np.float64))
     noisy = np.maximum(counts + np.sqrt(counts) * z, 0.5)
     measured = -np.log(noisy / shot.photons)
-    low, high = variation.window
-    image = np.clip((measured - low) / (high - low), 0.0, 1.0) ** variation.gamma
-    return image.astype(np.float32)
+    return radiograph(measured, window=variation.window)

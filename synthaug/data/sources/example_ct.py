@@ -110,9 +110,12 @@ def _parse_size(options: SourceOptions) -> tuple[int, int, int] | None:
     if size is None:
         return None
     if isinstance(size, str):
-        size = [int(s) for s in size.lower().replace(",", "x").split("x") if s]
-    if isinstance(size, int):
-        size = (size, size, size)
+        try:
+            size = [int(s) for s in size.lower().replace(",", "x").split("x") if s]
+        except ValueError:
+            raise SynthaugError(f"volume_size must be N or XxYxZ; got {size!r}") from None
+    if isinstance(size, int):  # N: N x N in-plane, slices keeping the CT's field-of-view aspect
+        size = (size, size, max(4, round(size * 332.5 / 360.0)))
     if len(size) != 3:
         raise SynthaugError(f"volume_size must be N or XxYxZ; got {size!r}")
     return tuple(int(s) for s in size)  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""Digitally reconstructed radiographs: the ``siddon`` and ``parallel`` projectors (docs/projectors.md)."""

@@ -1,0 +1,62 @@
+"""``synthaug train``: train a registered classifier on a store; evaluate it on the store's test split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import main
+from ..errors import SynthaugError
+
+# CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
+_CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weights", "epochs": "epochs",
+                   "batch_size": "batch_size", "lr": "lr", "seed": "seed", "device": "device"}
+
+
+@main.command("train")
+@click.option("--classifier", "classifier", metavar="NAME", help="Registered classifier: resnet50, densenet121 (see `synthaug plugins`).")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), metavar="STORE",
+              help="Store with train and test splits (from `synthaug balance`).")
+@click.option("--mode", type=click.Choice(["scratch", "transfer"]), default="scratch", show_default=True,
+              help="scratch: all layers train; transfer: ImageNet weights, frozen backbone, then last block at lr 1e-5.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Local torchvision-format ImageNet state dict (transfer).")
+@click.option("--epochs", type=int, default=60, show_default=True,
+              help="Epochs in all (liang2021: 60; transfer 50 frozen + 10 fine-tuning).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (scratch; head in transfer).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="RUN_DIR")
+@click.pass_context
+def train_command(ctx: click.Context, classifier, data, mode, weights, epochs, batch_size, lr, seed, device,
+                  resume, out) -> None:
+    """Train a classifier on a store and report test accuracy, per-class P/R/F1, ROC-AUC."""
+    from ..report import per_class_markdown, summary_markdown
+    from ..train import TrainConfig, train
+
+    given = {field: ctx.params[opt] for opt, field in _CONFIG_OPTIONS.items()
+             if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE}
+    if resume:
+        # Options not repeated are the run's own; repeated ones must agree (train() checks).
+        manifest_path = out / "manifest.json"
+        if not manifest_path.is_file():
+            raise SynthaugError(f"--resume {out}: not a training run (no manifest.json)")
+        manifest = json.loads(manifest_path.read_text())
+        config = TrainConfig.from_dict({**manifest["config"], **given})
+        data = data or Path(manifest["data"]["path"])
+    else:
+        if not classifier:
+            raise SynthaugError("missing --classifier NAME (e.g. resnet50 or densenet121)")
+        if data is None:
+            raise SynthaugError("missing --data STORE (a store with train and test splits)")
+        config = TrainConfig(classifier=classifier, mode=mode, weights=str(weights) if weights else None,
+                             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    run = train(data, out, config, resume=resume)
+    metrics = json.loads((run / "metrics.json").read_text())
+    click.echo(f"run: {run}")
+    click.echo(f"test: {summary_markdown(metrics)}")
+    click.echo(per_class_markdown(metrics), nl=False)

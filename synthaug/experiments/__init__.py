@@ -1,0 +1,1 @@
+"""The papers' protocols as runnable experiments (the demo is the main job on the built-in data)."""

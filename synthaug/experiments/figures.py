@@ -1,0 +1,39 @@
+"""Figures for reports: a grid of real and synthetic samples per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..data.imageset import REAL, ImageSet
+
+
+def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 0, title: str = "") -> Path:
+    """One row of real and one row of synthetic images per class (synthetic rows only where any exist)."""
+    from ..report import _pyplot, _save
+
+    plt = _pyplot()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c, name in enumerate(data.class_names):
+        for kind in ("real", "synthetic"):
+            mask = (data.labels == c) & ((data.synth == REAL) if kind == "real" else (data.synth != REAL))
+            idx = np.flatnonzero(mask)
+            if len(idx):
+                rows.append((f"{name}\n{kind}" + ("" if kind == "real" else f"\n({data.synth[idx[0]]})"),
+                             rng.choice(idx, size=min(per_row, len(idx)), replace=False)))
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(1.4 * per_row + 1, 1.45 * len(rows)), squeeze=False)
+    for r, (label, idx) in enumerate(rows):
+        for k in range(per_row):
+            ax = axes[r, k]
+            ax.set_xticks([]), ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if k < len(idx):
+                image = data.images[idx[k]]
+                ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -1,0 +1,80 @@
+"""synthaug.metrics and synthaug.report against hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from synthaug.errors import SynthaugError
+from synthaug.metrics import binary_roc_auc, classification_metrics, confusion_matrix, roc_auc_ovr
+from synthaug.report import per_class_markdown, plot_confusion, plot_curves, summary_markdown
+
+
+def test_two_class_case_by_hand():
+    # truth covid,covid,covid,normal; predicted covid,covid,normal,normal
+    m = classification_metrics([0, 0, 0, 1], [0, 0, 1, 1], ("covid", "normal"))
+    assert m["confusion"] == [[2, 1], [0, 1]]
+    assert m["accuracy"] == pytest.approx(3 / 4)
+    covid, normal = m["per_class"]["covid"], m["per_class"]["normal"]
+    assert (covid["precision"], covid["recall"], covid["f1"]) == pytest.approx((1.0, 2 / 3, 0.8))
+    assert (normal["precision"], normal["recall"], normal["f1"]) == pytest.approx((0.5, 1.0, 2 / 3))
+    assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert m["weighted_f1"] == pytest.approx((3 * 0.8 + 1 * 2 / 3) / 4)
+    # default positive class "covid": sensitivity 2/3; the one normal image is called normal
+    assert m["positive_class"] == "covid"
+    assert (m["sensitivity"], m["specificity"]) == pytest.approx((2 / 3, 1.0))
+    other = classification_metrics([0, 0, 0, 1], [0, 0, 1, 1], ("covid", "normal"), positive="normal")
+    assert (other["sensitivity"], other["specificity"]) == pytest.approx((1.0, 2 / 3))
+    assert m["roc_auc"] is None  # no probabilities given
+
+
+def test_three_classes_and_a_class_never_predicted():
+    y_true = [0, 0, 1, 1, 1, 2]
+    y_pred = [0, 1, 1, 1, 1, 1]  # class 2 never predicted
+    m = classification_metrics(y_true, y_pred, ("a", "b", "c"))
+    assert m["confusion"] == [[1, 1, 0], [0, 3, 0], [0, 1, 0]]
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(3 / 5)
+    assert m["per_class"]["b"]["f1"] == pytest.approx(2 * 0.6 / 1.6)
+    assert m["positive_class"] is None and "sensitivity" not in m
+
+
+def test_binary_auc_with_ties_by_hand():
+    # positives 0.9, 0.4; negatives 0.8, 0.4, 0.1: pairs won 3 + (0 + 0.5 + 1) = 4.5 of 6
+    auc = binary_roc_auc(np.array([1, 1, 0, 0, 0], bool), np.array([0.9, 0.4, 0.8, 0.4, 0.1]))
+    assert auc == pytest.approx(0.75)
+    assert binary_roc_auc(np.array([1, 1], bool), np.array([0.2, 0.3])) is None
+    assert binary_roc_auc(np.array([0, 1], bool), np.array([0.1, 0.9])) == 1.0
+
+
+def test_one_vs_rest_auc_skips_absent_class():
+    probs = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1], [0.3, 0.6, 0.1], [0.6, 0.3, 0.1]])
+    auc = roc_auc_ovr([0, 1, 1, 0], probs, ("a", "b", "c"))
+    # class a: positives 0.7, 0.6 vs negatives 0.4, 0.3 -> 1; class b: 0.5, 0.6 vs 0.2, 0.3 -> 1
+    assert auc["per_class"] == {"a": 1.0, "b": 1.0, "c": None}
+    assert auc["macro"] == 1.0
+    flipped = roc_auc_ovr([1, 0, 0, 1], probs, ("a", "b", "c"))
+    assert flipped["per_class"]["a"] == 0.0
+
+
+def test_bad_inputs_are_one_line_errors():
+    with pytest.raises(SynthaugError, match="3 true labels for 2 predictions"):
+        confusion_matrix([0, 1, 1], [0, 1], 2)
+    with pytest.raises(SynthaugError, match=r"prediction out of range \[0, 1\]"):
+        confusion_matrix([0, 1], [0, 2], 2)
+    with pytest.raises(SynthaugError, match="positive class 'covid19' is not one of covid, normal"):
+        classification_metrics([0], [0], ("covid", "normal"), positive="covid19")
+
+
+def test_markdown_table_and_figures(tmp_path):
+    m = classification_metrics([0, 0, 0, 1], [0, 0, 1, 1], ("covid", "normal"), np.array(
+        [[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.3, 0.7]]))
+    assert per_class_markdown(m) == (
+        "| | covid | normal |\n|---|---:|---:|\n| Precision | 1.000 | 0.500 |\n"
+        "| Recall | 0.667 | 1.000 |\n| F1 score | 0.800 | 0.667 |\n")
+    assert summary_markdown(m) == ("accuracy 0.750; macro F1 0.733; ROC-AUC 1.000; "
+                                   "covid sensitivity 0.667, specificity 1.000")
+    history = [{"epoch": 1, "stage": "frozen", "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": None},
+               {"epoch": 2, "stage": "finetune", "train_loss": 0.5, "train_accuracy": 0.8, "val_loss": None}]
+    for path in (plot_confusion(m["confusion"], ["covid", "normal"], tmp_path / "c.png"),
+                 plot_curves(history, tmp_path / "curves.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "curves.png"]  # no temp files left

@@ -1,0 +1,187 @@
+"""The shared training loop: outputs of a run, transfer schedule, exact resume, learning, errors, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from _classifier_data import shapes, shapes_store, torchvision_densenet121_shapes, write_state_dict
+from synthaug import progress
+from synthaug.cli import main
+from synthaug.data.store import file_hash, write_store
+from synthaug.errors import SynthaugError
+from synthaug.train import TrainConfig, epoch_order, stratified_split, train
+
+torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
+progress.set_quiet(True)
+TINY = {"width": 0.25}  # quarter-width networks: the loop is the same, the test takes seconds
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_after(epoch):
+    def callback(record):
+        if record["epoch"] == epoch:
+            raise Interrupted
+    return callback
+
+
+def last_model(run):
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return shapes_store(tmp_path_factory.mktemp("data") / "shapes.h5", n_train=6, n_test=3)
+
+
+@pytest.mark.parametrize("name, optimizer", [("resnet50", "adam"), ("densenet121", "sgd")])
+def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
+    run = train(store, tmp_path / "run", classifier=name, epochs=1, batch_size=4, optimizer=optimizer,
+                classifier_options=TINY)
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"][0].get(
+        "momentum") == (0.9 if optimizer == "sgd" else None)
+    assert {p.name for p in run.iterdir()} == {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["weights"] is None
+    assert manifest["data"]["sha256"] == file_hash(store)
+    assert manifest["data"]["train"] + manifest["data"]["val"] == 12
+    assert manifest["data"]["val"] == 2  # 10 % of 6 per class, at least one each
+    assert manifest["config"]["classifier"] == name and manifest["versions"]["torch"] == torch.__version__
+    record = manifest["history"][0]
+    assert record["stage"] == "scratch" and np.isfinite(record["train_loss"]) and record["val_macro_f1"] is not None
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class", "confusion", "roc_auc", "weighted_f1", "sensitivity",
+            "specificity"} <= set(metrics)
+    assert np.sum(metrics["confusion"]) == metrics["n"] == 6  # the real test split, 3 per class
+    assert set(metrics["per_class"]) == {"covid", "normal"}
+
+
+def test_learns_an_easy_two_class_problem(tmp_path):
+    # bright disc vs bright bar, 32 px: chance is 0.5
+    store = shapes_store(tmp_path / "easy.h5", n_train=40, n_test=20)
+    run = train(store, tmp_path / "run", classifier="densenet121", epochs=4, batch_size=16, classifier_options=TINY)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.85 and metrics["roc_auc"]["macro"] >= 0.9
+
+
+def test_resume_after_interruption_equals_uninterrupted(store, tmp_path):
+    options = dict(classifier="resnet50", epochs=3, batch_size=4, scheduler="cosine", classifier_options=TINY)
+    whole = train(store, tmp_path / "whole", **options)
+    with pytest.raises(Interrupted):
+        train(store, tmp_path / "cut", on_epoch_end=stop_after(1), **options)
+    assert json.loads((tmp_path / "cut" / "manifest.json").read_text())["status"] == "running"
+    resumed = train(store, tmp_path / "cut", resume=True, **options)
+    a, b = last_model(whole), last_model(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ha = json.loads((whole / "manifest.json").read_text())["history"]
+    hb = json.loads((resumed / "manifest.json").read_text())["history"]
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+    assert json.loads((whole / "metrics.json").read_text())["confusion"] == \
+        json.loads((resumed / "metrics.json").read_text())["confusion"]
+
+
+def test_transfer_schedule_frozen_then_last_block(tmp_path):
+    store = shapes_store(tmp_path / "s.h5", n_train=4, n_test=2)
+    state = write_state_dict(tmp_path / "densenet121.pth", torchvision_densenet121_shapes())
+    from synthaug_plugins.densenet121.network import torchvision_to_monai
+
+    expected = {torchvision_to_monai(k): v for k, v in state.items()}
+    expected["features.conv0.weight"] = state["features.conv0.weight"].sum(1, keepdim=True)  # grey store
+    expected = {k: v for k, v in expected.items() if not k.startswith("class_layers.")}
+    seen = {}
+
+    def snapshot(record):
+        seen[record["epoch"]] = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+    run = train(store, tmp_path / "run", classifier="densenet121", mode="transfer",
+                weights=str(tmp_path / "densenet121.pth"), epochs=2, batch_size=4, on_epoch_end=snapshot)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [h["stage"] for h in manifest["history"]] == ["frozen", "finetune"]
+    assert [h["lr"] for h in manifest["history"]] == [1e-3, 1e-5]
+    assert manifest["weights"]["missing"] == ["class_layers.out.bias", "class_layers.out.weight"]
+    assert len(manifest["weights"]["matched"]) == len(expected)
+    last_block = ("features.denseblock4.", "features.norm5.")
+    frozen, tuned = seen[1], seen[2]
+    # stage 1: the whole backbone, BatchNorm statistics included, is exactly the file's
+    assert all(torch.equal(frozen[k], v) for k, v in expected.items() if not k.endswith("num_batches_tracked"))
+    # stage 2: the last block moved, everything before it did not
+    assert all(torch.equal(tuned[k], v) for k, v in expected.items()
+               if not k.startswith(last_block) and not k.endswith("num_batches_tracked"))
+    assert not torch.equal(tuned["features.denseblock4.denselayer16.layers.conv2.weight"],
+                           expected["features.denseblock4.denselayer16.layers.conv2.weight"])
+
+
+def test_helpers_split_and_order():
+    labels = np.array([0] * 20 + [1] * 3)
+    train_idx, val_idx = stratified_split(labels, 0.1, seed=0)
+    assert np.bincount(labels[val_idx]).tolist() == [2, 1]
+    assert sorted(np.r_[train_idx, val_idx].tolist()) == list(range(23))
+    assert epoch_order(np.arange(9), 0, 1, 4) == epoch_order(np.arange(9), 0, 1, 4)
+    assert len(epoch_order(np.arange(9), 0, 1, 4)) == 8  # a lone last sample would break BatchNorm
+    assert TrainConfig(mode="transfer", weights="w", epochs=60).stage_two_epochs == 10  # liang2021: 50 + 10
+    assert TrainConfig(mode="transfer", weights="w", epochs=1).stage(1) == "frozen"
+
+
+def test_bad_inputs(store, tmp_path):
+    train_only = write_store(tmp_path / "train_only.h5", {"train": shapes(2)})
+    with pytest.raises(SynthaugError, match="train_only.h5: training needs a 'train' and a 'test' split; the store has train"):
+        train(train_only, tmp_path / "a", epochs=1)
+    with pytest.raises(SynthaugError, match="unknown classifier 'resnet'"):
+        train(store, tmp_path / "b", classifier="resnet", epochs=1)
+    with pytest.raises(SynthaugError, match="mode 'transfer' needs --weights PATH"):
+        TrainConfig(mode="transfer")
+    with pytest.raises(SynthaugError, match="optimizer must be one of adam, sgd; got 'rmsprop'"):
+        TrainConfig(optimizer="rmsprop")
+    run = train(store, tmp_path / "run", classifier="resnet50", epochs=1, batch_size=4, classifier_options=TINY)
+    with pytest.raises(SynthaugError, match="already holds a run; pass --resume"):
+        train(store, run, classifier="resnet50", epochs=1, batch_size=4, classifier_options=TINY)
+    with pytest.raises(SynthaugError, match=r"--resume .*run: option lr was 0.001 in that run; got 0.01"):
+        train(store, run, resume=True, classifier="resnet50", epochs=1, batch_size=4, lr=0.01, classifier_options=TINY)
+    with pytest.raises(SynthaugError, match="no checkpoint there"):
+        train(store, tmp_path / "never", resume=True)
+
+
+def test_cli_train_resume_and_evaluate(store, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["--quiet", "train", "--classifier", "densenet121", "--data", str(store), "--epochs", "1",
+            "--batch-size", "4", "--out", str(out)]
+    # the CLI has no width option: the standard network, on 32 px images
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "| Precision |" in result.output and "accuracy" in result.output
+    again = runner.invoke(main, ["--quiet", "train", "--resume", "--out", str(out), "--lr", "0.1"])
+    assert again.exit_code == 2 and "option lr was 0.001 in that run; got 0.1" in again.output
+    same = runner.invoke(main, ["--quiet", "train", "--resume", "--out", str(out)])  # finished: re-evaluates
+    assert same.exit_code == 0, same.output
+    evaluated = runner.invoke(main, ["--quiet", "evaluate", "--run", str(out), "--split", "train"])
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.loads((out / "metrics-train-shapes.json").read_text())
+    assert metrics["n"] == 12 and metrics["split"] == "train"
+    bad = runner.invoke(main, ["--quiet", "evaluate", "--run", str(out), "--split", "validation"])
+    assert bad.exit_code == 2 and "no split 'validation'" in bad.output
+    missing = runner.invoke(main, ["--quiet", "train", "--data", str(store), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "missing --classifier NAME" in missing.output
+    other = shapes_store(tmp_path / "other.h5", n_train=2, n_test=2, classes=("bacterial", "normal"))
+    wrong = runner.invoke(main, ["--quiet", "evaluate", "--run", str(out), "--data", str(other)])
+    assert wrong.exit_code == 2 and "other.h5: classes ['bacterial', 'normal'] differ from the run's ['covid', 'normal']" in wrong.output
+    nothing = runner.invoke(main, ["--quiet", "evaluate", "--run", str(tmp_path)])
+    assert nothing.exit_code == 2 and "not a training run (no manifest.json)" in nothing.output
+
+
+def test_device_choice():
+    from synthaug.train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(SynthaugError, match="device must be one of auto, cpu, cuda; got 'tpu'"):
+        TrainConfig(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(SynthaugError, match="--device cuda: no CUDA device is available"):
+            resolve_device("cuda")
