@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import synthaug
 from click.testing import CliRunner
 
 from synthaug import read_store
@@ -110,3 +111,18 @@ def test_fit_bad_input_exit_2_before_training(tmp_path, kaggle_first, args, mess
                  "--test-per-class", 3, "--epochs", 1, *args, "--out", tmp_path / "p2p")
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "p2p").exists() and not (tmp_path / "p2p.work").exists()
+
+
+def test_balance_with_pix2pix_paired_on_ctsim(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHAUG_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "balanced.h5"
+    result = run("balance", "--synth", "pix2pix", "--data", "ctsim", "--source-option", "preset=tiny",
+                 "--test-per-class", 1, "--synth-option", "epochs=1", "--synth-option", "pairing=paired", *SMALL,
+                 "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    real = {c: n - 1 for c, n in synthaug.load_images("ctsim", preset="tiny").counts().items()}  # 1 held out
+    deficits = {c: max(real.values()) - n for c, n in real.items()}
+    assert info["splits"]["train"]["synthetic"] == deficits and deficits["covid"] > 0
+    assert_traceable(read_store(out, "train"))
+    assert store_config(out)["synthesizer"]["pairing"] == "paired"
