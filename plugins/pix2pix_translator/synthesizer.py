@@ -1,0 +1,368 @@
+"""The ``pix2pix`` synthesizer (liang2021): translate source-class radiographs into the target class.
+
+One generator is trained per target class. ``fit`` needs the target classes: they come from the
+deficits seen by ``check`` (``synthaug balance``), else from ``target_classes``, else every class
+but the source class.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthaug import progress
+from synthaug.data.imageset import REAL, ImageSet
+from synthaug.errors import SynthaugError
+from synthaug.interfaces import Synthesizer, config_dict
+
+from .measures import agreement
+from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,
+                       sample_grid, to_model, weights_hash)
+
+STATE_FILE = "train_state_{target}.pt"
+WEIGHTS_FILE = "generator_{target}.pt"
+
+
+@dataclass
+class Pix2PixConfig:
+    """Defaults from liang2021 (L1 weight 100, 100 epochs, flip + 5 degree rotation) and from the pix2pix
+    paper it follows (Isola et al. 2017: ngf = ndf = 64, 70x70 PatchGAN, Adam 2e-4 with betas (0.5,
+    0.999), batch size 1, N(0, 0.02) init, constant lr then linear decay, dropout 0.5 in the first
+    three decoder blocks, kept on at test time)."""
+
+    epochs: int = 100
+    decay_epochs: int | None = None  # epochs of linear lr decay at the end; None: half of `epochs`
+    batch_size: int = 1
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 100.0
+    ngf: int = 64
+    ndf: int = 64
+    d_layers: int = 3  # stride-2 layers of the PatchGAN: 3 = 70x70 patches
+    init_std: float = 0.02
+    pairing: str = "random"  # random (liang2021) | paired (ImageSet.extras "twin") | nearest
+    source_class: str = "normal"  # or per target: "covid:normal,viral:normal"
+    target_classes: tuple[str, ...] | None = None  # None: from the deficits, else all but the source
+    flip_p: float = 0.5
+    max_rotation: float = 5.0  # degrees
+    dropout_at_generation: bool = True  # Isola et al.: dropout is the generator's noise at test time
+    seed: int = 0
+    work_dir: str | None = None  # per-epoch checkpoints (resumed) and sample grids; None: none
+    generate_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise SynthaugError(f"pix2pix pairing must be one of {', '.join(PAIRINGS)}; got {self.pairing!r}")
+        for name in ("epochs", "batch_size", "ngf", "ndf", "d_layers", "generate_batch"):
+            if int(getattr(self, name)) < 1:
+                raise SynthaugError(f"pix2pix {name} must be at least 1; got {getattr(self, name)}")
+        if self.decay_epochs is not None and not 0 <= self.decay_epochs <= self.epochs:
+            raise SynthaugError(f"pix2pix decay_epochs must lie in [0, epochs={self.epochs}]; got {self.decay_epochs}")
+        if isinstance(self.target_classes, str):
+            self.target_classes = tuple(t for t in self.target_classes.split(",") if t)
+        elif self.target_classes is not None:
+            self.target_classes = tuple(self.target_classes)
+
+    def sources(self) -> set[str]:
+        """Classes that are translated from (never into)."""
+        if ":" not in self.source_class:
+            return {self.source_class}
+        return {p.split(":", 1)[1] for p in self.source_class.split(",") if ":" in p}
+
+    def source_for(self, target: str) -> str:
+        if ":" not in self.source_class:
+            return self.source_class
+        pairs = dict(p.split(":", 1) for p in self.source_class.split(",") if ":" in p)
+        if target not in pairs:
+            raise SynthaugError(f"pix2pix source_class {self.source_class!r} names no source for target {target!r}")
+        return pairs[target]
+
+
+class Pix2Pix(Synthesizer):
+    """liang2021's image-to-image cGAN: U-Net generator + conditional PatchGAN, L1 weight 100."""
+
+    name = "pix2pix"
+    Config = Pix2PixConfig
+    needs_source_class = True
+    trainable = True
+
+    def __init__(self, config=None, **options):
+        super().__init__(config, **options)
+        self.generators: dict[str, torch.nn.Module] = {}
+        self.hashes: dict[str, str] = {}
+        self.image_shape: tuple[int, int, int] | None = None
+        self._targets: tuple[str, ...] | None = None
+        self.last_losses: dict[str, dict[str, float]] = {}
+
+    # ---- checks -----------------------------------------------------------------------------
+    def targets_for(self, train: ImageSet) -> tuple[str, ...]:
+        if self._targets:
+            return self._targets
+        if self.config.target_classes:
+            return tuple(self.config.target_classes)
+        if ":" in self.config.source_class:  # "covid:normal,viral:normal" names the targets itself
+            return tuple(p.split(":", 1)[0] for p in self.config.source_class.split(",") if ":" in p)
+        others = tuple(c for c in train.class_names if c != self.config.source_class)
+        if self.config.pairing == "paired":  # only classes that have twins can be trained on true pairs
+            return tuple(c for c in others if _twin_rows(train, c).size) or others
+        return others
+
+    def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
+        super().check(train, deficits, volumes)
+        for t in tuple(deficits) + tuple(self.config.target_classes or ()):
+            if t not in train.class_names:
+                raise SynthaugError(f"pix2pix target class {t!r} does not exist; classes are {', '.join(train.class_names)}")
+        real = train.synth == REAL
+        for source in self.config.sources():
+            if source not in train.class_names:
+                raise SynthaugError(f"pix2pix source class {source!r} does not exist; classes are {', '.join(train.class_names)}")
+            if deficits.get(source, 0) > 0 and not np.any(real & (train.labels == train.class_index(source))):
+                raise SynthaugError(f"pix2pix fills the {source!r} deficit with real {source!r} images; the training split has none")
+        # A source class's own deficit is filled by duplication (see generate); the rest are translated.
+        wanted = tuple(t for t, n in deficits.items() if n > 0 and t not in self.config.sources())
+        if wanted:
+            self._targets = wanted
+        c, h, w = train.image_shape
+        if h != w:
+            raise SynthaugError(f"pix2pix needs square images; got {h}x{w}")
+        if self.image_shape is not None and tuple(self.image_shape) != (c, h, w):
+            raise SynthaugError(f"pix2pix checkpoint was trained on {_shape(self.image_shape)} images; the data is {_shape((c, h, w))}")
+        for target in self.targets_for(train):
+            if self.generators and target not in self.generators:
+                raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; none for {target!r}")
+            source = self.config.source_for(target)
+            if source not in train.class_names:
+                raise SynthaugError(f"pix2pix source class {source!r} does not exist; classes are {', '.join(train.class_names)}")
+            if source == target:
+                raise SynthaugError(f"pix2pix source and target class are both {target!r}")
+            if not np.any(real & (train.labels == train.class_index(source))):
+                raise SynthaugError(f"pix2pix translates {source!r} images into {target!r}; the training split has no {source!r} images")
+            if self.generators:
+                continue  # fitted already: nothing below is needed to generate
+            if self.config.pairing == "paired":
+                if _twin_rows(train, target).size == 0:
+                    raise SynthaugError(f"pix2pix pairing 'paired' needs {target!r} images with a lesion-free twin (extras 'twin' and 'has_twin'); the training split has none")
+            elif not np.any(real & (train.labels == train.class_index(target))):
+                raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; the training split has none")
+            self._check_resume(target, (c, h, w))
+
+    def _check_resume(self, target: str, shape) -> None:
+        state = self._state_path(target)
+        if state is not None and state.is_file():
+            saved = tuple(torch.load(state, map_location="cpu", weights_only=False)["image_shape"])
+            if saved != tuple(shape):
+                raise SynthaugError(f"{state}: checkpoint of {_shape(saved)} images; the data is {_shape(shape)}")
+
+    # ---- training ---------------------------------------------------------------------------
+    def fit(self, train: ImageSet, volumes=None) -> None:
+        self.check(train, {}, volumes)
+        self.image_shape = train.image_shape
+        for target in self.targets_for(train):
+            self._fit_one(train, target)
+
+    def _pairs(self, train: ImageSet, target: str, rng: np.random.Generator):
+        """(source images, target images, index of each source's target or None for random)."""
+        real = train.synth == REAL
+        tgt_rows = np.flatnonzero(real & (train.labels == train.class_index(target)))
+        if self.config.pairing == "paired":
+            rows = _twin_rows(train, target)
+            return train.extras["twin"][rows].astype(np.float32), train.images[rows], np.arange(len(rows))
+        src_rows = np.flatnonzero(real & (train.labels == train.class_index(self.config.source_for(target))))
+        sources, targets = train.images[src_rows], train.images[tgt_rows]
+        if self.config.pairing == "nearest":
+            return sources, targets, nearest_targets(sources, targets)
+        return sources, targets, None
+
+    def _fit_one(self, train: ImageSet, target: str) -> None:
+        cfg = self.config
+        c, size, _ = train.image_shape
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        aug_gen = torch.Generator().manual_seed(cfg.seed)
+        nets = Pix2PixNets(c, size, ngf=cfg.ngf, ndf=cfg.ndf, d_layers=cfg.d_layers, lr=cfg.lr,
+                           betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std)
+        decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(cfg.epochs, decay))
+                      for o in (nets.g_opt, nets.d_opt)]
+        sources, targets, match = self._pairs(train, target, rng)
+        start = self._resume(target, nets, schedulers, rng, aug_gen)
+        src_t, tgt_t = to_model(sources), to_model(targets)
+        steps = -(-len(sources) // cfg.batch_size)
+        nets.train()
+        with progress.bar(f"pix2pix {self.config.source_for(target)}->{target}", (cfg.epochs - start) * steps) as bar:
+            for epoch in range(start, cfg.epochs):
+                order = rng.permutation(len(sources))
+                # random pairing (liang2021): a fresh random target image for every source, every epoch
+                partner = rng.integers(len(targets), size=len(sources)) if match is None else match
+                for k in range(steps):
+                    idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+                    s, t = augment_pair(src_t[idx], tgt_t[partner[idx]], aug_gen, cfg.flip_p, cfg.max_rotation)
+                    losses = nets.train_step(s, t)
+                    bar.update(epoch=epoch + 1, **losses)
+                for sched in schedulers:
+                    sched.step()
+                self.last_losses[target] = losses
+                self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
+                                 sources[:4], targets[partner[:4]])
+        self.generators[target] = nets.generator
+        self.hashes[target] = weights_hash(nets.generator)
+        state = self._state_path(target)
+        if state is not None and not self.config.work_dir and state.is_file():
+            state.unlink()  # a fit_dir is the output folder: keep the grids, not the optimizer state
+
+    # ---- per-epoch state (resume) -----------------------------------------------------------
+    def _work_dir(self) -> Path | None:
+        """``work_dir`` if configured, else the directory ``fit_synthesizer`` hands over (``fit_dir``)."""
+        where = self.config.work_dir or getattr(self, "fit_dir", None)
+        return Path(where) if where else None
+
+    def _state_path(self, target: str) -> Path | None:
+        work = self._work_dir()
+        return work / STATE_FILE.format(target=target) if work else None
+
+    def _save_state(self, target, epoch, nets, schedulers, rng, aug_gen, shape, sources, targets) -> None:
+        path = self._state_path(target)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": epoch, "image_shape": tuple(shape), "config": config_dict(self.config),
+                 "nets": nets.state_dict(), "g_opt": nets.g_opt.state_dict(), "d_opt": nets.d_opt.state_dict(),
+                 "schedulers": [s.state_dict() for s in schedulers], "numpy_rng": rng.bit_generator.state,
+                 "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state()}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            nets.generator.eval()
+            generated = from_model(nets.generator(to_model(sources)))
+            nets.generator.train()
+        (path.parent / "samples").mkdir(exist_ok=True)
+        sample_grid(sources, generated, targets, path.parent / "samples" / f"{target}_epoch{epoch:03d}.png")
+
+    def _resume(self, target, nets, schedulers, rng, aug_gen) -> int:
+        path = self._state_path(target)
+        if path is None or not path.is_file():
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        nets.load_state_dict(state["nets"])
+        nets.g_opt.load_state_dict(state["g_opt"])
+        nets.d_opt.load_state_dict(state["d_opt"])
+        for sched, saved in zip(schedulers, state["schedulers"]):
+            sched.load_state_dict(saved)
+        rng.bit_generator.state = state["numpy_rng"]
+        aug_gen.set_state(state["aug_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        return min(int(state["epoch"]), self.config.epochs)
+
+    # ---- generation -------------------------------------------------------------------------
+    def translate(self, target: str, images: np.ndarray, seed: int) -> np.ndarray:
+        """G_target(images) in [0, 1]; dropout on if ``dropout_at_generation``, BatchNorm on running stats."""
+        if target not in self.generators:
+            raise SynthaugError(f"pix2pix has no fitted generator for {target!r}; fitted: {', '.join(self.generators) or 'none'}")
+        generator = self.generators[target].eval()
+        if self.config.dropout_at_generation:
+            for m in generator.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.train()
+        out = np.empty_like(images, dtype=np.float32)
+        step = self.config.generate_batch
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for k in range(0, len(images), step):
+                out[k:k + step] = from_model(generator(to_model(images[k:k + step])))
+        return out
+
+    def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
+        """``n`` translated images of ``target``; for a source class itself (e.g. ``normal`` when the
+        strategy also tops it up) copies of its own real images, marked ``checkpoint=b"duplicate"``."""
+        duplicate = target in self.config.sources()
+        source = target if duplicate else self.config.source_for(target)
+        candidates = np.flatnonzero((train.synth == REAL) & (train.labels == train.class_index(source)))
+        if len(candidates) == 0:
+            raise SynthaugError(f"pix2pix: the training split has no {source!r} images to translate")
+        rng = np.random.default_rng(seed)
+        rounds = -(-n // len(candidates))  # each source used once before any is used twice
+        idx = np.concatenate([rng.permutation(candidates) for _ in range(max(rounds, 1))])[:n]
+        images = train.images[idx].copy() if duplicate else self.translate(target, train.images[idx], seed)
+        label = train.class_index(target)
+        digest = b"duplicate" if duplicate else self.hashes[target][:16].encode()
+        return ImageSet(images, np.full(n, label), train.class_names, train.patient_ids[idx],
+                        origin=train.origin[idx], source_index=idx,
+                        extras={"checkpoint": np.full(n, digest, dtype="S16")})
+
+    # ---- save / load ------------------------------------------------------------------------
+    def save(self, directory) -> None:
+        directory = Path(directory)
+        super().save(directory)
+        for target, generator in self.generators.items():
+            torch.save(generator.state_dict(), directory / WEIGHTS_FILE.format(target=target))
+        work = self._work_dir()
+        if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
+            shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
+        info = json.loads((directory / "synthesizer.json").read_text())
+        info.update(image_shape=list(self.image_shape or ()), targets=list(self.generators), hashes=self.hashes)
+        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
+
+    @classmethod
+    def load(cls, directory) -> "Pix2Pix":
+        from .networks import UNetGenerator
+
+        synth = super().load(directory)
+        info = json.loads((Path(directory) / "synthesizer.json").read_text())
+        if not info.get("targets"):
+            raise SynthaugError(f"{directory}: pix2pix checkpoint holds no fitted generator")
+        synth.image_shape = tuple(info["image_shape"])
+        c, size, _ = synth.image_shape
+        for target in info["targets"]:
+            path = Path(directory) / WEIGHTS_FILE.format(target=target)
+            if not path.is_file():
+                raise SynthaugError(f"{path}: missing generator weights for {target!r}")
+            generator = UNetGenerator(c, size, synth.config.ngf)
+            generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            synth.generators[target] = generator
+            synth.hashes[target] = weights_hash(generator)
+            if synth.hashes[target] != info["hashes"].get(target):
+                raise SynthaugError(f"{path}: weights hash {synth.hashes[target][:16]} does not match synthesizer.json")
+        synth._targets = tuple(info["targets"])
+        return synth
+
+    # ---- measures ---------------------------------------------------------------------------
+    def measure(self, data: ImageSet) -> dict | None:
+        """L1, PSNR and SSIM of G(twin) to the real image for every image of ``data`` with a lesion-free
+        twin (ctsim), next to the identity baseline (the twin itself); None if ``data`` has no twins."""
+        targets = {}
+        for target in self.generators:
+            rows = _twin_rows(data, target)
+            if rows.size:
+                twins = np.asarray(data.extras["twin"][rows], np.float32)
+                predicted = self.translate(target, twins, seed=self.config.seed)
+                targets[target] = {"n": int(rows.size), **agreement(predicted, data.images[rows], twins)}
+        if not targets:
+            return None
+        return {"compared": "G(lesion-free twin) vs the real image; identity = the twin itself",
+                "dropout_at_generation": self.config.dropout_at_generation, "checkpoints": dict(self.hashes),
+                "targets": targets}
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.update(pairing=self.config.pairing, image_shape=list(self.image_shape or ()),
+                    checkpoints={t: h for t, h in self.hashes.items()})
+        return info
+
+
+def _twin_rows(train: ImageSet, target: str) -> np.ndarray:
+    if "twin" not in train.extras or "has_twin" not in train.extras:
+        return np.empty(0, np.int64)
+    has = np.asarray(train.extras["has_twin"]).astype(bool)
+    return np.flatnonzero(has & (train.synth == REAL) & (train.labels == train.class_index(target)))
+
+
+def _shape(shape) -> str:
+    c, h, w = shape
+    return f"{h}x{w}x{c}"

@@ -1,0 +1,143 @@
+"""One pix2pix training step, the paired augmentation, the pairing rules and the lr schedule.
+
+Kept free of ImageSet handling so that ``benchmarks/pix2pix_step.py`` times exactly the step that
+``Pix2Pix.fit`` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from .networks import PatchDiscriminator, UNetGenerator, init_weights
+
+PAIRINGS = ("random", "paired", "nearest")
+
+
+class Pix2PixNets(nn.Module):
+    """Generator, discriminator and their Adam optimizers for one target class."""
+
+    def __init__(self, channels: int, size: int, *, ngf: int = 64, ndf: int = 64, d_layers: int = 3,
+                 lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), lambda_l1: float = 100.0,
+                 init_std: float = 0.02):
+        super().__init__()
+        self.generator = UNetGenerator(channels, size, ngf)
+        self.discriminator = PatchDiscriminator(channels, size, ndf, d_layers)
+        init_weights(self.generator, init_std)
+        init_weights(self.discriminator, init_std)
+        self.lambda_l1 = lambda_l1
+        self.g_opt = adam(self.generator.parameters(), lr, betas)
+        self.d_opt = adam(self.discriminator.parameters(), lr, betas)
+
+    def train_step(self, source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        """One D update then one G update on a batch in [-1, 1]; returns the losses.
+
+        D = 1/2 (BCE(D(s, t), 1) + BCE(D(s, G(s)), 0)); G = BCE(D(s, G(s)), 1) + lambda * |G(s) - t|_1.
+        """
+        bce = nn.functional.binary_cross_entropy_with_logits
+        fake = self.generator(source)
+
+        self.d_opt.zero_grad(set_to_none=True)
+        real_logits = self.discriminator(source, target)
+        fake_logits = self.discriminator(source, fake.detach())
+        d_loss = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
+                        + bce(fake_logits, torch.zeros_like(fake_logits)))
+        d_loss.backward()
+        self.d_opt.step()
+
+        # The G update needs gradients through D, not of D's weights: freezing them skips that work.
+        self.discriminator.requires_grad_(False)
+        self.g_opt.zero_grad(set_to_none=True)
+        fooled = self.discriminator(source, fake)
+        g_adv = bce(fooled, torch.ones_like(fooled))
+        g_l1 = nn.functional.l1_loss(fake, target)
+        (g_adv + self.lambda_l1 * g_l1).backward()
+        self.g_opt.step()
+        self.discriminator.requires_grad_(True)
+        return {"D": d_loss.item(), "G_adv": g_adv.item(), "L1": g_l1.item()}
+
+
+def adam(params, lr: float, betas) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update where this torch has it: the generator has 54M
+    parameters at 256 px, and the default per-tensor update of that many is a sizeable share of a CPU
+    training step (benchmarks/pix2pix_step.py). Same algorithm; falls back to the default update."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+
+
+def linear_decay(epochs: int, decay_epochs: int):
+    """lr factor per epoch: 1 for the first ``epochs - decay_epochs`` epochs, then linearly towards 0."""
+    constant = epochs - decay_epochs
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
+
+    return factor
+
+
+def augment_pair(source: torch.Tensor, target: torch.Tensor, generator: torch.Generator,
+                 flip_p: float = 0.5, max_degrees: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """liang2021's flip + rotation, with the same flip and angle for a source and its target."""
+    from kornia.geometry.transform import rotate
+
+    n, c = source.shape[:2]
+    both = torch.cat([source, target], dim=1)
+    flip = torch.rand(n, generator=generator) < flip_p
+    both = torch.where(flip[:, None, None, None], both.flip(-1), both)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * max_degrees
+    # Reflection padding: zero padding would paint mid-grey corners in [-1, 1] space.
+    both = rotate(both, angle, padding_mode="reflection")
+    return both[:, :c], both[:, c:]
+
+
+def nearest_targets(sources: np.ndarray, targets: np.ndarray, grid: int = 16) -> np.ndarray:
+    """Index of the most similar target for each source (``nearest`` pairing).
+
+    Feature: the image area-averaged to ``grid`` x ``grid`` (grey), minus its mean, scaled to unit
+    norm; distance: Euclidean between features (so brightness and contrast offsets do not count).
+    """
+    fs, ft = _features(sources, grid), _features(targets, grid)
+    d2 = (fs ** 2).sum(1)[:, None] - 2 * fs @ ft.T + (ft ** 2).sum(1)[None, :]
+    return np.argmin(d2, axis=1)
+
+
+def _features(images: np.ndarray, grid: int) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).mean(1, keepdim=True)
+    x = nn.functional.adaptive_avg_pool2d(x, min(grid, x.shape[-1])).flatten(1)
+    x = x - x.mean(1, keepdim=True)
+    return (x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy().astype(np.float64)
+
+
+def weights_hash(module: nn.Module) -> str:
+    """sha256 over parameter and buffer names and values: the generator's 'checkpoint hash'."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def to_model(images: np.ndarray) -> torch.Tensor:
+    """[0, 1] images -> [-1, 1] tensor (tanh range of the generator)."""
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)) * 2 - 1
+
+
+def from_model(x: torch.Tensor) -> np.ndarray:
+    return ((x.detach().clamp(-1, 1) + 1) / 2).numpy().astype(np.float32)
+
+
+def sample_grid(source: np.ndarray, generated: np.ndarray, target: np.ndarray, path) -> None:
+    """PNG with one row per example: source | generated | target (images in [0, 1], (N, C, H, W))."""
+    from PIL import Image
+
+    rows = [np.concatenate([s, g, t], axis=-1) for s, g, t in zip(source, generated, target)]
+    grid = np.concatenate(rows, axis=-2)  # (C, rows*H, 3W)
+    pixels = (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
+    image.save(path)

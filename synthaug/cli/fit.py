@@ -1,0 +1,68 @@
+"""``synthaug fit``: train a synthesizer alone on the training split and save it for ``balance --synth-checkpoint``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import main
+from .common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+
+
+@main.command("fit")
+@click.option("--synth", "synth", required=True, help="Synthesizer to train (see `synthaug plugins`).")
+@data_options
+@click.option("--test-per-class", type=int, default=60, show_default=True,
+              help="Real test images held out per class (as `balance` does; they never reach fit).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed (use the same one with balance).")
+@click.option("--strategy", default="auto", show_default=True, help="Which classes need synthesizing (as in balance).")
+@click.option("--epochs", type=int, default=None, help="Training epochs (synthesizer option; pix2pix: 100).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (synthesizer option; pix2pix: 1).")
+@click.option("--pairing", default=None, help="pix2pix: random | paired | nearest.")
+@click.option("--source-class", default=None, help="pix2pix: class translated into the others (normal).")
+@click.option("--synth-option", "synth_options", multiple=True, metavar="KEY=VALUE",
+              help="Any other synthesizer option (e.g. ngf=32); repeatable.")
+@click.option("--work-dir", type=click.Path(path_type=str, file_okay=False), default=None,
+              help="Per-epoch training state (an interrupted fit resumes from it); default OUT.work, "
+                   "removed after success. For synthesizers with a work_dir option.")
+@click.option("--out", required=True, type=click.Path(path_type=str, file_okay=False), help="Output directory.")
+def fit_command(synth, test_per_class, seed, strategy, epochs, batch_size, pairing, source_class, synth_options,
+                work_dir, out, **data):
+    """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
+    import shutil
+    from dataclasses import fields
+
+    from ..balancing import fit_synthesizer, parse_strategy, resolve_synthesizer
+    from ..data.split import split_test
+    from ..data.store import atomic_path
+
+    options = parse_key_values(synth_options, "--synth-option")
+    named = {"epochs": epochs, "batch_size": batch_size, "pairing": pairing, "source_class": source_class}
+    options.update({k: v for k, v in named.items() if v is not None})
+    synthesizer = resolve_synthesizer(synth, options)
+    config_fields = {f.name for f in fields(type(synthesizer.config))} if synthesizer.config is not None else set()
+    own_work_dir = False
+    if "work_dir" in config_fields and synthesizer.config.work_dir is None:
+        synthesizer.config.work_dir = work_dir or str(Path(out).with_name(Path(out).name + ".work"))
+        own_work_dir = work_dir is None
+    images, source = load_from_cli(seed=seed, **data)
+    volumes = volumes_from_cli(seed=seed, **data)
+    fitted = fit_synthesizer(images, synthesizer, out, test_per_class=test_per_class, seed=seed,
+                             volumes=volumes, strategy=parse_strategy(strategy))
+    if own_work_dir:
+        shutil.rmtree(synthesizer.config.work_dir, ignore_errors=True)
+    (Path(out) / "source.json").write_text(json.dumps(source, indent=2, default=str))
+    click.echo(f"wrote {out}: {fitted.name} {json.dumps(fitted.describe().get('checkpoints', {}))}")
+    measure = getattr(fitted, "measure", None)
+    if measure is not None:
+        # Held-out real test images (the same split fit_synthesizer made): never seen in training.
+        _, test, _ = split_test(images, test_per_class, seed)
+        measures = measure(test)
+        if measures:
+            with atomic_path(Path(out) / "measures.json") as tmp:
+                tmp.write_text(json.dumps(measures, indent=2))
+            for target, m in measures["targets"].items():
+                click.echo(f"{target}: {m['n']} test pairs  " + "  ".join(
+                    f"{k} {m['model'][k]:.4f} (identity {m['identity'][k]:.4f})" for k in ("l1", "psnr", "ssim")))
