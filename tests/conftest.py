@@ -73,6 +73,14 @@ def tiny_images():
                     origin=[f"img{i}.png" for i in range(len(labels))])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """A fresh ctsim cache for the whole run: tests never depend on what an earlier run left behind."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNTHAUG_CACHE", str(tmp_path_factory.mktemp("synthaug-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     from synthaug.registry import reset_registry

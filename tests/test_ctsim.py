@@ -119,11 +119,10 @@ def test_tiny_set_has_three_classes_twins_and_severity(tiny):
 def test_second_load_hits_the_cache(tiny, monkeypatch):
     from synthaug.data.ctsim import generate as gen
 
-    data, first_seconds = tiny
+    data, _ = tiny
+    # A cache hit is behaviour, not a timing: generating again would fail the test.
     monkeypatch.setattr(gen, "generate", lambda *a, **k: pytest.fail("regenerated a cached data set"))
-    start = time.perf_counter()
     again = synthaug.load_images("ctsim", preset="tiny", seed=0)
-    assert time.perf_counter() - start < 2.0 < first_seconds
     assert np.array_equal(again.images, data.images) and np.array_equal(again.labels, data.labels)
 
 
