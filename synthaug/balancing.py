@@ -18,8 +18,6 @@ training starts, and the synthesizer only ever sees the training split.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +26,7 @@ import numpy as np
 
 from .data.imageset import ImageSet
 from .data.split import SplitReport, split_test
-from .data.store import write_store
+from .data.store import atomic_dir, write_store
 from .data.volumes import VolumeSet
 from .errors import SynthaugError
 from .interfaces import Synthesizer
@@ -177,20 +175,11 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     synth = resolve_synthesizer(synthesizer, synth_options)
     train, test, report = split_test(data, test_per_class, seed)
     synth.check(train, plan_counts(train.counts(), strategy), volumes)
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out_dir) as tmp:
         synth.fit_dir = tmp  # where a synthesizer may write samples and measures during fit
         synth.fit(train, volumes)
         synth.save(tmp)
         (tmp / "split.json").write_text(json.dumps(_split_fingerprint(test, report)))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return synth
 
 

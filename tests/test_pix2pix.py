@@ -137,6 +137,20 @@ def test_paired_fit_beats_identity_on_ssim():
     assert m["model"]["l1"] < m["identity"]["l1"]
 
 
+def test_residual_generator_starts_as_the_identity_and_learns_the_difference():
+    from synthaug_plugins.pix2pix_translator.training import Pix2PixNets
+
+    nets = Pix2PixNets(1, 32, ngf=8, ndf=8, residual=True)
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    assert torch.equal(nets.generator.eval()(x), x)  # zero-initialised last layer: exactly the input
+    data = paired_set(16)
+    synth = Pix2Pix(epochs=40, batch_size=4, ngf=16, ndf=16, pairing="paired", flip_p=0.0, residual=True)
+    synth.fit(data)
+    normal, covid = lesion_pairs(16, seed=99)
+    m = agreement(synth.translate("covid", normal, seed=0), covid, normal)
+    assert m["model"]["ssim"] > m["identity"]["ssim"] + 0.03 and m["model"]["l1"] < m["identity"]["l1"]
+
+
 def test_fit_is_deterministic_for_a_seed():
     data = paired_set(4)
     hashes = []

@@ -59,8 +59,13 @@ def _decoder(in_ch: int, out_ch: int, dropout: bool) -> nn.Sequential:
 class UNetGenerator(nn.Module):
     """Maps a source image in [-1, 1] to a translated image in [-1, 1] of the same size."""
 
-    def __init__(self, channels: int, size: int, ngf: int = 64, dropout_blocks: int = 3):
+    def __init__(self, channels: int, size: int, ngf: int = 64, dropout_blocks: int = 3, residual: bool = False):
         super().__init__()
+        # residual=True (not in the papers, off by default): the output is source + tanh(U-Net), with the
+        # last layer zero-initialised so G starts as the identity. For translations that only *add* a
+        # subtle pattern (lesions on an otherwise identical radiograph) this learns the difference
+        # instead of re-drawing the whole image; see docs/pix2pix.md.
+        self.residual = residual
         self.depth, self.padded = unet_geometry(size)
         self.size = size
         widths = [ngf * min(2 ** i, 8) for i in range(self.depth)]
@@ -77,7 +82,13 @@ class UNetGenerator(nn.Module):
             in_ch = out_ch * 2
         self.out = nn.Sequential(nn.ConvTranspose2d(in_ch, channels, 4, 2, 1), nn.Tanh())
 
+    def zero_last_layer(self) -> None:
+        """Start a residual generator at the identity (called after the N(0, 0.02) init)."""
+        nn.init.zeros_(self.out[0].weight)
+        nn.init.zeros_(self.out[0].bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        source = x
         pad = self.padded - self.size
         if pad:
             x = nn.functional.pad(x, (0, pad, 0, pad), mode="reflect")
@@ -89,7 +100,8 @@ class UNetGenerator(nn.Module):
         for block in self.up:
             x = torch.cat([block(x), skips.pop()], dim=1)
         x = self.out(x)
-        return x[..., : self.size, : self.size] if pad else x
+        x = x[..., : self.size, : self.size] if pad else x
+        return (source + x).clamp(-1, 1) if self.residual else x
 
 
 class PatchDiscriminator(nn.Module):

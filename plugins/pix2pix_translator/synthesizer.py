@@ -52,6 +52,7 @@ class Pix2PixConfig:
     flip_p: float = 0.5
     max_rotation: float = 5.0  # degrees
     dropout_at_generation: bool = True  # Isola et al.: dropout is the generator's noise at test time
+    residual: bool = False  # not in the papers: output = source + G's tanh output, starting at the identity
     seed: int = 0
     work_dir: str | None = None  # per-epoch checkpoints (resumed) and sample grids; None: none
     generate_batch: int = 16
@@ -186,7 +187,8 @@ class Pix2Pix(Synthesizer):
         rng = np.random.default_rng(cfg.seed)
         aug_gen = torch.Generator().manual_seed(cfg.seed)
         nets = Pix2PixNets(c, size, ngf=cfg.ngf, ndf=cfg.ndf, d_layers=cfg.d_layers, lr=cfg.lr,
-                           betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std)
+                           betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std,
+                           residual=cfg.residual)
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(cfg.epochs, decay))
                       for o in (nets.g_opt, nets.d_opt)]
@@ -323,7 +325,7 @@ class Pix2Pix(Synthesizer):
             path = Path(directory) / WEIGHTS_FILE.format(target=target)
             if not path.is_file():
                 raise SynthaugError(f"{path}: missing generator weights for {target!r}")
-            generator = UNetGenerator(c, size, synth.config.ngf)
+            generator = UNetGenerator(c, size, synth.config.ngf, residual=synth.config.residual)
             generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             synth.generators[target] = generator
             synth.hashes[target] = weights_hash(generator)

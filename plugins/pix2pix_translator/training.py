@@ -22,12 +22,14 @@ class Pix2PixNets(nn.Module):
 
     def __init__(self, channels: int, size: int, *, ngf: int = 64, ndf: int = 64, d_layers: int = 3,
                  lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), lambda_l1: float = 100.0,
-                 init_std: float = 0.02):
+                 init_std: float = 0.02, residual: bool = False):
         super().__init__()
-        self.generator = UNetGenerator(channels, size, ngf)
+        self.generator = UNetGenerator(channels, size, ngf, residual=residual)
         self.discriminator = PatchDiscriminator(channels, size, ndf, d_layers)
         init_weights(self.generator, init_std)
         init_weights(self.discriminator, init_std)
+        if residual:
+            self.generator.zero_last_layer()
         self.lambda_l1 = lambda_l1
         self.g_opt = adam(self.generator.parameters(), lr, betas)
         self.d_opt = adam(self.discriminator.parameters(), lr, betas)
