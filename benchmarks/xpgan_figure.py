@@ -31,30 +31,14 @@ def drr_and_g(synth, volumes, indices, size):
 
 
 def register_small_cnn() -> str:
-    """``small-cnn``: two conv layers + linear head, for runs before/without a classifier plugin."""
-    import synthaug
-    from synthaug.interfaces import Classifier, WeightsReport
+    """The tests' small CNN classifier (tests/xpgan_helpers.py), for runs without a classifier plugin."""
+    import sys
+    from pathlib import Path
 
-    class SmallCNN(Classifier):
-        name = "small-cnn"
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from xpgan_helpers import register_small_classifier
 
-        def build(self, in_channels, num_classes):
-            from torch import nn
-
-            return nn.Sequential(nn.Conv2d(in_channels, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                 nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                                 nn.Flatten(), nn.Linear(16, num_classes))
-
-        def load_weights(self, model, path):
-            return WeightsReport(str(path))
-
-    class Plugin:
-        @synthaug.hookimpl
-        def register_classifiers(self, register):
-            register("small-cnn", SmallCNN, summary="benchmark: a small CNN")
-
-    synthaug.register_plugin(Plugin(), "xpgan-figure")
-    return "small-cnn"
+    return register_small_classifier()
 
 
 def main() -> None:
@@ -77,7 +61,7 @@ def main() -> None:
 
     torch.set_num_threads(2)
     if args.classifier == "small-cnn":
-        register_small_cnn()
+        args.classifier = register_small_cnn()
     images = synthaug.load_images("ctsim", preset=args.preset)
     volumes = synthaug.load_volumes("ctsim", preset=args.preset)
     size = images.image_shape[1]
