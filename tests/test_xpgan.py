@@ -16,24 +16,12 @@ from synthaug.data.volumes import Volume, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
 from synthaug_plugins.xpgan_projector import ctprep
-from xpgan_helpers import phantom_hu, register_small_classifier
+from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
 # small networks on a 16x16x8 encoder grid (32 px images): the 3-D convolutions dominate CPU time
 # C: the small test CNN (densenet121 costs ~10x more CPU per step; the CLI test in
 # test_xpgan_balance.py trains and evaluates xpgan with densenet121)
 SMALL = dict(preset="small", batch_size=4, poses_per_volume=2, volume_shape=[16, 16, 8], classifier="xpgan-test-cnn")
-
-
-@pytest.fixture(autouse=True)
-def small_cnn():
-    """Registered after conftest's per-test registry reset."""
-    return register_small_classifier()
-
-
-@pytest.fixture(scope="module")
-def ctsim():
-    """ctsim's tiny preset: 28 radiographs at 32 px (covid 2, normal 13, viral 13) and their 32x32x16 CTs."""
-    return synthaug.load_images("ctsim", preset="tiny"), synthaug.load_volumes("ctsim", preset="tiny")
 
 
 @pytest.fixture(scope="module")

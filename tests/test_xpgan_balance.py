@@ -15,20 +15,10 @@ from synthaug.cli import main
 from synthaug.data.imageset import ImageSet
 from synthaug.data.store import read_store
 from synthaug.errors import SynthaugError
-from xpgan_helpers import phantom_hu, register_small_classifier
+from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
 XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8],
                   classifier="xpgan-test-cnn")
-
-
-@pytest.fixture(autouse=True)
-def small_cnn():
-    return register_small_classifier()
-
-
-@pytest.fixture(scope="module")
-def ctsim():
-    return synthaug.load_images("ctsim", preset="tiny"), synthaug.load_volumes("ctsim", preset="tiny")
 
 
 def make_mosmed(root: Path, per_grade=(2, 1, 1, 1, 1), shape=(24, 24, 12)) -> Path:

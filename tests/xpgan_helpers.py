@@ -8,6 +8,7 @@ initialisation; ``benchmarks/xpgan_figure.py`` shows R(G) falling with densenet1
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import synthaug
 from synthaug.interfaces import Classifier, WeightsReport
@@ -42,6 +43,18 @@ def register_small_classifier() -> str:
     if SmallCNN.name not in registry.names("classifier"):
         registry.add_plugin(_Plugin(), "xpgan-test-plugin")
     return SmallCNN.name
+
+
+@pytest.fixture(autouse=True)
+def small_cnn():
+    """The small CNN, registered after conftest's per-test registry reset (import this fixture)."""
+    return register_small_classifier()
+
+
+@pytest.fixture(scope="module")
+def ctsim():
+    """ctsim's tiny preset: 28 radiographs at 32 px (covid 2, normal 13, viral 13) and their 32x32x16 CTs."""
+    return synthaug.load_images("ctsim", preset="tiny"), synthaug.load_volumes("ctsim", preset="tiny")
 
 
 def phantom_hu(shape=(32, 32, 16), lesion: bool = False, seed: int = 0) -> np.ndarray:
