@@ -12,7 +12,7 @@ from synthaug import progress
 from synthaug.cli import main
 from synthaug.data.store import file_hash, write_store
 from synthaug.errors import SynthaugError
-from synthaug.train import TrainConfig, epoch_order, stratified_split, train
+from synthaug.train import TrainConfig, epoch_order, train, validation_split
 
 torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 progress.set_quiet(True)
@@ -119,9 +119,31 @@ def test_transfer_schedule_frozen_then_last_block(tmp_path):
 
 def test_helpers_split_and_order():
     labels = np.array([0] * 20 + [1] * 3)
-    train_idx, val_idx = stratified_split(labels, 0.1, seed=0)
-    assert np.bincount(labels[val_idx]).tolist() == [2, 1]
-    assert sorted(np.r_[train_idx, val_idx].tolist()) == list(range(23))
+    real = np.array(["real"] * 23)
+    split = validation_split(labels, real, np.arange(23).astype(str), 0.1, seed=0)
+    assert np.bincount(labels[split.val]).tolist() == [2, 1]
+    assert sorted(np.r_[split.train, split.val].tolist()) == list(range(23))
+    assert (split.val_patients, split.withheld) == (3, 0)
+    assert validation_split(labels, real, np.arange(23).astype(str), 0.0, seed=0).val.size == 0
+
+
+def test_validation_is_real_whole_patients_and_nothing_made_from_it_trains():
+    # class 0: 12 real images of 6 patients (2 each); class 1: 4 real (patients q0..q3) and
+    # 8 synthetic duplicates, two made from each class-1 patient (they carry the source's patient id)
+    labels = np.array([0] * 12 + [1] * 4 + [1] * 8)
+    synth = np.array(["real"] * 16 + ["duplicate"] * 8)
+    patients = np.array([f"p{i // 2}" for i in range(12)] + [f"q{i}" for i in range(4)]
+                        + [f"q{i // 2}" for i in range(8)])
+    split = validation_split(labels, synth, patients, 0.25, seed=3)
+    val_patients = set(patients[split.val])
+    assert (synth[split.val] == "real").all()
+    assert np.bincount(labels[split.val]).tolist() == [4, 1]  # 25 % of the real images, whole patients
+    assert not val_patients & set(patients[split.train])  # no patient, and no copy of one, on both sides
+    assert split.withheld == 2 and len(split.train) + len(split.val) + split.withheld == len(labels)
+    assert split.val_patients == 3
+    # never a class's last patient: one real patient per class leaves that class out of validation
+    lone = validation_split(np.array([0, 0, 1]), np.array(["real"] * 3), np.array(["a", "b", "c"]), 0.9, 0)
+    assert len(lone.val) == 1 and lone.val[0] in (0, 1) and 2 in lone.train and len(lone.train) == 2
     assert epoch_order(np.arange(9), 0, 1, 4) == epoch_order(np.arange(9), 0, 1, 4)
     assert len(epoch_order(np.arange(9), 0, 1, 4)) == 8  # a lone last sample would break BatchNorm
     assert TrainConfig(mode="transfer", weights="w", epochs=60).stage_two_epochs == 10  # liang2021: 50 + 10

@@ -193,6 +193,7 @@ class StoreDataset:
             self.class_names = tuple(json.loads(f.attrs["class_names"]))
             self.labels = g["labels"][()]
             self.synth = _strings(g["synth"])
+            self.patient_ids = _strings(g["patient_ids"])
             self.image_shape = tuple(g["images"].shape[1:])
             self.config = json.loads(f.attrs["config"])
         self._file = None
