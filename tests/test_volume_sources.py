@@ -92,6 +92,20 @@ def test_mosmed_layout_labels_and_severity(tmp_path):
         load_volumes("mosmed", tmp_path / "MosMedData" / "studies" / "CT-0")
 
 
+def test_mosmed_keras_tutorial_layout(tmp_path):
+    # the Keras 3D-classification tutorial's subset: MosMedData/CT-0 and MosMedData/CT-23 (CT-2 + CT-3)
+    root = tmp_path / "MosMedData"
+    for folder, studies in {"CT-0": [1, 2, 3], "CT-23": [500, 501]}.items():
+        for study in studies:
+            write_nifti(root / folder / f"study_{study:04d}.nii.gz", np.zeros((4, 4, 4)))
+    (root / "README.txt").write_text("not a study")
+    volumes = load_volumes("mosmed", root)
+    assert volumes.counts() == {"normal": 3, "covid": 2}
+    np.testing.assert_array_equal(volumes.meta["severity"], [0, 0, 0, 2, 2])
+    assert volumes.meta["grade_dir"] == ["CT-0"] * 3 + ["CT-23"] * 2
+    assert list(volumes.patient_ids[-2:]) == ["study_0500", "study_0501"]
+
+
 def test_nifti_source_folder_classes_single_file_and_list(tmp_path):
     for cls, n in (("covid", 2), ("normal", 1)):
         for i in range(n):

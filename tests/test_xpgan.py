@@ -202,6 +202,7 @@ def test_check_refuses_missing_volumes():
 def test_default_label_map_mosmed_grades_and_names():
     mapping = ctprep.resolve_label_map(("CT-0", "CT-1", "CT-2", "CT-3", "CT-4"), ("covid", "normal"), None, "t")
     assert mapping == {0: 1, 1: 0, 2: 0, 3: 0, 4: 0}
+    assert ctprep.resolve_label_map(("CT-0", "CT-23"), ("covid", "normal"), None, "t") == {0: 1, 1: 0}
     assert ctprep.resolve_label_map(("normal", "covid"), ("covid", "normal", "viral"), None, "t") == {0: 1, 1: 0}
     assert ctprep.resolve_label_map(("COVID", "other"), ("covid", "normal"), None, "t") == {0: 0}
 

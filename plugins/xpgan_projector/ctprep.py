@@ -22,7 +22,7 @@ from synthaug.interfaces import Geometry
 AIR_HU = -1000.0
 # "ct" is what the nifti source names a folder of volumes without class subfolders
 _UNLABELED = {"", "ct", "unlabeled", "unlabelled", "unknown", "none"}
-_MOSMED_GRADE = re.compile(r"^ct-?([0-4])$", re.IGNORECASE)
+_MOSMED_GRADE = re.compile(r"^ct-?([0-4]+)$", re.IGNORECASE)  # CT-0..CT-4, merged CT-23
 
 
 # ---------------------------------------------------------------------------------------------
