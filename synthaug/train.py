@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__
-from .data.imageset import REAL
+from .data.split import validation_split
 from .data.store import atomic_path, file_hash, open_store, store_info
 from .errors import SynthaugError
 
@@ -123,49 +123,6 @@ def resolve_device(name: str):
     if name == "cuda" and not torch.cuda.is_available():
         raise SynthaugError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device(name)
-
-
-@dataclass
-class ValidationSplit:
-    """Indices into the train split: what trains, what validates, and what was withheld."""
-    train: np.ndarray
-    val: np.ndarray
-    val_patients: int
-    withheld: int  # synthetic samples made from a validation patient's images, kept out of training
-
-
-def validation_split(labels: np.ndarray, synth: np.ndarray, patient_ids: np.ndarray, fraction: float,
-                     seed: int) -> ValidationSplit:
-    """Carve a validation set from the train split: real images only, whole patients, per class.
-
-    Per class, the patients with real images of that class are visited in a seeded order and taken
-    whole until the class has ``round(fraction * real images)`` (at least one patient where the
-    class has two or more; never all of them). Validation holds only *real* images, so checkpoint
-    selection measures the real distribution, not how recognisable the synthetic images are; every
-    sample of a validation patient, a synthetic one made from its images included (a duplicate
-    carries its source's patient id), stays out of training, so no copy of a validation image trains.
-    """
-    labels = np.asarray(labels)
-    real = np.asarray(synth).astype(str) == REAL
-    patients = np.asarray(patient_ids).astype(str)
-    rng = np.random.default_rng([seed, 0x5A1])
-    chosen: set[str] = set()
-    for cls in np.unique(labels[real]) if fraction > 0 else []:
-        members = np.flatnonzero(real & (labels == cls))
-        names, inverse = np.unique(patients[members], return_inverse=True)
-        if len(names) < 2:
-            continue
-        target = max(1, round(fraction * len(members)))
-        taken = 0
-        for k in rng.permutation(len(names))[:len(names) - 1]:  # at least one patient keeps training
-            if taken >= target:
-                break
-            chosen.add(names[k])
-            taken += int((inverse == k).sum())
-    of_val_patient = np.isin(patients, sorted(chosen))
-    val = np.flatnonzero(of_val_patient & real)
-    train = np.flatnonzero(~of_val_patient)
-    return ValidationSplit(train, val, len(chosen), int((of_val_patient & ~real).sum()))
 
 
 def epoch_order(indices: np.ndarray, seed: int, epoch: int, batch_size: int) -> list[int]:

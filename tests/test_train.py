@@ -12,7 +12,8 @@ from synthaug import progress
 from synthaug.cli import main
 from synthaug.data.store import file_hash, write_store
 from synthaug.errors import SynthaugError
-from synthaug.train import TrainConfig, epoch_order, train, validation_split
+from synthaug.data.split import validation_split
+from synthaug.train import TrainConfig, epoch_order, train
 
 torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 progress.set_quiet(True)
