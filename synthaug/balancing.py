@@ -123,6 +123,16 @@ def _split_fingerprint(test: ImageSet, report: SplitReport) -> dict[str, Any]:
     return {"per_class": report.per_class, "seed": report.seed, "test_origins": sorted(map(str, test.origin))}
 
 
+def volumes_for_training(volumes: VolumeSet | None, test: ImageSet) -> tuple[VolumeSet | None, np.ndarray]:
+    """The volumes a synthesizer may use: none of a test patient (ctsim's CTs are the same simulated
+    patients as its radiographs; a DRR of a test patient's CT would put that patient into training).
+    Returns the kept volumes and their indices in ``volumes``."""
+    if volumes is None:
+        return None, np.zeros(0, np.int64)
+    kept = np.flatnonzero(~np.isin(volumes.patient_ids.astype(str), test.patient_ids.astype(str)))
+    return (volumes if len(kept) == len(volumes) else volumes.subset(kept)), kept
+
+
 def balance(data: ImageSet, synthesizer: str | Synthesizer = "augment", *, strategy: str | Mapping[str, int] = "auto",
             test_per_class: int = 60, seed: int = 0, out: str | Path | None = None,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
@@ -130,6 +140,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer = "augment", *, strat
     """Hold out ``test_per_class`` real images per class, balance the rest, and write ``out`` (if given)."""
     synth = resolve_synthesizer(synthesizer, synth_options, synth_checkpoint)
     train, test, report = split_test(data, test_per_class, seed)
+    n_volumes = 0 if volumes is None else len(volumes)
+    volumes, kept_volumes = volumes_for_training(volumes, test)
     deficits = plan_counts(train.counts(), strategy)
     synth.check(train, deficits, volumes)
     if synth_checkpoint is not None:
@@ -148,7 +160,10 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer = "augment", *, strat
                 f"{name!r}; expected {n} of shape {train.image_shape}")
         if np.any(part.labels != train.class_index(name)):
             raise SynthaugError(f"synthesizer {synth.name!r} returned images of other classes when asked for {name!r}")
-        made.append(part.with_provenance(synth=np.full(n, synth.name, dtype=object), seed=np.full(n, c_seed)))
+        provenance = {"synth": np.full(n, synth.name, dtype=object), "seed": np.full(n, c_seed)}
+        if synth.needs_volumes and volumes is not None and len(volumes) and (part.source_index >= 0).all():
+            provenance["source_index"] = kept_volumes[part.source_index]  # index in the VolumeSet given
+        made.append(part.with_provenance(**provenance))
     balanced = ImageSet.concat([train, *made])
     config = {
         "command": "balance",
@@ -159,6 +174,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer = "augment", *, strat
         "test_per_class": test_per_class,
         "deficits": deficits,
         "split": asdict(report),
+        "volumes_held_out": n_volumes - len(kept_volumes),  # volumes of test patients the synthesizer never saw
         "source": dict(source or {}),
     }
     result = BalanceResult(balanced, test, deficits, report, config)
@@ -174,6 +190,7 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``. Written atomically."""
     synth = resolve_synthesizer(synthesizer, synth_options)
     train, test, report = split_test(data, test_per_class, seed)
+    volumes, _ = volumes_for_training(volumes, test)
     synth.check(train, plan_counts(train.counts(), strategy), volumes)
     with atomic_dir(out_dir) as tmp:
         synth.fit_dir = tmp  # where a synthesizer may write samples and measures during fit

@@ -102,7 +102,8 @@ def test_mosmed_keras_tutorial_layout(tmp_path):
     volumes = load_volumes("mosmed", root)
     assert volumes.counts() == {"normal": 3, "covid": 2}
     np.testing.assert_array_equal(volumes.meta["severity"], [0, 0, 0, 2, 2])
-    assert volumes.meta["grade_dir"] == ["CT-0"] * 3 + ["CT-23"] * 2
+    assert list(volumes.meta["grade_dir"]) == ["CT-0"] * 3 + ["CT-23"] * 2
+    assert list(volumes.subset([4, 0]).meta["grade_dir"]) == ["CT-23", "CT-0"]
     assert list(volumes.patient_ids[-2:]) == ["study_0500", "study_0501"]
 
 

@@ -66,7 +66,12 @@ def test_balance_ctsim(ctsim, tmp_path, name):
     assert train.counts() == {"covid": 12, "normal": 12, "viral": 12}
     assert result.deficits == {"covid": 11, "normal": 0, "viral": 0}
     assert_synthetic_from_volumes(train, name, volumes, "covid")
-    assert (read_store(tmp_path / "b.h5", "test").synth == "real").all()
+    test = read_store(tmp_path / "b.h5", "test")
+    assert (test.synth == "real").all()
+    # ctsim's CTs are the radiographs' patients: no test patient's CT was projected into training
+    synthetic = train.synth == name
+    assert not set(train.patient_ids[synthetic]) & set(test.patient_ids)
+    assert result.config["volumes_held_out"] == 3
 
 
 @pytest.mark.parametrize("name", ["xpgan", "drr"])

@@ -55,4 +55,4 @@ class MosMedSource(DatasetSource):
         labels = [0 if grade == 0 else 1 for grade in severities]
         loaders = [partial(load_volume, f, shape) for f in files]
         return VolumeSet(loaders, labels, CLASS_NAMES, [nifti_stem(f) for f in files], [str(f) for f in files],
-                         meta={"severity": np.asarray(severities, dtype=np.int64), "grade_dir": grade_dirs})
+                         meta={"severity": np.asarray(severities, dtype=np.int64), "grade_dir": np.asarray(grade_dirs, dtype=object)})
