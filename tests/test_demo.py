@@ -36,6 +36,20 @@ def test_demo_tiny_writes_a_complete_report(tmp_path):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary left behind
 
 
+def test_demo_with_a_volume_synthesizer_projects_ctsim_cts_of_training_patients_only(tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["--quiet", "demo", "--preset", "tiny", "--synth", "drr", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["synthesizer"] == "drr" and summary["counts"]["synthetic"] == {"covid": 11, "normal": 0, "viral": 0}
+    train, test = read_store(out / "balanced.h5", "train"), read_store(out / "balanced.h5", "test")
+    made = train.synth == "drr"
+    assert made.sum() == 11 and all(o.startswith("ctsim:") for o in train.origin[made])
+    # the CTs are the radiographs' own patients; none of the test patients' was projected
+    assert set(train.patient_ids[made]) <= set(train.patient_ids[~made])
+    assert not set(train.patient_ids[made]) & set(test.patient_ids)
+
+
 def test_demo_bad_preset_is_a_usage_error():
     result = CliRunner().invoke(main, ["demo", "--preset", "huge"])
     assert result.exit_code == 2 and "huge" in result.output

@@ -3,7 +3,8 @@
 1. generate ``ctsim`` (simulated covid/normal/viral radiographs from a real chest CT; cached),
 2. hold out the real test split (``test_per_class`` images per class, fixed by seed),
 3. balance the training split with the best synthesizer that is registered
-   (``pix2pix`` > ``augment`` > ``duplicate``),
+   (``pix2pix`` > ``augment`` > ``duplicate``), or the one asked for; a volume synthesizer
+   (``drr``, ``xpgan``) gets ctsim's labeled CTs of the same simulated patients, test patients' removed,
 4. train the classifier (default ``resnet50``) on the original and on the balanced training split,
 5. evaluate both on the same real test split and write a report directory (markdown + figures).
 
@@ -36,10 +37,14 @@ class DemoPreset:
 
 
 PRESETS: dict[str, DemoPreset] = {
-    "tiny": DemoPreset("tiny", 32, 1, 1, 8, {"pix2pix": {"epochs": 1, "ngf": 8, "ndf": 8}},
-                       {"classifier_options": {"width": 0.25}}),
-    "demo": DemoPreset("demo", 64, 10, 8, 32, {"pix2pix": {"epochs": 5}}),
-    "paper": DemoPreset("paper", 224, 60, 60, 32, {"pix2pix": {"epochs": 100}}),
+    "tiny": DemoPreset("tiny", 32, 1, 1, 8, {
+        "pix2pix": {"epochs": 1, "ngf": 8, "ndf": 8},
+        "xpgan": {"preset": "small", "max_steps": 2, "batch_size": 4, "poses_per_volume": 1,
+                  "classifier_options": {"width": 0.25}}}, {"classifier_options": {"width": 0.25}}),
+    "demo": DemoPreset("demo", 64, 10, 8, 32, {
+        "pix2pix": {"epochs": 5},
+        "xpgan": {"preset": "small", "max_steps": 64, "batch_size": 8, "poses_per_volume": 2}}),
+    "paper": DemoPreset("paper", 224, 60, 60, 32, {"pix2pix": {"epochs": 100}}),  # xpgan: its paper defaults
 }
 
 
@@ -53,8 +58,9 @@ def best_synthesizer() -> str:
 def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: int = 0, synthesizer: str | None = None,
              classifier: str = "resnet50", epochs: int | None = None, device: str = "auto") -> Path:
     """Run the demo and return the report directory (written atomically: complete or absent)."""
-    from .. import balance, load_images
+    from .. import balance, load_images, load_volumes
     from ..data.store import atomic_dir
+    from ..registry import get_registry
     from ..train import train
 
     if preset not in PRESETS:
@@ -63,10 +69,13 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
     if epochs is not None:
         p = replace(p, epochs=epochs)
     synth = synthesizer or best_synthesizer()
+    needs_volumes = getattr(get_registry().entry("synthesizer", synth).resolve(), "needs_volumes", False)
     timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
         images = load_images("ctsim", size=p.size, seed=seed, preset=p.ctsim_preset)
+        # The same seed and preset give the CTs of the very patients the radiographs show.
+        volumes = load_volumes("ctsim", seed=seed, preset=p.ctsim_preset) if needs_volumes else None
         timings["data"] = time.perf_counter() - t0
 
         # The same seed gives both stores the same real test split (checked below).
@@ -74,7 +83,8 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
         original = balance(images, "duplicate", strategy={}, test_per_class=p.test_per_class, seed=seed,
                            out=tmp / "original.h5", source={"name": "ctsim", "preset": p.ctsim_preset})
         balanced = balance(images, synth, test_per_class=p.test_per_class, seed=seed, out=tmp / "balanced.h5",
-                           synth_options=p.synth_options.get(synth), source={"name": "ctsim", "preset": p.ctsim_preset})
+                           synth_options=p.synth_options.get(synth), volumes=volumes,
+                           source={"name": "ctsim", "preset": p.ctsim_preset})
         timings["balance"] = time.perf_counter() - t0
         assert list(original.test.origin) == list(balanced.test.origin)
 
