@@ -142,3 +142,41 @@ def test_synthesizer_never_sees_test_images(tiny_images):
 
     result = balance(tiny_images, Spy(), test_per_class=2)
     assert seen and not set(seen) & set(result.test.origin)
+
+
+def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
+    """balance and fit_synthesizer hand a volume synthesizer only the CTs of training patients, and
+    the provenance of what it made indexes the VolumeSet the caller passed."""
+    from synthaug.balancing import fit_synthesizer
+    from synthaug.data.volumes import Volume, VolumeSet
+    from synthaug.interfaces import Synthesizer
+
+    class Recording(Synthesizer):
+        name, needs_volumes = "recording", True
+        seen: list[list[str]] = []
+
+        def fit(self, train, volumes=None):
+            Recording.seen.append(list(volumes.patient_ids))
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            Recording.seen.append(list(volumes.patient_ids))
+            idx = np.flatnonzero(volumes.labels == train.class_index(target))[np.arange(n) % 2]
+            return ImageSet(np.zeros((n, *train.image_shape), np.float32), np.full(n, train.class_index(target)),
+                            train.class_names, volumes.patient_ids[idx], origin=volumes.origins[idx], source_index=idx)
+
+    labels = np.repeat([0, 1], [4, 8])
+    patients = [f"p{i}" for i in range(12)]
+    images = ImageSet(np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32), labels, ("covid", "normal"), patients)
+    volumes = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1)) for _ in patients], labels, ("covid", "normal"),
+                        patients, origins=[f"ct/{p}.nii.gz" for p in patients])
+    result = balance(images, Recording(), test_per_class=2, seed=1, volumes=volumes)
+    test_patients = set(result.test.patient_ids)
+    assert len(test_patients) == 4 and result.config["volumes_held_out"] == 4
+    assert Recording.seen and all(not set(ids) & test_patients for ids in Recording.seen)
+    made = result.train.synth == "recording"
+    assert made.sum() == 4  # covid: 2 real left in train, 6 normal
+    for i in np.flatnonzero(made):  # source_index points into the caller's VolumeSet
+        assert volumes.origins[result.train.source_index[i]] == result.train.origin[i]
+    Recording.seen.clear()
+    fit_synthesizer(images, Recording(), tmp_path / "fit", test_per_class=2, seed=1, volumes=volumes)
+    assert Recording.seen and not set(Recording.seen[0]) & test_patients

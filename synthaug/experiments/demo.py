@@ -69,7 +69,7 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
     if epochs is not None:
         p = replace(p, epochs=epochs)
     synth = synthesizer or best_synthesizer()
-    needs_volumes = getattr(get_registry().entry("synthesizer", synth).resolve(), "needs_volumes", False)
+    needs_volumes = get_registry().entry("synthesizer", synth).resolve().needs_volumes
     timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
         t0 = time.perf_counter()
