@@ -126,7 +126,7 @@ def reference_steps(network: str, steps: int, batch_size: int, num_classes: int 
 
 def synthaug_epoch(network: str, store: Path, out: Path, batch_size: int) -> dict:
     """The second epoch's history record (the first warms up) of a real ``synthaug.train`` run."""
-    from synthaug.train import train
+    from synthaug.pipeline.train import train
 
     records = []
     train(store, out, classifier=network, epochs=2, batch_size=batch_size, val_fraction=0.0,
@@ -142,9 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument("--networks", default="resnet50,densenet121")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from synthaug import progress
-    from synthaug.data.imageset import ImageSet
-    from synthaug.data.store import write_store
+    from synthaug.kit import progress
+    from synthaug.contract.types import ImageSet
+    from synthaug.pipeline.store import write_store
 
     progress.set_quiet(True)
     n = args.steps * args.batch_size

@@ -33,7 +33,7 @@ def naive_patient(reference, variation, seed):
     import torch
     from monai.transforms import Rand3DElastic
 
-    from synthaug.data.ctsim.anatomy import AIR_SHIFT, Anatomy
+    from synthaug_plugins.ctsim.anatomy import AIR_SHIFT, Anatomy
 
     spacing = float(np.mean(reference.spacing))
     # Same deformation scale as ctsim: smoothing ~ control spacing / 2, magnitude ~ elastic s.d.
@@ -52,11 +52,11 @@ def naive_patient(reference, variation, seed):
 
 def time_per_patient(config, cache_dir: str, patients: int, naive: bool) -> float:
     """Seconds per patient of the whole per-patient pipeline, with ctsim's or the naive deformation."""
-    from synthaug.data.ctsim import generate as gen
-    from synthaug.data.ctsim.anatomy import make_patient, reference_anatomy
-    from synthaug.data.ctsim.lesions import insert_covid, insert_viral
-    from synthaug.data.ctsim.radiograph import draw_shot, expose
-    from synthaug.data.volumes import Volume
+    from synthaug_plugins.ctsim import generate as gen
+    from synthaug_plugins.ctsim.anatomy import make_patient, reference_anatomy
+    from synthaug_plugins.ctsim.lesions import insert_covid, insert_viral
+    from synthaug_plugins.ctsim.radiograph import draw_shot, expose
+    from synthaug.contract.types import Volume
 
     reference = reference_anatomy(config.spacing_mm, cache_dir)
     projector = gen.line_integral_projector(config.projector)
@@ -82,8 +82,8 @@ def main() -> None:
     parser.add_argument("--reference-patients", type=int, default=8)
     args = parser.parse_args()
 
-    from synthaug import progress
-    from synthaug.data.ctsim.generate import CTSimConfig, cache_root, load_ctsim_images
+    from synthaug.kit import progress
+    from synthaug_plugins.ctsim.generate import CTSimConfig, cache_root, load_ctsim_images
 
     progress.set_quiet(True)
     config = CTSimConfig.preset(args.preset)

@@ -111,9 +111,9 @@ def main() -> None:
     import numba
     import numpy as np
 
-    from synthaug.data.sources.nifti import read_nifti
-    from synthaug.imaging import MU_WATER, hu_to_mu
-    from synthaug.interfaces import Geometry
+    from synthaug_plugins.sources.nifti import read_nifti
+    from synthaug.kit.xray import MU_WATER, hu_to_mu
+    from synthaug.contract.types import Geometry
     from synthaug_plugins.siddon_drr.kernel import trace
     from synthaug_plugins.siddon_drr.rays import index_rays
 

@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/project_speed.py
 """
 import time
-from synthaug.data.sources.nifti import read_nifti
-from synthaug.data.volumes import resample_volume
-from synthaug.interfaces import Geometry
+from synthaug_plugins.sources.nifti import read_nifti
+from synthaug.kit.volumes import resample_volume
+from synthaug.contract.types import Geometry
 from synthaug.registry import create
 import importlib.util
 from pathlib import Path

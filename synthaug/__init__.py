@@ -4,36 +4,47 @@ Importing ``synthaug`` is cheap (no torch): the Python API below is loaded on fi
 
     import synthaug
     data = synthaug.load_images("kaggle", "path/to/COVID-19 Radiography Database", size=64)
-    store = synthaug.balance(data, synthesizer="augment", out="balanced.h5")
+    store = synthaug.balance(data, "augment", out="balanced.h5")
     train = synthaug.open_store("balanced.h5", split="train")   # a torch Dataset
+
+Plugin authors import everything from here: ``hookimpl``, ``Synthesizer``, ``Projector``,
+``Classifier``, ``DatasetSource``, ``ImageSet``, ``Volume``, ``VolumeSet``, ``Geometry``,
+``SourceOptions``, ``WeightsReport``, ``SynthaugError`` (docs/plugins.md).
 """
 
 from __future__ import annotations
 
 import importlib
 
-import pluggy
-
-from .errors import SynthaugError
-
-__version__ = "0.1.0"
-
-#: Decorator for plugin hook implementations (see ``synthaug.hookspecs``).
-hookimpl = pluggy.HookimplMarker("synthaug")
+from synthaug.contract.hookspecs import hookimpl
+from synthaug.errors import SynthaugError
+from synthaug.version import __version__
 
 _LAZY = {
-    "ImageSet": "synthaug.data.imageset",
-    "Volume": "synthaug.data.volumes",
-    "VolumeSet": "synthaug.data.volumes",
-    "load_images": "synthaug.data.sources",
-    "load_volumes": "synthaug.data.sources",
-    "split_test": "synthaug.data.split",
-    "write_store": "synthaug.data.store",
-    "read_store": "synthaug.data.store",
-    "open_store": "synthaug.data.store",
-    "balance": "synthaug.balancing",
-    "plan_counts": "synthaug.balancing",
-    "fit_synthesizer": "synthaug.balancing",
+    # the plugin contract (numpy only)
+    "Synthesizer": "synthaug.contract.interfaces",
+    "Projector": "synthaug.contract.interfaces",
+    "Classifier": "synthaug.contract.interfaces",
+    "DatasetSource": "synthaug.contract.interfaces",
+    "ImageSet": "synthaug.contract.types",
+    "Volume": "synthaug.contract.types",
+    "VolumeSet": "synthaug.contract.types",
+    "Geometry": "synthaug.contract.types",
+    "SourceOptions": "synthaug.contract.types",
+    "WeightsReport": "synthaug.contract.types",
+    # the pipeline
+    "load_images": "synthaug.pipeline.load",
+    "load_volumes": "synthaug.pipeline.load",
+    "split_test": "synthaug.pipeline.split",
+    "plan_counts": "synthaug.pipeline.balance",
+    "write_store": "synthaug.pipeline.store",
+    "read_store": "synthaug.pipeline.store",
+    "open_store": "synthaug.pipeline.store",
+    "fit_synthesizer": "synthaug.pipeline.checkpoint",
+    "train": "synthaug.pipeline.train",
+    "evaluate": "synthaug.pipeline.evaluate",
+    "balance": "synthaug.api",
+    "train_and_evaluate": "synthaug.api",
     "get_registry": "synthaug.registry",
     "register_plugin": "synthaug.registry",
 }
@@ -45,3 +56,9 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
+
+
+# Old module paths (before the layered core) keep working for plugins written against them.
+from synthaug import _moved  # noqa: E402
+
+_moved.install()

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import pluggy
 
-from . import hookspecs
-from .errors import SynthaugError
+from synthaug.contract import hookspecs
+from synthaug.errors import SynthaugError
 
 GROUP = "synthaug"
 KINDS = ("synthesizer", "projector", "classifier", "dataset")
@@ -64,27 +64,36 @@ class Registry:
 
     # ---- building ---------------------------------------------------------------------------
     def add_plugin(self, module: Any, name: str, version: str = "") -> None:
-        """Register a plugin object (module or instance) by name and collect what its hooks add."""
+        """Register a plugin object (module or instance) by name and collect what its hooks add.
+
+        All or nothing: the names a plugin's hooks register are committed only when every hook of the
+        plugin returned; a hook that raises part-way leaves none of them registered (the plugin is
+        reported in ``failed``), so no half-registered plugin is ever looked up.
+        """
         if self.manager.is_blocked(name) or self.manager.get_plugin(name) is not None:
             return
         self.manager.register(module, name=name)
         self.versions[name] = (getattr(module, "__name__", type(module).__name__), version)
-        for kind, hook_name in _HOOK_OF_KIND.items():
-            impls = [i for i in getattr(self.manager.hook, hook_name).get_hookimpls() if i.plugin_name == name]
-            for impl in impls:
-                try:
-                    impl.function(register=self._registrar(kind, name))
-                except Exception as exc:
-                    self.failed[name] = f"{type(exc).__name__}: {exc}"
+        pending: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        try:
+            for kind, hook_name in _HOOK_OF_KIND.items():
+                for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+                    if impl.plugin_name == name:
+                        impl.function(register=self._registrar(kind, name, pending[kind]))
+        except Exception as exc:
+            self.failed[name] = f"{type(exc).__name__}: {exc}"
+            return
+        for kind, table in pending.items():
+            self.entries[kind].update(table)
 
-    def _registrar(self, kind: str, plugin: str) -> Callable[..., None]:
+    def _registrar(self, kind: str, plugin: str, pending: dict[str, Entry]) -> Callable[..., None]:
         module, version = self.versions[plugin]
 
         def register(name: str, factory: Any, *, summary: str = "") -> None:
-            if name in self.entries[kind]:
-                other = self.entries[kind][name].plugin
+            if name in self.entries[kind] or name in pending:
+                other = self.entries[kind][name].plugin if name in self.entries[kind] else plugin
                 raise SynthaugError(f"{kind} {name!r} is registered twice: by {other!r} and by {plugin!r}")
-            self.entries[kind][name] = Entry(name, kind, factory, plugin, module, version, summary)
+            pending[name] = Entry(name, kind, factory, plugin, module, version, summary)
 
         return register
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.data.imageset import ImageSet
-from synthaug.data.store import write_store
+from synthaug.contract.types import ImageSet
+from synthaug.pipeline.store import write_store
 
 
 def shapes(n_per_class: int, size: int = 32, channels: int = 1, seed: int = 0,

@@ -64,7 +64,7 @@ def kaggle_later(tmp_path) -> Path:
 @pytest.fixture
 def tiny_images():
     """An in-memory ImageSet: 3 classes, 4/8/9 images, 16 px, one patient each."""
-    from synthaug.data.imageset import ImageSet
+    from synthaug.contract.types import ImageSet
 
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], [4, 8, 9])

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
-from synthaug.balancing import parse_strategy
-from synthaug.data.imageset import ImageSet
+from synthaug.pipeline.balance import parse_strategy
+from synthaug.contract.types import ImageSet
 
 
 COUNTS = {"covid": 219, "normal": 1341, "viral": 1345}
@@ -94,7 +94,7 @@ def test_augment_is_flip_and_small_rotation(tiny_images):
 
 
 def test_balance_validates_before_fitting(tiny_images):
-    from synthaug.interfaces import Synthesizer
+    from synthaug.contract.interfaces import Synthesizer
 
     class Exploding(Synthesizer):
         name = "exploding"
@@ -112,7 +112,7 @@ def test_balance_validates_before_fitting(tiny_images):
 
 
 def test_synthesizer_returning_wrong_count_is_caught(tiny_images):
-    from synthaug.interfaces import Synthesizer
+    from synthaug.contract.interfaces import Synthesizer
 
     class Short(Synthesizer):
         name = "short"
@@ -125,7 +125,7 @@ def test_synthesizer_returning_wrong_count_is_caught(tiny_images):
 
 
 def test_synthesizer_never_sees_test_images(tiny_images):
-    from synthaug.interfaces import Synthesizer
+    from synthaug.contract.interfaces import Synthesizer
 
     seen = []
 
@@ -147,9 +147,9 @@ def test_synthesizer_never_sees_test_images(tiny_images):
 def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
     """balance and fit_synthesizer hand a volume synthesizer only the CTs of training patients, and
     the provenance of what it made indexes the VolumeSet the caller passed."""
-    from synthaug.balancing import fit_synthesizer
-    from synthaug.data.volumes import Volume, VolumeSet
-    from synthaug.interfaces import Synthesizer
+    from synthaug.pipeline.checkpoint import fit_synthesizer
+    from synthaug.contract.types import Volume, VolumeSet
+    from synthaug.contract.interfaces import Synthesizer
 
     class Recording(Synthesizer):
         name, needs_volumes = "recording", True

@@ -9,7 +9,7 @@ from _classifier_data import (torchvision_densenet121_shapes, torchvision_resnet
                               write_state_dict)
 from synthaug.errors import SynthaugError
 from synthaug.registry import get_registry
-from synthaug.transfer import GREY_MEAN, GREY_STD, freeze_except, train_mode
+from synthaug.kit.transfer import GREY_MEAN, GREY_STD, freeze_except, train_mode
 
 torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 

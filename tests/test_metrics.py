@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from synthaug.errors import SynthaugError
-from synthaug.metrics import binary_roc_auc, classification_metrics, confusion_matrix, roc_auc_ovr
-from synthaug.report import per_class_markdown, plot_confusion, plot_curves, summary_markdown
+from synthaug.pipeline.metrics import binary_roc_auc, classification_metrics, confusion_matrix, roc_auc_ovr
+from synthaug.pipeline.report import per_class_markdown, plot_confusion, plot_curves, summary_markdown
 
 
 def test_two_class_case_by_hand():

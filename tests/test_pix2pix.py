@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug import progress
-from synthaug.data.imageset import ImageSet
+from synthaug.kit import progress
+from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
 from synthaug_plugins.pix2pix_translator.measures import agreement
 from synthaug_plugins.pix2pix_translator.networks import PatchDiscriminator, UNetGenerator, unet_geometry
 from synthaug_plugins.pix2pix_translator.synthesizer import Pix2Pix
-from synthaug_plugins.pix2pix_translator.training import (Pix2PixNets, augment_pair, linear_decay,
-                                                          nearest_targets, weights_hash)
+from synthaug_plugins.pix2pix_translator.training import Pix2PixNets, augment_pair, linear_decay, nearest_targets, weights_hash
 
 progress.set_quiet(True)
 TINY = dict(ngf=8, ndf=8, batch_size=2)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from synthaug import read_store
 from synthaug.cli import main
-from synthaug.data.store import write_store
+from synthaug.pipeline.store import write_store
 from test_pix2pix import paired_set
 
 SMALL = ("--synth-option", "ngf=8", "--synth-option", "ndf=8")

@@ -39,8 +39,8 @@ def test_project_png_and_npy(ct_file, tmp_path):
     assert raw.shape == (24, 16) and raw.dtype == np.float32
     assert 0.5 < float(raw.max()) < 2.0  # ~ 24 mm water + bone, magnified rays: order of 1 mu*mm
 
-    from synthaug.data.sources.nifti import read_nifti
-    from synthaug.interfaces import Geometry
+    from synthaug_plugins.sources.nifti import read_nifti
+    from synthaug.contract.types import Geometry
     from synthaug.registry import create
 
     expected = create("projector", "siddon").project(

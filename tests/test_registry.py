@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import synthaug
-from synthaug import SynthaugError, hookspecs
+from synthaug import SynthaugError
+from synthaug.contract import hookspecs
 from synthaug.registry import build_registry, get_registry, register_plugin, reset_registry
 
 HOOKS = ["register_synthesizers", "register_projectors", "register_classifiers", "register_datasets"]

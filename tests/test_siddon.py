@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthaug.data.volumes import Volume
+from synthaug.contract.types import Volume
 from synthaug.errors import SynthaugError
-from synthaug.imaging import MU_WATER
-from synthaug.interfaces import Geometry
+from synthaug.kit.xray import MU_WATER
+from synthaug.contract.types import Geometry
 from synthaug.registry import create
 
 MU = MU_WATER  # water: HU 0

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, load_images
-from synthaug.data.sources.kaggle import detect_layout
+from synthaug_plugins.sources.kaggle import detect_layout
 
 from conftest import make_kaggle_first, write_png
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, open_store, read_store, write_store
-from synthaug.data.store import SCHEMA_VERSION, atomic_path, store_info
+from synthaug.pipeline.store import SCHEMA_VERSION, store_info
+from synthaug.kit.files import atomic_path
 
 
 def test_round_trip_with_provenance_extras_and_config(tmp_path, tiny_images):

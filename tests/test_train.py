@@ -8,12 +8,21 @@ import torch
 from click.testing import CliRunner
 
 from _classifier_data import shapes, shapes_store, torchvision_densenet121_shapes, write_state_dict
-from synthaug import progress
+from synthaug.kit import progress
 from synthaug.cli import main
-from synthaug.data.store import file_hash, write_store
+from synthaug.kit.files import file_hash
+from synthaug.pipeline.store import write_store
 from synthaug.errors import SynthaugError
-from synthaug.data.split import validation_split
-from synthaug.train import TrainConfig, epoch_order, train
+from synthaug.pipeline.split import validation_split
+from synthaug.pipeline.evaluate import evaluate
+from synthaug.pipeline.train import TrainConfig, epoch_order, train as train_only
+
+
+def train(*args, **kwargs):
+    """train, then evaluate on the store's test split (what `synthaug train` does)."""
+    run = train_only(*args, **kwargs)
+    evaluate(run)
+    return run
 
 torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 progress.set_quiet(True)
@@ -32,7 +41,7 @@ def stop_after(epoch):
 
 
 def last_model(run):
-    return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +53,7 @@ def store(tmp_path_factory):
 def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
     run = train(store, tmp_path / "run", classifier=name, epochs=1, batch_size=4, optimizer=optimizer,
                 classifier_options=TINY)
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["optimizer"]["param_groups"][0].get(
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0].get(
         "momentum") == (0.9 if optimizer == "sgd" else None)
     assert {p.name for p in run.iterdir()} == {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
@@ -98,7 +107,7 @@ def test_transfer_schedule_frozen_then_last_block(tmp_path):
     seen = {}
 
     def snapshot(record):
-        seen[record["epoch"]] = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)["model"]
+        seen[record["epoch"]] = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)["model"]
 
     run = train(store, tmp_path / "run", classifier="densenet121", mode="transfer",
                 weights=str(tmp_path / "densenet121.pth"), epochs=2, batch_size=4, on_epoch_end=snapshot)
@@ -199,12 +208,12 @@ def test_cli_train_resume_and_evaluate(store, tmp_path):
 
 
 def test_device_choice():
-    from synthaug.train import resolve_device
+    from synthaug.kit.device import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(SynthaugError, match="device must be one of auto, cpu, cuda; got 'tpu'"):
         TrainConfig(device="tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(SynthaugError, match="--device cuda: no CUDA device is available"):
+        with pytest.raises(SynthaugError, match="device 'cuda': no CUDA device is available"):
             resolve_device("cuda")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthaug.data.sources import load_volumes
-from synthaug.data.sources.nifti import read_nifti
-from synthaug.data.volumes import Volume, resample_volume
+from synthaug.pipeline.load import load_volumes
+from synthaug_plugins.sources.nifti import read_nifti
+from synthaug.contract.types import Volume
+from synthaug.kit.volumes import resample_volume
 from synthaug.errors import SynthaugError
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import synthaug
-from synthaug.data.imageset import ImageSet
-from synthaug.data.volumes import Volume, VolumeSet
+from synthaug.contract.types import ImageSet
+from synthaug.contract.types import Volume, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
 from synthaug_plugins.xpgan_projector import ctprep
@@ -117,7 +117,7 @@ def test_save_load_round_trip_gives_same_images(fitted, ctsim):
     run = json.loads((directory / "classifier" / "manifest.json").read_text())  # C as a `synthaug train` run
     assert run["config"]["classifier"] == "xpgan-test-cnn" and run["data"]["class_names"] == ["covid", "normal", "viral"]
     assert run["data"]["image_shape"] == [1, 32, 32]
-    from synthaug.evaluation import load_model
+    from synthaug.pipeline.runs import load_model
 
     model, _ = load_model(directory / "classifier")
     for name, value in synth.classifier.state_dict().items():
@@ -138,7 +138,7 @@ def test_generate_before_fit_and_bad_checkpoint(tmp_path, ctsim):
 def test_projector_renders_with_the_trained_generator(fitted, ctsim):
     synth, directory = fitted
     _, volumes = ctsim
-    from synthaug.interfaces import Geometry
+    from synthaug.contract.types import Geometry
 
     projector = create("projector", "xpgan", checkpoint=str(directory))
     image = projector.project(volumes[0], Geometry(height=48, width=40))

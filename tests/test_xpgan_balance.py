@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 import synthaug
 from synthaug.cli import main
-from synthaug.data.imageset import ImageSet
-from synthaug.data.store import read_store
+from synthaug.contract.types import ImageSet
+from synthaug.pipeline.store import read_store
 from synthaug.errors import SynthaugError
 from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
@@ -103,7 +103,7 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     assert result.exit_code == 0, result.output
     assert read_store(tmp_path / "d.h5").counts(synthetic=True)["covid"] == 11
     # a fitted xpgan through the Python API, then the projector from the command line
-    from synthaug.balancing import fit_synthesizer
+    from synthaug.pipeline.checkpoint import fit_synthesizer
 
     volumes = synthaug.load_volumes("mosmed", mosmed)
     images = synthaug.load_images("ctsim", preset="tiny")

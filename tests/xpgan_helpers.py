@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import synthaug
-from synthaug.interfaces import Classifier, WeightsReport
+from synthaug.contract.interfaces import Classifier
+from synthaug.contract.types import WeightsReport
 
 
 class SmallCNN(Classifier):

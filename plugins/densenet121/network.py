@@ -22,8 +22,10 @@ from pathlib import Path
 import torch
 from monai.networks.nets.densenet import DenseNet
 
-from synthaug.interfaces import Classifier, WeightsReport, make_config
-from synthaug.transfer import input_statistics, load_mapped, read_state_dict
+from synthaug.contract.interfaces import Classifier
+from synthaug.contract.types import WeightsReport
+from synthaug.contract.config import make_config
+from synthaug.kit.transfer import input_statistics, load_mapped, read_state_dict
 
 # denselayer sub-modules, new ("norm1") and old ("norm.1") torchvision spellings.
 _DENSE_LAYER_KEY = re.compile(r"^(features\.denseblock\d+\.denselayer\d+)\.(norm|relu|conv)\.?([12])\.(.+)$")

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug import progress
-from synthaug.data.imageset import REAL, ImageSet
+from synthaug.kit import progress
+from synthaug.contract.types import REAL, ImageSet
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Synthesizer, config_dict
+from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.config import config_dict
 
 from .measures import agreement
 from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 from monai.networks.nets.resnet import ResNet
 
-from synthaug.interfaces import Classifier, WeightsReport, make_config
-from synthaug.transfer import input_statistics, load_mapped, read_state_dict
+from synthaug.contract.interfaces import Classifier
+from synthaug.contract.types import WeightsReport
+from synthaug.contract.config import make_config
+from synthaug.kit.transfer import input_statistics, load_mapped, read_state_dict
 
 
 @dataclass

@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from synthaug.data.volumes import Volume
+from synthaug.contract.types import Volume
 from synthaug.errors import SynthaugError
-from synthaug.imaging import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
-from synthaug.interfaces import Geometry, Projector
+from synthaug.kit.xray import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
+from synthaug.contract.types import Geometry
+from synthaug.contract.interfaces import Projector
 
 from .projector import check_mode, check_volume
 from .rays import extent_mm, rotation_matrix

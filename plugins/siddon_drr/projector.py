@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.data.volumes import Volume
+from synthaug.contract.types import Volume
 from synthaug.errors import SynthaugError
-from synthaug.imaging import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
-from synthaug.interfaces import Geometry, Projector
+from synthaug.kit.xray import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
+from synthaug.contract.types import Geometry
+from synthaug.contract.interfaces import Projector
 
 from .rays import index_rays
 

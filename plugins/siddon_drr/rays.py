@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Geometry
+from synthaug.contract.types import Geometry
 
 
 def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:

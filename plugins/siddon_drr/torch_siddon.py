@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Geometry
+from synthaug.contract.types import Geometry
 
 from .rays import detector_rays, extent_mm, parallel_reach
 

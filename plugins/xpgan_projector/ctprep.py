@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from synthaug.data.volumes import Volume, VolumeSet
+from synthaug.contract.types import Volume, VolumeSet
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Geometry
+from synthaug.contract.types import Geometry
 
 AIR_HU = -1000.0
 # "ct" is what the nifti source names a folder of volumes without class subfolders

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Projector
+from synthaug.contract.interfaces import Projector
 
 from . import ctprep
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.data.imageset import ImageSet
-from synthaug.data.volumes import VolumeSet
+from synthaug.contract.types import ImageSet
+from synthaug.contract.types import VolumeSet
 from synthaug.errors import SynthaugError
-from synthaug.interfaces import Synthesizer
-from synthaug.progress import bar
+from synthaug.contract.interfaces import Synthesizer
+from synthaug.kit.progress import bar
 
 from . import ctprep
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthaug.progress import bar
+from synthaug.kit.progress import bar
 
 from .networks import Discriminator, Generator, NetworkConfig, to_unit_range
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import SynthaugError
+from synthaug.errors import SynthaugError
 
 
 class CliError(click.ClickException):
@@ -29,7 +29,7 @@ class SynthaugGroup(click.Group):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def main(quiet: bool) -> None:
     """Balance imbalanced medical image sets by synthesizing the rare class."""
-    from .. import progress
+    from synthaug.kit import progress
 
     progress.set_quiet(quiet or progress.is_quiet())
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from . import main
-from .common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+from synthaug.cli import main
+from synthaug.cli.common import data_options, load_from_cli, parse_key_values, volumes_from_cli
 
 
 @main.command("balance")
@@ -25,8 +25,9 @@ from .common import data_options, load_from_cli, parse_key_values, volumes_from_
 @click.option("--json", "as_json", is_flag=True, help="Print the store's counts as JSON.")
 def balance_command(synth, strategy, test_per_class, seed, synth_options, synth_checkpoint, out, as_json, **data):
     """Balance the training split of a data set with a synthesizer and write an HDF5 store."""
-    from ..balancing import balance, parse_strategy
-    from ..data.store import store_info
+    from synthaug.api import balance
+    from synthaug.pipeline.balance import parse_strategy
+    from synthaug.pipeline.store import store_info
 
     strategy_value = parse_strategy(strategy)
     options = parse_key_values(synth_options, "--synth-option")

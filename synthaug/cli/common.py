@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import SynthaugError
+from synthaug.errors import SynthaugError
 
 
 def data_options(func):
@@ -52,7 +52,7 @@ def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
 
 def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, **_ignored):
     """The ImageSet the data options describe (and a dict describing the source for the run config)."""
-    from ..data.sources import load_images
+    from synthaug.pipeline.load import load_images
 
     extra = parse_key_values(source_options, "--source-option")
     images = load_images(data, data_dir, size=size, channels=int(channels), skip_bad=skip_bad,
@@ -67,7 +67,7 @@ def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_opti
 def volumes_from_cli(volumes, volumes_dir, size=None, seed=0, source_options=(), **_ignored):
     if not volumes:
         return None
-    from ..data.sources import load_volumes
+    from synthaug.pipeline.load import load_volumes
 
     extra = parse_key_values(source_options, "--source-option") if volumes == "ctsim" else {}
     return load_volumes(volumes, volumes_dir, seed=seed, **extra)

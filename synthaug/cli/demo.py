@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from synthaug.cli import main
 
 
 @main.command("demo")
@@ -19,7 +19,7 @@ def demo_command(preset, out, seed, synth, classifier, epochs, device):
     """Generate ctsim, balance it, train on original vs balanced data, and write a report."""
     import json
 
-    from ..experiments.demo import run_demo
+    from synthaug.experiments.demo import run_demo
 
     report = run_demo(preset, out, seed=seed, synthesizer=synth, classifier=classifier, epochs=epochs, device=device)
     summary = json.loads((report / "summary.json").read_text())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import main
+from synthaug.cli import main
 
 
 @main.command("evaluate")
@@ -17,8 +17,8 @@ from . import main
 @click.option("--split", default="test", show_default=True, help="Split of the store.")
 def evaluate_command(run: Path, data: Path | None, split: str) -> None:
     """Accuracy, per-class precision/recall/F1, confusion matrix, ROC-AUC of a trained run."""
-    from ..evaluation import evaluate
-    from ..report import per_class_markdown, summary_markdown
+    from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.report import per_class_markdown, summary_markdown
 
     metrics = evaluate(run, data, split)
     click.echo(f"{split}: {summary_markdown(metrics)}")

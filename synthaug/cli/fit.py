@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import main
-from .common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+from synthaug.cli import main
+from synthaug.cli.common import data_options, load_from_cli, parse_key_values, volumes_from_cli
 
 
 @main.command("fit")
@@ -34,9 +34,10 @@ def fit_command(synth, test_per_class, seed, strategy, epochs, batch_size, pairi
     import shutil
     from dataclasses import fields
 
-    from ..balancing import fit_synthesizer, parse_strategy, resolve_synthesizer
-    from ..data.split import split_test
-    from ..data.store import atomic_path
+    from synthaug.pipeline.checkpoint import fit_synthesizer
+    from synthaug.pipeline.balance import parse_strategy, resolve_synthesizer
+    from synthaug.pipeline.split import split_test
+    from synthaug.kit.files import atomic_path
 
     options = parse_key_values(synth_options, "--synth-option")
     named = {"epochs": epochs, "batch_size": batch_size, "pairing": pairing, "source_class": source_class}

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from . import main
-from .common import data_options, load_from_cli
+from synthaug.cli import main
+from synthaug.cli.common import data_options, load_from_cli
 
 
 def describe_source(data: str, **options) -> dict:
-    from ..data.sources import get_source
+    from synthaug.pipeline.load import get_source
 
     source = get_source(data)
     info: dict = {"source": data}
@@ -21,8 +21,8 @@ def describe_source(data: str, **options) -> dict:
         info.update({"splits": {"all": {"classes": images.counts(), "synthetic": images.counts(synthetic=True)}},
                      "image_shape": list(images.image_shape), "skipped": images.meta.get("skipped", 0)})
     if "volumes" in source.provides:
-        from ..data.sources import load_volumes
-        from .common import parse_key_values
+        from synthaug.pipeline.load import load_volumes
+        from synthaug.cli.common import parse_key_values
 
         # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
         extra = parse_key_values(options.get("source_options", ()), "--source-option")
@@ -37,7 +37,7 @@ def describe_source(data: str, **options) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_command(source: str, as_json: bool, data: str, volumes, volumes_dir, **options) -> None:
     """Counts per class and split of a store (.h5 path) or of a registered SOURCE."""
-    from ..data.store import store_info
+    from synthaug.pipeline.store import store_info
 
     if source.endswith((".h5", ".hdf5")) or Path(source).is_file():
         info = store_info(source)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from . import main
+from synthaug.cli import main
 
 
 @main.command("plugins")
@@ -14,7 +14,7 @@ from . import main
 @click.option("--kind", type=click.Choice(["synthesizer", "projector", "classifier", "dataset"]), default=None)
 def plugins_command(as_json: bool, kind: str | None) -> None:
     """List registered synthesizers, projectors, classifiers and dataset sources."""
-    from ..registry import get_registry
+    from synthaug.registry import get_registry
 
     registry = get_registry()
     rows = [r for r in registry.listing() if kind in (None, r["kind"])]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import SynthaugError
-from . import main
+from synthaug.errors import SynthaugError
+from synthaug.cli import main
 
 
 def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
@@ -54,7 +54,7 @@ def _size(size: str | None, rest: tuple[str, ...]) -> tuple[int, int]:
 @click.argument("rest", nargs=-1, required=False)
 def project_command(projector, volume_path, size, spacing, sdd, sid, pose, view, beam, mode, checkpoint, out, rest):
     """Project a CT volume to a radiograph (digitally reconstructed radiograph)."""
-    from ..project import project_file
+    from synthaug.pipeline.project import project_file
 
     height, width = _size(size, rest)
     info = project_file(volume_path, out, projector=projector, height=height, width=width, pixel_spacing=spacing,

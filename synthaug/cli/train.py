@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import main
-from ..errors import SynthaugError
+from synthaug.cli import main
+from synthaug.errors import SynthaugError
 
 # CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
 _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weights", "epochs": "epochs",
@@ -35,8 +35,9 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
 def train_command(ctx: click.Context, classifier, data, mode, weights, epochs, batch_size, lr, seed, device,
                   resume, out) -> None:
     """Train a classifier on a store and report test accuracy, per-class P/R/F1, ROC-AUC."""
-    from ..report import per_class_markdown, summary_markdown
-    from ..train import TrainConfig, train
+    from synthaug.pipeline.report import per_class_markdown, summary_markdown
+    from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.train import TrainConfig, train
 
     given = {field: ctx.params[opt] for opt, field in _CONFIG_OPTIONS.items()
              if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE}
@@ -56,7 +57,7 @@ def train_command(ctx: click.Context, classifier, data, mode, weights, epochs, b
         config = TrainConfig(classifier=classifier, mode=mode, weights=str(weights) if weights else None,
                              epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     run = train(data, out, config, resume=resume)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = evaluate(run)
     click.echo(f"run: {run}")
     click.echo(f"test: {summary_markdown(metrics)}")
     click.echo(per_class_markdown(metrics), nl=False)

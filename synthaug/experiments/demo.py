@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynthaugError
+from synthaug.errors import SynthaugError
 
 PREFERENCE = ("pix2pix", "augment", "duplicate")
 
@@ -49,7 +49,7 @@ PRESETS: dict[str, DemoPreset] = {
 
 
 def best_synthesizer() -> str:
-    from ..registry import get_registry
+    from synthaug.registry import get_registry
 
     names = set(get_registry().names("synthesizer"))
     return next(name for name in PREFERENCE if name in names)
@@ -58,10 +58,11 @@ def best_synthesizer() -> str:
 def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: int = 0, synthesizer: str | None = None,
              classifier: str = "resnet50", epochs: int | None = None, device: str = "auto") -> Path:
     """Run the demo and return the report directory (written atomically: complete or absent)."""
-    from .. import balance, load_images, load_volumes
-    from ..data.store import atomic_dir
-    from ..registry import get_registry
-    from ..train import train
+    from synthaug import balance, load_images, load_volumes
+    from synthaug.kit.files import atomic_dir
+    from synthaug.registry import get_registry
+    from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.train import train
 
     if preset not in PRESETS:
         raise SynthaugError(f"unknown preset {preset!r}; presets are {', '.join(PRESETS)}")
@@ -93,10 +94,10 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
             t0 = time.perf_counter()
             run = train(tmp / f"{name}.h5", tmp / name, classifier=classifier, epochs=p.epochs,
                         batch_size=p.batch_size, seed=seed, device=device, **p.train_options)
-            runs[name] = json.loads((run / "metrics.json").read_text())
+            runs[name] = evaluate(run)
             timings[f"train_{name}"] = time.perf_counter() - t0
 
-        from .figures import sample_grid
+        from synthaug.experiments.figures import sample_grid
 
         sample_grid(balanced.train, tmp / "samples.png", seed=seed,
                     title=f"ctsim {p.ctsim_preset}: real and {synth} images per class")
@@ -116,7 +117,7 @@ def _fmt(value: Any) -> str:
 
 
 def report_markdown(summary: dict) -> str:
-    from ..report import per_class_markdown
+    from synthaug.pipeline.report import per_class_markdown
 
     runs = summary["metrics"]
     counts = summary["counts"]

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.imageset import REAL, ImageSet
+from synthaug.contract.types import REAL, ImageSet
 
 
 def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 0, title: str = "") -> Path:
     """One row of real and one row of synthetic images per class (synthetic rows only where any exist)."""
-    from ..report import _pyplot, _save
+    from synthaug.pipeline.report import _pyplot, _save
 
     plt = _pyplot()
     rng = np.random.default_rng(seed)

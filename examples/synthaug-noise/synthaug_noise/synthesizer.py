@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.data.imageset import ImageSet
-from synthaug.interfaces import Synthesizer
+from synthaug.contract.types import ImageSet
+from synthaug.contract.interfaces import Synthesizer
 
 
 @dataclass

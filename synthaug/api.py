@@ -1,0 +1,52 @@
+"""The public Python calls that span several arrows, each a short composition of pipeline steps.
+
+``synthaug.balance(data, synth, out=...)`` is plan -> fit (or load a fitted checkpoint) -> generate ->
+write the store; ``synthaug.fit_synthesizer`` lives in :mod:`synthaug.pipeline.checkpoint`;
+``train_and_evaluate`` is train -> evaluate, what ``synthaug train`` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.types import ImageSet, VolumeSet
+from synthaug.pipeline import balance as balance_step
+from synthaug.pipeline.checkpoint import load_fitted
+from synthaug.pipeline.evaluate import evaluate
+from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, split_test
+from synthaug.pipeline.store import write_store
+from synthaug.pipeline.train import TrainConfig, train
+
+
+def balance(data: ImageSet, synthesizer: str | Synthesizer, *, strategy: str | Mapping[str, int] = "auto",
+            test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, out: str | Path | None = None,
+            synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
+            synth_checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
+            source: Mapping[str, Any] | None = None) -> balance_step.BalanceResult:
+    """Hold out ``test_per_class`` real images per class, balance the rest, and write ``out`` (if given).
+
+    ``synth_checkpoint``: a directory written by :func:`synthaug.fit_synthesizer` (fitted beside the same
+    test split) used instead of fitting. See :func:`synthaug.pipeline.balance.balance` for the rest.
+    """
+    fitted = synth_checkpoint is not None
+    if fitted:
+        if not isinstance(synthesizer, str):
+            synthesizer = synthesizer.name
+        _, test, report = split_test(data, test_per_class, seed)
+        synthesizer = load_fitted(synth_checkpoint, synthesizer, test, report)
+    result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class, seed=seed,
+                                  synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
+                                  source=source)
+    result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
+    if out is not None:
+        result.path = write_store(out, {"train": result.train, "test": result.test}, result.config)
+    return result
+
+
+def train_and_evaluate(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
+                       resume: bool = False, **options: Any) -> dict[str, Any]:
+    """Train into run directory ``out``, then measure its best checkpoint on the store's test split."""
+    run = train(data, out, config, resume=resume, **options)
+    return evaluate(run)

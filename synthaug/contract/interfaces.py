@@ -1,0 +1,161 @@
+"""The interfaces plugins implement: Synthesizer, Projector, Classifier, DatasetSource.
+
+Each is a small abstract class; a plugin registers a factory (usually the class itself) through a hook
+in :mod:`synthaug.contract.hookspecs`. The core moves ImageSets, VolumeSets and provenance between them
+and contains no model code. numpy only: importing this module never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from synthaug.contract.config import config_dict, make_config
+from synthaug.contract.types import Geometry, ImageSet, SourceOptions, Volume, VolumeSet, WeightsReport
+from synthaug.errors import SynthaugError
+
+__all__ = ["Configurable", "Synthesizer", "Projector", "Classifier", "DatasetSource",
+           # re-exported: the old ``synthaug.interfaces`` held these too
+           "Geometry", "SourceOptions", "WeightsReport", "make_config", "config_dict"]
+
+
+class Configurable:
+    """What all four interfaces share: a user-visible ``name`` and options in a ``Config`` dataclass.
+
+    ``Plugin(**options)`` builds ``Config`` from the options (unknown or ill-typed keys refused with a
+    message naming the plugin, the key and the expected type); ``Plugin(config)`` takes a ready one.
+    """
+
+    #: Name users type (``--synth NAME``, ``--classifier NAME``); set by the class.
+    name: ClassVar[str] = ""
+    #: Dataclass of options with documented defaults (``None``: no options).
+    Config: ClassVar[type | None] = None
+    #: What the plugin is, in the messages: "synthesizer", "projector", ...
+    kind: ClassVar[str] = "plugin"
+
+    def __init__(self, config: Any = None, **options: Any):
+        self.config = config if config is not None else make_config(self.Config, options, f"{self.kind} {self.name!r}")
+
+
+class Synthesizer(Configurable, ABC):
+    """Learns from the training split, then makes new images of a target class.
+
+    Lifecycle used by :func:`synthaug.balance`:
+
+    1. ``check(train, deficits, volumes)``: raise :class:`SynthaugError` for anything that would fail
+       later (no images of the source class, volumes missing, sizes the network can't take), *before*
+       any training.
+    2. ``fit(train, volumes)``: learn (a no-op for ``duplicate``). Never sees the test split.
+    3. ``generate(train, target, n, seed=..., volumes=...)``: an ImageSet of exactly ``n`` images of
+       class ``target`` with provenance filled in (``origin``, ``source_index``); the core stamps the
+       synthesizer name and seed.
+    4. ``save(dir)`` / ``load(dir)``: a fitted synthesizer reused with ``--synth-checkpoint``.
+    """
+
+    kind: ClassVar[str] = "synthesizer"
+    #: True if ``generate`` translates images of a source class (pix2pix) rather than the target's own.
+    needs_source_class: ClassVar[bool] = False
+    #: True if the synthesizer projects labeled CT volumes (xpgan, drr).
+    needs_volumes: ClassVar[bool] = False
+    #: True if ``fit`` trains something worth saving.
+    trainable: ClassVar[bool] = False
+    #: Set by the core before ``fit``: the one directory where ``fit`` may keep resumable state (per-epoch
+    #: checkpoints) and progress samples. It survives an interrupted fit, so a rerun resumes; ``None``: keep
+    #: nothing. ``save`` copies what the checkpoint should keep (e.g. sample grids) out of it.
+    work_dir: Path | None = None
+
+    def check(self, train: ImageSet, deficits: dict[str, int], volumes: VolumeSet | None = None) -> None:
+        """Validate inputs before any training (default: volumes present when needed)."""
+        if self.needs_volumes and (volumes is None or len(volumes) == 0):
+            raise SynthaugError(f"synthesizer {self.name!r} needs labeled CT volumes; pass --volumes SOURCE")
+
+    def fit(self, train: ImageSet, volumes: VolumeSet | None = None) -> None:
+        """Learn from the training split (default: nothing to learn)."""
+
+    @abstractmethod
+    def generate(self, train: ImageSet, target: str, n: int, *, seed: int,
+                 volumes: VolumeSet | None = None) -> ImageSet:
+        """Exactly ``n`` new images of class ``target`` (same shape and classes as ``train``)."""
+
+    def save(self, directory: str | Path) -> None:
+        """Write what ``load`` needs; the default writes the config as JSON."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "synthesizer.json").write_text(json.dumps(
+            {"name": self.name, "config": config_dict(self.config)}, indent=2))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Synthesizer":
+        path = Path(directory) / "synthesizer.json"
+        if not path.is_file():
+            raise SynthaugError(f"{directory}: not a synthesizer checkpoint (no synthesizer.json)")
+        info = json.loads(path.read_text())
+        if info.get("name") != cls.name:
+            raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
+        return cls(**info.get("config", {}))
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into the store's run config about this synthesizer."""
+        return {"name": self.name, "config": config_dict(self.config)}
+
+
+class Projector(Configurable, ABC):
+    """Turns a CT volume into a radiograph.
+
+    ``project`` is the one call every user of a projector needs: a :class:`Volume` (HU, spacing) and a
+    :class:`Geometry` in, a float32 ``(1, H, W)`` image out. ``mode="raw"`` returns the line integral
+    of the linear attenuation (mm⁻¹ · mm); ``mode="radiograph"`` the training-image appearance in
+    [0, 1]. Projectors that can (``siddon``'s torch path) also accept torch tensors and keep gradients.
+    """
+
+    kind: ClassVar[str] = "projector"
+    differentiable: ClassVar[bool] = False
+
+    @abstractmethod
+    def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
+        """float32 ``(1, H, W)``."""
+
+
+class Classifier(Configurable, ABC):
+    """Builds a network; the core's training loop (``synthaug.train``) trains and evaluates it.
+
+    ``build`` returns an ``nn.Module`` mapping ``(B, in_channels, H, W)`` in [0, 1] to logits
+    ``(B, num_classes)``. For transfer learning the classifier names its parameter groups by prefix:
+    ``head_prefixes`` (new, always trained) and ``last_block_prefixes`` (unfrozen for fine-tuning).
+    ``load_weights`` maps a torchvision-format ImageNet state dict onto the network.
+    """
+
+    kind: ClassVar[str] = "classifier"
+    head_prefixes: ClassVar[tuple[str, ...]] = ()
+    last_block_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def build(self, in_channels: int, num_classes: int):
+        """A fresh, randomly initialised ``torch.nn.Module``."""
+
+    @abstractmethod
+    def load_weights(self, model, path: str | Path) -> WeightsReport:
+        """Load a local torchvision-format state dict into ``model`` (head excluded); report what matched."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset source
+# ---------------------------------------------------------------------------------------------
+class DatasetSource(Configurable, ABC):
+    """Turns a name (and usually a directory) into images and/or volumes."""
+
+    kind: ClassVar[str] = "dataset"
+    #: What ``load_images``/``load_volumes`` provide: {"images"}, {"volumes"} or both.
+    provides: ClassVar[frozenset[str]] = frozenset({"images"})
+    #: Whether a ``data_dir`` is required.
+    needs_dir: ClassVar[bool] = True
+
+    def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:
+        raise SynthaugError(f"dataset {self.name!r} provides no radiographs; it provides {', '.join(sorted(self.provides))}")
+
+    def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:
+        raise SynthaugError(f"dataset {self.name!r} provides no CT volumes; it provides {', '.join(sorted(self.provides))}")

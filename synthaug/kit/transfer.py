@@ -1,0 +1,132 @@
+"""Transfer-learning helpers shared by every classifier plugin: no network definitions here.
+
+- :func:`input_statistics`: the ImageNet mean/std a network normalises its [0, 1] input with.
+- :func:`read_state_dict`: a local torchvision-format state dict, read with ``weights_only=True``.
+- :func:`load_mapped`: copy a state dict into a model through a plugin's key mapping, check shapes,
+  fold RGB first-conv weights for grey input and report what matched.
+- :func:`freeze_except` / :func:`train_mode`: the liang2021 schedule's frozen backbone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from synthaug.errors import SynthaugError
+from synthaug.contract.types import WeightsReport
+
+#: ImageNet statistics of torchvision's pretrained models (RGB, images in [0, 1]).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Grey equivalent: the channel averages. A grey image replicated to RGB and normalised per channel
+#: differs from this by at most 0.043 (mean) and 0.003 (std) per channel, which is what makes summing
+#: the first conv's RGB weights a faithful 1-channel version of an RGB network.
+GREY_MEAN = (sum(IMAGENET_MEAN) / 3,)
+GREY_STD = (sum(IMAGENET_STD) / 3,)
+
+
+def input_statistics(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel for a network taking ``in_channels`` (1 grey or 3 RGB) in [0, 1]."""
+    if in_channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    if in_channels == 1:
+        return GREY_MEAN, GREY_STD
+    raise SynthaugError(f"in_channels must be 1 (grey) or 3 (RGB); got {in_channels}")
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """A ``{name: tensor}`` dict from a local file; never unpickles arbitrary objects."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SynthaugError(f"{path}: no such weights file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or a pickle of arbitrary objects
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SynthaugError(f"{path}: not a readable torch state dict ({first[:200]})") from exc
+    # Tolerate the usual containers: {"state_dict": ...} / {"model": ...} and DataParallel's "module.".
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SynthaugError(f"{path}: expected a state dict of named tensors (torchvision format)")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def load_mapped(model, path: str | Path, state: Mapping, map_key: Callable[[str], str | None], *,
+                network: str, head_prefixes: Iterable[str], first_conv: str,
+                optional_suffixes: tuple[str, ...] = ("num_batches_tracked",)) -> WeightsReport:
+    """Copy ``state`` into ``model`` (in place) and report it.
+
+    ``map_key`` turns a file key into the model's key (``None``: not this network's key). File keys
+    that land in the head are dropped on purpose (the ImageNet head is replaced). A shape mismatch
+    means the file holds another architecture: a :class:`SynthaugError`, as is a file matching nothing.
+    ``first_conv`` (the model key of the first convolution) gets its RGB weights summed when the model
+    takes one channel. Model keys ending in ``optional_suffixes`` (BatchNorm's step counter, absent
+    from old checkpoints) are not reported missing.
+    """
+    import torch
+
+    heads = tuple(head_prefixes)
+    target = model.state_dict()
+    matched, unexpected, loaded = [], [], {}
+    for file_key, tensor in state.items():
+        key = map_key(file_key)
+        if key is not None and key.startswith(heads):
+            continue
+        if key is None or key not in target:
+            unexpected.append(file_key)
+            continue
+        if key == first_conv and tensor.ndim == 4 and tensor.shape[1] == 3 and target[key].shape[1] == 1:
+            tensor = tensor.sum(dim=1, keepdim=True)  # grey = R + G + B responses (see GREY_MEAN)
+        if tuple(tensor.shape) != tuple(target[key].shape):
+            raise SynthaugError(
+                f"{path}: not a {network} weights file: {file_key} has shape {tuple(tensor.shape)}, "
+                f"{network} expects {tuple(target[key].shape)}")
+        loaded[key] = tensor.to(target[key].dtype)
+        matched.append(key)
+    if not matched:
+        raise SynthaugError(f"{path}: matches no tensor of {network} (expected torchvision key names such as "
+                            f"{next(iter(k for k in target if not k.startswith(heads)))!r})")
+    with torch.no_grad():
+        model.load_state_dict(loaded, strict=False)
+    missing = [k for k in target if k not in loaded and not k.endswith(optional_suffixes)]
+    return WeightsReport(path=str(path), matched=sorted(matched), missing=sorted(missing),
+                         unexpected=sorted(unexpected))
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return (name + ".").startswith(prefixes) or name.startswith(prefixes)
+
+
+def freeze_except(model, trainable_prefixes: Iterable[str]) -> list:
+    """Make only parameters under ``trainable_prefixes`` trainable; return them (for the optimizer)."""
+    prefixes = tuple(trainable_prefixes)
+    trainable = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(_under(name, prefixes))
+        if param.requires_grad:
+            trainable.append(param)
+    return trainable
+
+
+def train_mode(model, trainable_prefixes: Iterable[str] | None = None) -> None:
+    """``model.train()``, but BatchNorm layers outside ``trainable_prefixes`` stay in eval mode.
+
+    Why: a frozen backbone must stay frozen. In train mode BatchNorm would overwrite its ImageNet
+    running statistics with those of small X-ray batches (changing the "frozen" backbone's output and
+    its weights file) and normalise with batch statistics the pretrained filters were never tuned to.
+    Keras, which liang2021 used, runs non-trainable BatchNorm layers in inference mode for the same
+    reason. ``None``: everything trains (scratch).
+    """
+    import torch.nn as nn
+
+    model.train()
+    if trainable_prefixes is None:
+        return
+    prefixes = tuple(trainable_prefixes)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not _under(name, prefixes):
+            module.eval()

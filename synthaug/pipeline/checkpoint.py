@@ -1,0 +1,84 @@
+"""The fitted-synthesizer directory: the one owner of what ``synthaug fit`` writes and ``--synth-checkpoint`` reads.
+
+Layout::
+
+    synthesizer.json   name and config (written by the plugin's ``save``), plus whatever it adds
+    ...                the plugin's own files (weights, sample grids)
+    split.json         the test split it was fitted beside (seed, images per class, test origins)
+    source.json        the data source it was fitted on (written by the CLI)
+    measures.json      held-out measures, when the synthesizer offers them
+
+The directory is written under a temporary name and renamed when complete. Resumable training state
+lives in a separate work directory (default ``OUT.work``), kept while a fit is interrupted and removed
+after it succeeds, so a finished checkpoint holds no optimizer state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.types import ImageSet, VolumeSet
+from synthaug.errors import SynthaugError
+from synthaug.kit.files import atomic_dir, write_json
+from synthaug.pipeline.balance import plan, resolve_synthesizer
+from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport
+from synthaug.registry import get_registry
+
+SPLIT_FILE = "split.json"
+
+
+def default_work_dir(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    return out_dir.with_name(out_dir.name + ".work")
+
+
+def split_fingerprint(test: ImageSet, report: SplitReport) -> dict[str, Any]:
+    return {"per_class": report.per_class, "seed": report.seed, "test_origins": sorted(map(str, test.origin))}
+
+
+def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str | Path, *,
+                    test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
+                    synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
+                    strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None) -> Synthesizer:
+    """Train a synthesizer alone on the training split (test held out exactly as ``balance`` does) and
+    save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``.
+
+    ``work_dir`` (default ``OUT.work``) keeps per-epoch state: an interrupted fit run again resumes from
+    it. The default one is removed once ``out_dir`` is complete; one given explicitly is kept.
+    """
+    synth = resolve_synthesizer(synthesizer, synth_options, seed=seed)
+    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes)
+    work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
+    synth.work_dir = work
+    with atomic_dir(out_dir) as tmp:
+        synth.fit(planned.train, planned.volumes)
+        synth.save(tmp)
+        write_json(tmp / SPLIT_FILE, split_fingerprint(planned.test, planned.split))
+        measure = getattr(synth, "measure", None)
+        measures = measure(planned.test) if measure is not None else None  # held-out real test images
+        if measures:
+            write_json(tmp / "measures.json", measures)
+    if work_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return synth
+
+
+def load_fitted(directory: str | Path, name: str, test: ImageSet, report: SplitReport) -> Synthesizer:
+    """The synthesizer ``name`` saved in ``directory``, refused if it was fitted beside another test split."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SynthaugError(f"{directory}: no such synthesizer checkpoint directory")
+    synth = get_registry().entry("synthesizer", name).resolve().load(directory)
+    path = directory / SPLIT_FILE
+    if path.is_file():  # a checkpoint made outside fit_synthesizer has nothing recorded to compare
+        saved = json.loads(path.read_text())
+        if saved.get("test_origins") != split_fingerprint(test, report)["test_origins"]:
+            raise SynthaugError(
+                f"{directory} was fitted with a different test split (seed {saved.get('seed')}, "
+                f"{saved.get('per_class')} per class); use the same --seed and --test-per-class so that no test "
+                f"image was seen in training")
+    return synth

@@ -1,0 +1,61 @@
+"""Project one CT file to an image file: what ``synthaug project`` does, as a Python call."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthaug.errors import SynthaugError
+from synthaug.contract.types import Geometry
+
+
+def save_image(image: np.ndarray, out: str | Path, mode: str) -> Path:
+    """``.npy``: the float32 ``(H, W)`` as computed; ``.png``: 8-bit grey (raw mode scaled by its max)."""
+    from synthaug.kit.files import atomic_path
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".npy"):
+        raise SynthaugError(f"{out}: output must end in .png or .npy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plane = np.asarray(image, dtype=np.float32).reshape(image.shape[-2:])
+    with atomic_path(out) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, plane)
+        else:
+            from PIL import Image
+
+            if mode == "raw":
+                peak = float(plane.max())
+                plane = plane / peak if peak > 0 else plane
+            pixels = np.clip(np.rint(plane * 255.0), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp, format="PNG")
+    return out
+
+
+def project_file(volume_path: str | Path, out: str | Path, *, projector: str = "siddon", height: int = 256,
+                 width: int = 256, pixel_spacing: float | None = None, sdd: float = 1020.0, sid: float = 850.0,
+                 pose=(0, 0, 0, 0, 0, 0), view: str = "AP", beam: str = "cone", mode: str = "radiograph",
+                 checkpoint: str | None = None, **projector_options: Any) -> dict[str, Any]:
+    """Read a NIfTI CT, project it with a registered projector, write PNG or NPY; returns a summary."""
+    from synthaug_plugins.sources.nifti import read_nifti
+    from synthaug.registry import create
+
+    geometry = Geometry(sdd=sdd, sid=sid, height=height, width=width, pixel_spacing=pixel_spacing,
+                        pose=tuple(pose), view=view, beam=beam)
+    if checkpoint is not None:
+        projector_options["checkpoint"] = str(checkpoint)
+    model = create("projector", projector, **projector_options)
+    volume = read_nifti(volume_path)
+    started = time.perf_counter()
+    image = model.project(volume, geometry, mode=mode)
+    seconds = time.perf_counter() - started
+    path = save_image(image, out, mode)
+    extent = tuple(n * s for n, s in zip(volume.hu.shape, volume.spacing))
+    resolved = geometry.fitted(extent)
+    return {"out": str(path), "height": height, "width": width, "mode": mode, "projector": projector,
+            "pixel_spacing": resolved.pixel_spacing, "seconds": seconds}

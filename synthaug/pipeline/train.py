@@ -1,0 +1,326 @@
+"""The classifier training loop shared by every classifier plugin (no network code here).
+
+``train(store, out, config)`` trains the registered classifier ``config.classifier`` on the store's
+``train`` split into a run directory (its format: :mod:`synthaug.pipeline.runs`). It does not look at
+the ``test`` split: :func:`synthaug.pipeline.evaluate.evaluate` measures the finished run.
+
+Schedules (liang2021): ``scratch`` trains everything for ``epochs`` (paper: 60). ``transfer`` loads
+local ImageNet weights, trains the new head on a frozen backbone (paper: 50 epochs), then unfreezes
+the last block and fine-tunes at ``finetune_lr`` = 1e-5 (paper: 10 epochs); ``epochs`` counts both.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from synthaug.errors import SynthaugError
+from synthaug.kit.device import DEVICES, resolve_device
+from synthaug.kit.files import file_hash
+from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, predict, rng_state, save_checkpoint, set_rng_state, versions, write_manifest
+from synthaug.pipeline.split import validation_split
+from synthaug.pipeline.store import open_store, store_info
+
+MODES = ("scratch", "transfer")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("none", "cosine")
+#: Fields that may differ when resuming: they change where and how fast, not what is computed.
+RESUMABLE_DIFFERENCES = ("device", "num_workers")
+
+
+@dataclass
+class TrainConfig:
+    """Training options. Defaults follow liang2021 where it states them, Keras (which it used) elsewhere."""
+
+    classifier: str | None = None  # a registered classifier name (required)
+    mode: str = "scratch"  # "scratch": all layers train; "transfer": ImageNet weights, staged schedule
+    weights: str | None = None  # local torchvision-format state dict (transfer only)
+    epochs: int = 60  # liang2021: 60 from scratch; 50 frozen + 10 fine-tuning in transfer
+    finetune_epochs: int | None = None  # transfer: epochs (within `epochs`) with the last block unfrozen; None: epochs/6 (10 of 60)
+    batch_size: int = 32  # not stated in liang2021: Keras' default
+    lr: float = 1e-3  # scratch, and the head in transfer stage 1: Adam's (and Keras') default
+    finetune_lr: float = 1e-5  # liang2021: transfer stage 2
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum below)
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    scheduler: str = "none"  # "none" (liang2021 states none) or "cosine" (annealed to 0 within each stage)
+    val_fraction: float = 0.1  # stratified share of the train split held out for checkpoint selection
+    augment: bool = True  # liang2021: horizontal flip + rotation up to 5 degrees
+    hflip_p: float = 0.5
+    rotation_degrees: float = 5.0
+    seed: int = 0
+    positive_class: str | None = None  # for sensitivity/specificity; None: "covid" if present
+    classifier_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25} for tests only
+    num_workers: int = 0  # DataLoader workers reading the store
+    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
+
+    def __post_init__(self) -> None:
+        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "device": DEVICES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SynthaugError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise SynthaugError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("lr", "finetune_lr"):
+            if not float(getattr(self, name)) > 0:
+                raise SynthaugError(f"{name} must be > 0; got {getattr(self, name)}")
+        if not 0 <= self.val_fraction < 1:
+            raise SynthaugError(f"val_fraction must lie in [0, 1); got {self.val_fraction}")
+        if self.mode == "transfer" and not self.weights:
+            raise SynthaugError("mode 'transfer' needs --weights PATH (a local torchvision-format ImageNet state dict)")
+        if self.mode == "scratch" and self.weights:
+            raise SynthaugError(f"--weights {self.weights} applies to --mode transfer only; got --mode scratch")
+        if self.finetune_epochs is not None and not 0 <= self.finetune_epochs <= self.epochs:
+            raise SynthaugError(f"finetune_epochs must lie in [0, epochs={self.epochs}]; got {self.finetune_epochs}")
+        if self.weights is not None:
+            self.weights = str(self.weights)
+
+    @property
+    def stage_two_epochs(self) -> int:
+        """Fine-tuning epochs of the transfer schedule (0 for scratch)."""
+        if self.mode != "transfer":
+            return 0
+        if self.finetune_epochs is not None:
+            return self.finetune_epochs
+        return min(self.epochs - 1, max(1, round(self.epochs / 6)))  # liang2021: 10 of 60
+
+    def stage(self, epoch: int) -> str:
+        """``scratch``, ``frozen`` or ``finetune`` for 1-based ``epoch``."""
+        if self.mode == "scratch":
+            return "scratch"
+        return "frozen" if epoch <= self.epochs - self.stage_two_epochs else "finetune"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SynthaugError(f"unknown training option {unknown[0]!r}; options are {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces
+# ---------------------------------------------------------------------------------------------
+def epoch_order(indices: np.ndarray, seed: int, epoch: int, batch_size: int) -> list[int]:
+    """The shuffled sample order of one epoch: a function of (seed, epoch) only, so resume repeats it.
+
+    A last batch of one sample is dropped: BatchNorm cannot train on a single 1x1 feature map.
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(indices)
+    if len(order) % batch_size == 1 and len(order) > 1:
+        order = order[:-1]
+    return [int(i) for i in order]
+
+
+def build_augmentation(config: TrainConfig):
+    """Batched, on-device augmentation (liang2021: horizontal flip + rotation up to 5 degrees)."""
+    import torch.nn as nn
+
+    if not config.augment:
+        return nn.Identity()
+    import kornia.augmentation as K
+
+    return nn.Sequential(K.RandomHorizontalFlip(p=config.hflip_p),
+                         K.RandomRotation(degrees=config.rotation_degrees, p=1.0))
+
+
+def make_optimizer(params, lr: float, config: TrainConfig):
+    import torch
+
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer, config: TrainConfig, stage_epochs: int):
+    import torch
+
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, stage_epochs))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def check_resumable(saved: dict[str, Any], config: TrainConfig, run: Path) -> None:
+    """A resumed run must compute the same thing: every option equal but device/workers."""
+    now = config.to_dict()
+    differing = [k for k in now if k not in RESUMABLE_DIFFERENCES and saved.get(k) != now[k]]
+    if differing:
+        k = differing[0]
+        raise SynthaugError(f"--resume {run}: option {k} was {saved.get(k)!r} in that run; got {now[k]!r} "
+                            f"(resume with the same options or start a new --out)")
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
+          on_epoch_end: Callable[[dict], None] | None = None, **options: Any) -> Path:
+    """Train ``config.classifier`` on ``data`` (a store) into run directory ``out``; return ``out``.
+
+    ``options`` override fields of ``config`` (``train(store, out, epochs=1)``). ``on_epoch_end``
+    receives each epoch's history record (raise in it to stop, e.g. to simulate an interruption).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from synthaug.kit import progress
+    from synthaug.kit.transfer import freeze_except, train_mode
+    from synthaug.pipeline.metrics import classification_metrics
+    from synthaug.pipeline.report import plot_curves
+    from synthaug.registry import get_registry
+
+    config = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
+    data, run = Path(data), Path(out)
+    info = store_info(data)
+    if "train" not in info["splits"] or "test" not in info["splits"]:
+        raise SynthaugError(f"{data}: training needs a 'train' and a 'test' split; the store has "
+                            f"{', '.join(info['splits']) or 'none'} (make one with `synthaug balance`)")
+    paths = RunPaths(run)
+    if resume and not (paths.last.is_file() and paths.manifest.is_file()):
+        raise SynthaugError(f"--resume {run}: no checkpoint there (expected {paths.last})")
+    if not config.classifier:
+        raise SynthaugError("training needs a classifier: pass --classifier NAME (see `synthaug plugins`)")
+    entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
+    data_hash = file_hash(data)
+    manifest_path, last_path, best_path = paths.manifest, paths.last, paths.best
+    checkpoint = None
+    if resume:
+        manifest = json.loads(manifest_path.read_text())
+        check_resumable(manifest["config"], config, run)
+        if manifest["data"]["sha256"] != data_hash:
+            raise SynthaugError(f"--resume {run}: {data} is not the store that run trained on (sha256 differs)")
+        checkpoint = load_checkpoint(last_path)
+    elif last_path.exists() or manifest_path.exists():
+        raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+
+    classifier = entry.resolve()(**config.classifier_options)
+    device = resolve_device(config.device)
+    dataset = open_store(data, "train")
+    class_names = list(dataset.class_names)
+    in_channels = dataset.image_shape[0]
+    split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
+    train_idx, val_idx = split.train, split.val
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    model = classifier.build(in_channels, len(class_names))
+    weights_report = None
+    if config.mode == "transfer" and checkpoint is None:
+        weights_report = asdict(classifier.load_weights(model, config.weights))
+    model.to(device)
+    augment = build_augmentation(config).to(device)
+
+    if checkpoint is None:
+        manifest = {
+            "kind": KIND, "config": config.to_dict(), "versions": versions(entry),
+            "classifier": {"name": entry.name, "plugin": entry.plugin, "module": entry.module},
+            "data": {"path": str(data.resolve()), "sha256": data_hash, "class_names": class_names,
+                     "image_shape": list(dataset.image_shape), "train": len(train_idx), "val": len(val_idx),
+                     "val_patients": split.val_patients, "withheld_from_training": split.withheld,
+                     "test": sum(info["splits"]["test"]["classes"].values())},
+            "weights": weights_report, "history": [], "best": None, "status": "running",
+        }
+        run.mkdir(parents=True, exist_ok=True)
+        write_manifest(run, manifest)
+        start_epoch, current_stage, optimizer, scheduler = 1, None, None, None
+    else:
+        model.load_state_dict(checkpoint["model"])
+        start_epoch, current_stage = checkpoint["epoch"] + 1, checkpoint["stage"]
+        trainable = _stage_prefixes(classifier, current_stage)
+        optimizer = make_optimizer(freeze_except(model, trainable or ("",)), _stage_lr(config, current_stage), config)
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler = make_scheduler(optimizer, config, _stage_length(config, current_stage))
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        set_rng_state(checkpoint["rng"])
+        # The checkpoint is the truth: a kill between it and the manifest write loses nothing.
+        manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running")
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        stage = config.stage(epoch)
+        trainable = _stage_prefixes(classifier, stage)
+        if stage != current_stage:  # a new stage gets a fresh optimizer, as Keras' recompile does
+            params = freeze_except(model, trainable or ("",))
+            optimizer = make_optimizer(params, _stage_lr(config, stage), config)
+            scheduler = make_scheduler(optimizer, config, _stage_length(config, stage))
+            current_stage = stage
+        train_mode(model, trainable)
+        order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
+        loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
+        step_seconds, step_started = [], started  # per batch, data reading and augmentation included
+        with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
+                          -(-len(order) // config.batch_size)) as bar:
+            for images, targets in loader(dataset, order, config.batch_size, config.num_workers):
+                images, targets = images.to(device), targets.to(device)
+                with torch.no_grad():
+                    images = augment(images)
+                logits = model(images)
+                loss = F.cross_entropy(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.item() * len(targets)
+                correct += int((logits.argmax(1) == targets).sum())
+                seen += len(targets)
+                bar.update(loss=loss.item())
+                step_seconds.append(time.perf_counter() - step_started)
+                step_started = time.perf_counter()
+        train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        scheduler.step()
+        record = {"epoch": epoch, "stage": stage, "lr": optimizer.param_groups[0]["lr"],
+                  "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+                  "train_seconds": train_seconds, "train_images_per_s": seen / train_seconds if train_seconds else None,
+                  "train_step_seconds_median": float(np.median(step_seconds)) if step_seconds else None,
+                  "train_cpu_seconds": train_cpu_seconds,  # CPU time of this process (shared machines)
+                  "val_loss": None, "val_accuracy": None, "val_macro_f1": None}
+        if len(val_idx):
+            y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, config.num_workers)
+            val = classification_metrics(y, probabilities.argmax(1), class_names)
+            record.update(val_loss=val_loss / len(y), val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
+        score = record["val_macro_f1"] if record["val_macro_f1"] is not None else float(epoch)  # no val: latest
+        manifest["history"].append(record)
+        if manifest["best"] is None or score > manifest["best"]["score"]:
+            manifest["best"] = {"epoch": epoch, "score": score, "val_macro_f1": record["val_macro_f1"]}
+            save_checkpoint({"model": model.state_dict(), "epoch": epoch}, best_path)
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
+                    "stage": stage, "history": manifest["history"], "best": manifest["best"]}, last_path)
+        write_manifest(run, manifest)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+
+    dataset.close()
+    manifest["status"] = "finished"
+    write_manifest(run, manifest)
+    plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
+    return run
+
+
+def _stage_prefixes(classifier, stage: str) -> tuple[str, ...] | None:
+    """Trainable parameter prefixes of a stage (None: everything)."""
+    if stage == "scratch":
+        return None
+    if stage == "frozen":
+        return tuple(classifier.head_prefixes)
+    return tuple(classifier.head_prefixes) + tuple(classifier.last_block_prefixes)
+
+
+def _stage_lr(config: TrainConfig, stage: str) -> float:
+    return config.finetune_lr if stage == "finetune" else config.lr
+
+
+def _stage_length(config: TrainConfig, stage: str) -> int:
+    if stage == "finetune":
+        return config.stage_two_epochs
+    return config.epochs - config.stage_two_epochs
