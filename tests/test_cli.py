@@ -90,3 +90,41 @@ def test_console_script_runs_and_help_is_fast():
     bin_dir = os.path.dirname(sys.executable)
     out = subprocess.run([os.path.join(bin_dir, "synthaug"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "balance" in out.stdout and "plugins" in out.stdout
+
+
+def test_global_options_may_follow_the_command(tmp_path, kaggle_first):
+    out = tmp_path / "b.h5"
+    result = CliRunner().invoke(main, ["balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir",
+                                       str(kaggle_first), "--size", "24", "--test-per-class", "2", "--out", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "reading images" not in result.output  # the progress bar was silenced
+    from synthaug.kit import progress
+
+    assert progress.is_quiet()
+    progress.set_quiet(False)
+    result = CliRunner().invoke(main, ["plugins", "-q", "--kind", "classifier"])
+    assert result.exit_code == 0 and "resnet50" in result.output and progress.is_quiet()
+    progress.set_quiet(True)
+
+
+def test_inspect_refuses_source_options_for_a_store(tmp_path, kaggle_first):
+    out = tmp_path / "b.h5"
+    assert run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 24,
+               "--test-per-class", 2, "--out", out).exit_code == 0
+    result = run("inspect", out, "--size", 32)
+    assert result.exit_code == 2
+    assert f"inspect {out}: a store is read as written; --size applies to a registered source only" in result.output
+    # options inspect never used are not offered at all
+    for option in ("--volumes", "--volumes-dir", "--data"):
+        result = run("inspect", "kaggle", option, "x")
+        assert result.exit_code == 2 and f"No such option '{option}'" in result.output
+
+
+def test_ill_typed_synth_option_is_a_one_line_error(kaggle_first, tmp_path):
+    out = tmp_path / "b.h5"
+    result = run("balance", "--synth", "pix2pix", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 32,
+                 "--test-per-class", 2, "--synth-option", "epochs=x", "--out", out)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == "Error: option 'epochs' of synthesizer 'pix2pix' must be an int; got 'x'"
+    assert not out.exists() and not list(tmp_path.glob(".b.h5*"))

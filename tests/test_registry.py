@@ -121,3 +121,50 @@ def test_third_party_example_installs_and_balances(tmp_path, monkeypatch, tiny_i
     made = result.train.subset(np.flatnonzero(result.train.synth == "noise"))
     assert result.train.counts() == {"covid": 7, "normal": 7, "viral": 7}
     np.testing.assert_allclose(made.images, result.train.images[made.source_index], atol=1e-6)
+
+
+def test_a_hook_that_raises_part_way_registers_nothing():
+    module = types.ModuleType("half_broken")
+
+    class Thing:
+        pass
+
+    def register_synthesizers(register):
+        register("first-of-two", Thing)
+        raise RuntimeError("the second name failed")
+
+    def register_projectors(register):
+        register("never-committed", Thing)
+
+    module.register_synthesizers = synthaug.hookimpl(register_synthesizers)
+    module.register_projectors = synthaug.hookimpl(register_projectors)
+    registry = build_registry(load_entry_points=False)
+    registry.add_plugin(module, "half_broken")
+    assert registry.failed == {"half_broken": "RuntimeError: the second name failed"}
+    assert "first-of-two" not in registry.names("synthesizer") and "never-committed" not in registry.names("projector")
+    with pytest.raises(SynthaugError, match="unknown synthesizer 'first-of-two'.*plugins that failed to load: half_broken"):
+        registry.entry("synthesizer", "first-of-two")
+
+
+def test_config_options_are_checked_by_name_and_type():
+    from dataclasses import dataclass
+
+    from synthaug.contract.config import make_config
+
+    @dataclass
+    class Options:
+        epochs: int = 1
+        lr: float = 0.1
+        name: str = "a"
+        shape: tuple | None = None
+        flag: bool = False
+
+    assert make_config(Options, {"epochs": 3, "lr": 1, "shape": [1, 2], "flag": True}, "x").lr == 1
+    for key, value, expected in (("epochs", "x", "an int"), ("epochs", 2.5, "an int"), ("epochs", True, "an int"),
+                                 ("lr", "fast", "a number"), ("name", 3, "a string"), ("flag", "yes", "true or false"),
+                                 ("shape", 3, "a list or null")):
+        with pytest.raises(SynthaugError) as info:
+            make_config(Options, {key: value}, "synthesizer 'demo'")
+        assert str(info.value) == f"option {key!r} of synthesizer 'demo' must be {expected}; got {value!r}"
+    with pytest.raises(SynthaugError, match="synthesizer 'demo': unknown option 'epoch'; options are epochs, flag, lr"):
+        make_config(Options, {"epoch": 1}, "synthesizer 'demo'")

@@ -17,6 +17,21 @@ class CliError(click.ClickException):
 
 
 class SynthaugGroup(click.Group):
+    """Turns SynthaugError into exit code 2, and takes the group's own options anywhere on the line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `synthaug balance ... --quiet` means `synthaug --quiet balance ...`: a user should not have to
+        # know which options belong to the group. Only the group's flags are moved, and only those
+        # after the command name (no command defines an option of the same name).
+        flags = {name for param in self.params if isinstance(param, click.Option) and param.is_flag
+                 for name in param.opts + param.secondary_opts}
+        command_at = next((i for i, a in enumerate(args) if a in self.commands), None)
+        if command_at is not None:
+            head, tail = args[:command_at + 1], args[command_at + 1:]
+            moved = [a for a in tail if a in flags]
+            args = moved + head + [a for a in tail if a not in flags]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

@@ -1,8 +1,7 @@
-"""Options shared by commands that read a data source (inspect, balance, fit)."""
+"""Options shared by commands that read a data source (inspect, balance, fit), and KEY=VALUE parsing."""
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -10,30 +9,39 @@ import click
 
 from synthaug.errors import SynthaugError
 
+_SOURCE_OPTIONS = [
+    click.option("--data-dir", type=click.Path(path_type=str), default=None, help="Folder (or .h5 file) of the source."),
+    click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
+    click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
+    click.option("--skip-bad", is_flag=True, help="Skip unreadable image files and report how many."),
+    click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
+    click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
+                 help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
+]
+_DATA = click.option("--data", "data", default="ctsim", show_default=True,
+                     help="Dataset source: kaggle, imagefolder, h5, ctsim, ... (see `synthaug plugins`).")
+_VOLUMES = [
+    click.option("--volumes", default=None,
+                 help="Volume source for synthesizers that project CT (mosmed, nifti, ctsim). The same source "
+                      "as --data takes the same --source-option values."),
+    click.option("--volumes-dir", type=click.Path(path_type=str), default=None),
+]
 
-def data_options(func):
-    """``--data --data-dir --size --channels --skip-bad --include --volumes --volumes-dir``."""
-    options = [
-        click.option("--data", "data", default="ctsim", show_default=True,
-                     help="Dataset source: kaggle, imagefolder, h5, ctsim, ... (see `synthaug plugins`)."),
-        click.option("--data-dir", type=click.Path(path_type=str), default=None, help="Folder (or .h5 file) of the source."),
-        click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
-        click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
-        click.option("--skip-bad", is_flag=True, help="Skip unreadable image files and report how many."),
-        click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
-        click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
-                     help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
-        click.option("--volumes", default=None, help="Volume source for synthesizers that project CT (mosmed, nifti, ctsim)."),
-        click.option("--volumes-dir", type=click.Path(path_type=str), default=None),
-    ]
+
+def _apply(func, options):
     for option in reversed(options):
         func = option(func)
+    return func
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        return func(*args, **kwargs)
 
-    return wrapper
+def data_options(func):
+    """``--data --data-dir --size --channels --skip-bad --include --source-option --volumes --volumes-dir``."""
+    return _apply(func, [_DATA, *_SOURCE_OPTIONS, *_VOLUMES])
+
+
+def source_options(func):
+    """The options that describe one source named elsewhere (``inspect SOURCE``): no --data, no volumes."""
+    return _apply(func, _SOURCE_OPTIONS)
 
 
 def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
@@ -50,7 +58,7 @@ def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     return out
 
 
-def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, **_ignored):
+def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, **_volumes):
     """The ImageSet the data options describe (and a dict describing the source for the run config)."""
     from synthaug.pipeline.load import load_images
 
@@ -64,10 +72,13 @@ def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_opti
     return images, source
 
 
-def volumes_from_cli(volumes, volumes_dir, size=None, seed=0, source_options=(), **_ignored):
+def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(), **_images):
+    """The VolumeSet of ``--volumes`` (None without it). A volume source that is also the image source
+    (a simulator giving both, such as the built-in data) gets the same source options, so its CTs are
+    those of the patients whose radiographs were loaded."""
     if not volumes:
         return None
     from synthaug.pipeline.load import load_volumes
 
-    extra = parse_key_values(source_options, "--source-option") if volumes == "ctsim" else {}
+    extra = parse_key_values(source_options, "--source-option") if volumes == data else {}
     return load_volumes(volumes, volumes_dir, seed=seed, **extra)

@@ -25,45 +25,25 @@ from synthaug.cli.common import data_options, load_from_cli, parse_key_values, v
 @click.option("--synth-option", "synth_options", multiple=True, metavar="KEY=VALUE",
               help="Any other synthesizer option (e.g. ngf=32); repeatable.")
 @click.option("--work-dir", type=click.Path(path_type=str, file_okay=False), default=None,
-              help="Per-epoch training state (an interrupted fit resumes from it); default OUT.work, "
-                   "removed after success. For synthesizers with a work_dir option.")
+              help="Per-epoch training state (an interrupted fit run again resumes from it); default OUT.work, "
+                   "removed after success (a --work-dir given is kept).")
 @click.option("--out", required=True, type=click.Path(path_type=str, file_okay=False), help="Output directory.")
 def fit_command(synth, test_per_class, seed, strategy, epochs, batch_size, pairing, source_class, synth_options,
                 work_dir, out, **data):
     """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
-    import shutil
-    from dataclasses import fields
-
+    from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.checkpoint import fit_synthesizer
-    from synthaug.pipeline.balance import parse_strategy, resolve_synthesizer
-    from synthaug.pipeline.split import split_test
-    from synthaug.kit.files import atomic_path
 
     options = parse_key_values(synth_options, "--synth-option")
     named = {"epochs": epochs, "batch_size": batch_size, "pairing": pairing, "source_class": source_class}
     options.update({k: v for k, v in named.items() if v is not None})
-    synthesizer = resolve_synthesizer(synth, options)
-    config_fields = {f.name for f in fields(type(synthesizer.config))} if synthesizer.config is not None else set()
-    own_work_dir = False
-    if "work_dir" in config_fields and synthesizer.config.work_dir is None:
-        synthesizer.config.work_dir = work_dir or str(Path(out).with_name(Path(out).name + ".work"))
-        own_work_dir = work_dir is None
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
-    fitted = fit_synthesizer(images, synthesizer, out, test_per_class=test_per_class, seed=seed,
-                             volumes=volumes, strategy=parse_strategy(strategy))
-    if own_work_dir:
-        shutil.rmtree(synthesizer.config.work_dir, ignore_errors=True)
-    (Path(out) / "source.json").write_text(json.dumps(source, indent=2, default=str))
+    fitted = fit_synthesizer(images, synth, out, test_per_class=test_per_class, seed=seed, synth_options=options,
+                             volumes=volumes, strategy=parse_strategy(strategy), work_dir=work_dir, source=source)
     click.echo(f"wrote {out}: {fitted.name} {json.dumps(fitted.describe().get('checkpoints', {}))}")
-    measure = getattr(fitted, "measure", None)
-    if measure is not None:
-        # Held-out real test images (the same split fit_synthesizer made): never seen in training.
-        _, test, _ = split_test(images, test_per_class, seed)
-        measures = measure(test)
-        if measures:
-            with atomic_path(Path(out) / "measures.json") as tmp:
-                tmp.write_text(json.dumps(measures, indent=2))
-            for target, m in measures["targets"].items():
-                click.echo(f"{target}: {m['n']} test pairs  " + "  ".join(
-                    f"{k} {m['model'][k]:.4f} (identity {m['identity'][k]:.4f})" for k in ("l1", "psnr", "ssim")))
+    measures_path = Path(out) / "measures.json"
+    if measures_path.is_file():  # held-out real test images, never seen in training
+        for target, m in json.loads(measures_path.read_text())["targets"].items():
+            click.echo(f"{target}: {m['n']} test pairs  " + "  ".join(
+                f"{k} {m['model'][k]:.4f} (identity {m['identity'][k]:.4f})" for k in ("l1", "psnr", "ssim")))

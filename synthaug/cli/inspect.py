@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from synthaug.errors import SynthaugError
+
 from synthaug.cli import main
-from synthaug.cli.common import data_options, load_from_cli
+from synthaug.cli.common import load_from_cli, parse_key_values, source_options
 
 
 def describe_source(data: str, **options) -> dict:
@@ -22,7 +24,6 @@ def describe_source(data: str, **options) -> dict:
                      "image_shape": list(images.image_shape), "skipped": images.meta.get("skipped", 0)})
     if "volumes" in source.provides:
         from synthaug.pipeline.load import load_volumes
-        from synthaug.cli.common import parse_key_values
 
         # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
         extra = parse_key_values(options.get("source_options", ()), "--source-option")
@@ -33,13 +34,19 @@ def describe_source(data: str, **options) -> dict:
 
 @main.command("inspect")
 @click.argument("source")
-@data_options
+@source_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect_command(source: str, as_json: bool, data: str, volumes, volumes_dir, **options) -> None:
+@click.pass_context
+def inspect_command(ctx: click.Context, source: str, as_json: bool, **options) -> None:
     """Counts per class and split of a store (.h5 path) or of a registered SOURCE."""
     from synthaug.pipeline.store import store_info
 
     if source.endswith((".h5", ".hdf5")) or Path(source).is_file():
+        given = [f"--{name.replace('_', '-')}" for name in options
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise SynthaugError(f"inspect {source}: a store is read as written; {', '.join(given)} applies to "
+                                f"a registered source only")
         info = store_info(source)
     else:
         info = describe_source(source, **options)

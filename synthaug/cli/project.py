@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from synthaug.errors import SynthaugError
+from synthaug.kit.sizes import parse_size
 from synthaug.cli import main
 
 
@@ -24,14 +25,8 @@ def _size(size: str | None, rest: tuple[str, ...]) -> tuple[int, int]:
         if rest:
             raise SynthaugError(f"unexpected arguments {' '.join(rest)!r}")
         return 256, 256
-    parts = size.lower().replace("x", ",").split(",") + list(rest)
-    try:
-        numbers = [int(p) for p in parts if p != ""]
-    except ValueError:
-        raise SynthaugError(f"--size must be H or H W in pixels; got {' '.join([size, *rest])!r}") from None
-    if len(numbers) not in (1, 2) or min(numbers) < 1:
-        raise SynthaugError(f"--size must be H or H W in pixels; got {' '.join([size, *rest])!r}")
-    return (numbers[0], numbers[-1])
+    numbers = parse_size("x".join([size, *rest]), (1, 2), "--size", expected="H or H W (detector pixels)")
+    return numbers[0], numbers[-1]
 
 
 @main.command("project", context_settings={"ignore_unknown_options": False})

@@ -7,14 +7,15 @@ from typing import Any
 from synthaug.errors import SynthaugError
 
 
-def parse_size(value: Any, dims: int | tuple[int, ...], what: str) -> tuple[int, ...]:
+def parse_size(value: Any, dims: int | tuple[int, ...], what: str, expected: str | None = None) -> tuple[int, ...]:
     """Whole positive numbers from ``value`` (an int, a sequence, or text split on ``x`` or ``,``).
 
     ``dims``: how many numbers are allowed (an int, or a tuple of allowed counts). A single int is
-    returned as a 1-tuple; callers that expand it (``N`` -> ``N x N``) do so themselves.
+    returned as a 1-tuple; callers that expand it (``N`` -> ``N x N``) do so themselves. ``expected``:
+    how the message names the accepted forms (default ``N or NxN`` ...).
     """
     allowed = (dims,) if isinstance(dims, int) else tuple(dims)
-    expected = " or ".join("x".join(["N"] * k) for k in allowed)
+    expected = expected or " or ".join("x".join(["N"] * k) for k in allowed)
     if isinstance(value, str):
         parts = [p for p in value.lower().replace(",", "x").replace(" ", "").split("x") if p != ""]
     elif isinstance(value, (int,)) and not isinstance(value, bool):

@@ -43,7 +43,8 @@ def split_fingerprint(test: ImageSet, report: SplitReport) -> dict[str, Any]:
 def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str | Path, *,
                     test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
                     synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
-                    strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None) -> Synthesizer:
+                    strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None,
+                    source: Mapping[str, Any] | None = None) -> Synthesizer:
     """Train a synthesizer alone on the training split (test held out exactly as ``balance`` does) and
     save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``.
 
@@ -58,6 +59,8 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
         synth.fit(planned.train, planned.volumes)
         synth.save(tmp)
         write_json(tmp / SPLIT_FILE, split_fingerprint(planned.test, planned.split))
+        if source is not None:
+            write_json(tmp / "source.json", dict(source))
         measure = getattr(synth, "measure", None)
         measures = measure(planned.test) if measure is not None else None  # held-out real test images
         if measures:
