@@ -52,6 +52,9 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     it. The default one is removed once ``out_dir`` is complete; one given explicitly is kept.
     """
     synth = resolve_synthesizer(synthesizer, synth_options, seed=seed)
+    if not synth.trainable:
+        raise SynthaugError(f"synthesizer {synth.name!r} learns nothing to save (it is not trainable); "
+                            f"use it directly: synthaug balance --synth {synth.name}")
     planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
     synth.work_dir = work

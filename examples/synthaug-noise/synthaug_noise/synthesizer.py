@@ -4,8 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.contract.types import ImageSet
-from synthaug.contract.interfaces import Synthesizer
+from synthaug import ImageSet, Synthesizer
 
 
 @dataclass
