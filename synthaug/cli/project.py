@@ -49,10 +49,12 @@ def _size(size: str | None, rest: tuple[str, ...]) -> tuple[int, int]:
 @click.argument("rest", nargs=-1, required=False)
 def project_command(projector, volume_path, size, spacing, sdd, sid, pose, view, beam, mode, checkpoint, out, rest):
     """Project a CT volume to a radiograph (digitally reconstructed radiograph)."""
+    from synthaug.pipeline.load import load_volumes
     from synthaug.pipeline.project import project_file
 
     height, width = _size(size, rest)
-    info = project_file(volume_path, out, projector=projector, height=height, width=width, pixel_spacing=spacing,
+    volumes = load_volumes("nifti", volume_path)
+    info = project_file(volumes[0], out, projector=projector, height=height, width=width, pixel_spacing=spacing,
                         sdd=sdd, sid=sid, pose=_floats(pose, 6, "--pose"), view=view, beam=beam, mode=mode,
                         checkpoint=checkpoint)
     click.echo(f"wrote {info['out']} ({info['height']}x{info['width']}, {info['mode']}, projector {info['projector']}, "

@@ -58,7 +58,8 @@ def best_synthesizer() -> str:
 def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: int = 0, synthesizer: str | None = None,
              classifier: str = "resnet50", epochs: int | None = None, device: str = "auto") -> Path:
     """Run the demo and return the report directory (written atomically: complete or absent)."""
-    from synthaug import balance, load_images, load_volumes
+    from synthaug.api import balance
+    from synthaug.pipeline.load import load_images, load_volumes
     from synthaug.kit.files import atomic_dir
     from synthaug.registry import get_registry
     from synthaug.pipeline.evaluate import evaluate

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.contract.types import Geometry
+from synthaug.contract.types import Geometry, Volume
 
 
 def save_image(image: np.ndarray, out: str | Path, mode: str) -> Path:
@@ -37,12 +37,14 @@ def save_image(image: np.ndarray, out: str | Path, mode: str) -> Path:
     return out
 
 
-def project_file(volume_path: str | Path, out: str | Path, *, projector: str = "siddon", height: int = 256,
+def project_file(volume: Volume, out: str | Path, *, projector: str, height: int = 256,
                  width: int = 256, pixel_spacing: float | None = None, sdd: float = 1020.0, sid: float = 850.0,
                  pose=(0, 0, 0, 0, 0, 0), view: str = "AP", beam: str = "cone", mode: str = "radiograph",
                  checkpoint: str | None = None, **projector_options: Any) -> dict[str, Any]:
-    """Read a NIfTI CT, project it with a registered projector, write PNG or NPY; returns a summary."""
-    from synthaug_plugins.sources.nifti import read_nifti
+    """Project ``volume`` with the registered ``projector``, write PNG or NPY; returns a summary.
+
+    The volume comes from any volume source (``synthaug project`` reads one NIfTI file through the
+    registered ``nifti`` source)."""
     from synthaug.registry import create
 
     geometry = Geometry(sdd=sdd, sid=sid, height=height, width=width, pixel_spacing=pixel_spacing,
@@ -50,7 +52,6 @@ def project_file(volume_path: str | Path, out: str | Path, *, projector: str = "
     if checkpoint is not None:
         projector_options["checkpoint"] = str(checkpoint)
     model = create("projector", projector, **projector_options)
-    volume = read_nifti(volume_path)
     started = time.perf_counter()
     image = model.project(volume, geometry, mode=mode)
     seconds = time.perf_counter() - started
