@@ -72,6 +72,20 @@ def test_input_normalisation_inside_the_model():
     assert "input_mean" not in rgb.state_dict()  # the state dict stays torchvision-shaped
 
 
+@pytest.mark.parametrize("name, network", [("resnet50", "ResNet"), ("densenet121", "DenseNet")])
+def test_both_networks_normalise_with_the_one_kit_module(name, network):
+    from synthaug.kit.transfer import input_statistics
+
+    model = build(name, 1, 2, width=0.25).eval()
+    base = next(c for c in type(model).__mro__ if c.__name__ == network)  # the MONAI network itself
+    assert type(model).__mro__[1].__module__ == "synthaug.kit.transfer"
+    x = torch.rand(2, 1, 32, 32)
+    mean, std = input_statistics(1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), base.forward(model, (x - mean[0]) / std[0]), atol=1e-6)
+    assert not any(k.startswith(("network.", "input_")) for k in model.state_dict())
+
+
 def test_resnet50_transfer_loads_every_backbone_tensor(tmp_path):
     shapes = torchvision_resnet50_shapes()
     state = write_state_dict(tmp_path / "resnet50.pth", shapes)

@@ -67,9 +67,12 @@ def test_example_ct_source_resamples_and_keeps_labels():
     from synthaug.contract.types import SourceOptions
 
     assert _parse_size(SourceOptions(size=32)) == (32, 32, 30)  # keeps the 360 x 360 x 332.5 mm aspect
+    assert _parse_size(SourceOptions(extra={"volume_size": "32"})) == (32, 32, 30)
+    assert _parse_size(SourceOptions(extra={"volume_size": [64, 64, 32]})) == (64, 64, 32)
+    assert _parse_size(SourceOptions(extra={"volume_size": "64,64,32"})) == (64, 64, 32)
     with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ"):
         synthaug.load_volumes("example-ct", volume_size="64x64")
-    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ; got 'big'"):
+    with pytest.raises(SynthaugError, match="volume_size must be N or XxYxZ in whole numbers; got 'big'"):
         synthaug.load_volumes("example-ct", volume_size="big")
 
 
@@ -236,7 +239,8 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
     ({"scale": -1}, "ctsim scale must be a number in \\(0, 10\\]; got -1"),
     ({"scale": "lots"}, "ctsim scale must be a number; got 'lots'"),
     ({"preset": "huge"}, "unknown ctsim preset 'huge'; presets are tiny, demo, paper"),
-    ({"volume_size": "64xx"}, "ctsim volume_size must look like 64x64x32"),
+    ({"volume_size": "64xx"}, "ctsim volume_size must be XxYxZ like 64x64x32 in positive whole numbers; got '64xx'"),
+    ({"volume_size": 64}, "ctsim volume_size must be XxYxZ like 64x64x32 in positive whole numbers; got 64"),
     ({"colour": 1}, "dataset 'ctsim': unknown option 'colour'"),
     ({"work_spacing_mm": 0.1}, "ctsim work_spacing_mm must be in 0.5..20 mm; got 0.1"),
 ])

@@ -219,6 +219,10 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(loaded.generate(data, "covid", 3, seed=2).images, synth.generate(data, "covid", 3, seed=2).images)
     info = json.loads((tmp_path / "ckpt" / "synthesizer.json").read_text())
     assert info["hashes"]["covid"] == synth.hashes["covid"] and info["targets"] == ["covid"]
+    # checkpoints written when work_dir was an option still load
+    info["config"]["work_dir"] = "/old/work"
+    (tmp_path / "ckpt" / "synthesizer.json").write_text(json.dumps(info))
+    assert Pix2Pix.load(tmp_path / "ckpt").config == synth.config
     # a checkpoint of another size or channel count is refused before anything runs
     with pytest.raises(SynthaugError, match="trained on 32x32x1 images; the data is 48x48x1"):
         loaded.check(paired_set(4, size=48), {"covid": 3})
@@ -226,7 +230,7 @@ def test_save_load_round_trip(tmp_path):
         loaded.check(paired_set(4, channels=3), {"covid": 3})
     # weights that do not match the recorded hash
     weights = tmp_path / "ckpt" / "generator_covid.pt"
-    state = torch.load(weights)
+    state = torch.load(weights, weights_only=True)
     state["out.0.bias"] += 1
     torch.save(state, weights)
     with pytest.raises(SynthaugError, match="does not match"):
@@ -248,12 +252,17 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
         return step(self, s, t)
 
     monkeypatch.setattr(Pix2PixNets, "train_step", crash_in_third_epoch)
+    interrupted = Pix2Pix(epochs=3, **TINY)
+    interrupted.work_dir = tmp_path
     with pytest.raises(KeyboardInterrupt):
-        Pix2Pix(epochs=3, work_dir=str(tmp_path), **TINY).fit(data)
+        interrupted.fit(data)
     monkeypatch.setattr(Pix2PixNets, "train_step", step)
-    assert torch.load(tmp_path / "train_state_covid.pt", weights_only=False)["epoch"] == 2
-    resumed = Pix2Pix(epochs=3, work_dir=str(tmp_path), **TINY)
+    # the per-epoch state holds tensors, numbers, strings and lists only: nothing is unpickled
+    assert torch.load(tmp_path / "train_state_covid.pt", weights_only=True)["epoch"] == 2
+    resumed = Pix2Pix(epochs=3, **TINY)
+    resumed.work_dir = tmp_path
     resumed.fit(data)
+    assert (tmp_path / "train_state_covid.pt").is_file()  # the core, not the plugin, removes a work dir
     assert resumed.hashes == uninterrupted.hashes
     grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert grids == ["covid_epoch001.png", "covid_epoch002.png", "covid_epoch003.png"]
@@ -289,12 +298,18 @@ def test_bad_options_are_one_line_errors():
         Pix2Pix(**{"lambda": 10})
     with pytest.raises(SynthaugError, match="epochs must be at least 1"):
         Pix2Pix(epochs=0)
+    with pytest.raises(SynthaugError, match="unknown option 'work_dir'"):
+        Pix2Pix(work_dir="work")  # the core sets synth.work_dir; it is no option
 
 
 def test_resume_state_of_another_size_is_refused(tmp_path):
-    Pix2Pix(epochs=1, work_dir=str(tmp_path), **TINY).fit(paired_set(4, size=32))
+    first = Pix2Pix(epochs=1, **TINY)
+    first.work_dir = tmp_path
+    first.fit(paired_set(4, size=32))
+    second = Pix2Pix(epochs=1, **TINY)
+    second.work_dir = tmp_path
     with pytest.raises(SynthaugError, match="train_state_covid.pt: checkpoint of 32x32x1 images; the data is 48x48x1"):
-        Pix2Pix(epochs=1, work_dir=str(tmp_path), **TINY).check(paired_set(4, size=48), {"covid": 1})
+        second.check(paired_set(4, size=48), {"covid": 1})
 
 
 def test_non_square_images_are_refused():

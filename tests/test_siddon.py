@@ -118,7 +118,7 @@ def test_off_centre_sphere_within_half_percent(beam, angles):
     by up to ~m h / (2 (R^2 - m^2)). Rays with m < 0.3 R (not grazing) are held to 0.5 %; clear
     misses must read exactly 0. The box test above checks every ray exactly.
     """
-    from synthaug_plugins.siddon_drr.rays import rotation_matrix
+    from synthaug.contract.types import rotation_matrix
 
     volume, centre, radius = sphere_phantom()
     pose = (*angles, 0.0, 0.0, 0.0)
@@ -201,6 +201,19 @@ def test_torch_path_agrees_with_numba_and_batches_poses():
     np.testing.assert_allclose(via_project, cpu[1], atol=2e-5 * cpu.max())
 
 
+def test_torch_rotations_equal_the_contract_rotation_matrix():
+    torch = pytest.importorskip("torch")
+    from synthaug.contract.types import rotation_matrix
+    from synthaug_plugins.siddon_drr.torch_siddon import rotation_matrices
+
+    angles = [(0.0, 0.0, 0.0), (90.0, 0.0, 0.0), (0.0, -90.0, 0.0), (0.0, 0.0, 180.0), (9.0, -13.0, 27.0),
+              (-170.0, 45.0, 300.0)]
+    batched = rotation_matrices(torch.tensor(angles, dtype=torch.float64)).numpy()
+    for a, rot in zip(angles, batched):
+        np.testing.assert_allclose(rot, rotation_matrix(*a), atol=1e-12)
+        np.testing.assert_allclose(rot, Geometry(pose=(*a, 0.0, 0.0, 0.0)).rotation, atol=1e-12)
+
+
 def test_torch_gradients_are_the_intersection_lengths():
     torch = pytest.importorskip("torch")
     from synthaug_plugins.siddon_drr.torch_siddon import render
@@ -254,6 +267,24 @@ def test_non_finite_volume_is_one_line_error(bad):
     assert "\n" not in str(info.value)
     with pytest.raises(SynthaugError, match="NaN or inf"):
         Volume(volume.hu, (1, 1, 1))
+
+
+@pytest.mark.parametrize("projector", ["siddon", "parallel"])
+def test_a_volume_changed_after_construction_is_checked_again(projector):
+    volume, _, _ = box_phantom()
+    volume.spacing = (1.0, 0.0, 1.0)
+    with pytest.raises(SynthaugError, match="spacing must be three positive numbers in mm"):
+        create("projector", projector).project(volume, Geometry(height=4, width=4))
+    volume, _, _ = box_phantom()
+    volume.hu = volume.hu[0]
+    with pytest.raises(SynthaugError, match="must be 3-D; got shape"):
+        create("projector", projector).project(volume, Geometry(height=4, width=4))
+    with pytest.raises(SynthaugError, match="needs a synthaug Volume"):
+        create("projector", projector).project(np.zeros((4, 4, 4)), Geometry(height=4, width=4))
+    checked = box_phantom()[0]
+    checked.hu = np.asfortranarray(checked.hu.astype(np.float64))
+    hu = checked.checked_hu()
+    assert hu.dtype == np.float32 and hu.flags.c_contiguous and np.array_equal(hu, checked.hu)
 
 
 @pytest.mark.parametrize("spacing", [(0.0, 1.0, 1.0), (1.0, -2.0, 1.0)])

@@ -89,6 +89,11 @@ def test_mosmed_layout_labels_and_severity(tmp_path):
     assert third.label == 1 and float(third.hu.mean()) == 300.0
     resampled = load_volumes("mosmed", root, shape=(3, 3, 2))[0]
     assert resampled.hu.shape == (3, 3, 2) and resampled.spacing == pytest.approx((2.0, 2.0, 2.0))
+    assert load_volumes("mosmed", root, shape="3x3x2")[0].hu.shape == load_volumes("mosmed", root, shape="3,3,2")[0].hu.shape
+    with pytest.raises(SynthaugError, match=r"volume shape must be X,Y,Z or XxYxZ in positive whole numbers; got '3x3'"):
+        load_volumes("mosmed", root, shape="3x3")
+    with pytest.raises(SynthaugError, match=r"volume shape must be X,Y,Z or XxYxZ in whole numbers; got 'big'"):
+        load_volumes("mosmed", root, shape="big")
     with pytest.raises(SynthaugError, match="not a MosMedData folder"):
         load_volumes("mosmed", tmp_path / "MosMedData" / "studies" / "CT-0")
 

@@ -94,6 +94,31 @@ def test_balance_refuses_unlabeled_nifti_before_training(tmp_path):
         synthaug.balance(two_class_images(), "drr", test_per_class=1, volumes=volumes)
 
 
+def test_classifier_run_records_the_weights_c_started_from(ctsim, tmp_path):
+    images, volumes = ctsim
+    weights = tmp_path / "imagenet.pth"
+    weights.write_bytes(b"")  # the small CNN's load_weights only reports the path
+    synth = synthaug.get_registry().create("synthesizer", "xpgan", **XPGAN_FAST, classifier_weights=str(weights))
+    synth.fit(images, volumes)
+    synth.save(tmp_path / "ckpt")
+    run = json.loads((tmp_path / "ckpt" / "classifier" / "manifest.json").read_text())
+    assert run["config"]["classifier_weights"] == str(weights)
+    assert run["kind"] == "synthaug-train-run" and run["status"] == "finished" and run["weights"] is None
+    assert run["best"] == {"epoch": 2, "score": None} and run["trained_by"].startswith("xpgan")
+    assert (tmp_path / "ckpt" / "classifier" / "checkpoints" / "best.pt").is_file()
+    weights.unlink()  # C comes back from the checkpoint: its starting weights are not read again
+    loaded = type(synth).load(tmp_path / "ckpt")
+    for name, value in synth.classifier.state_dict().items():
+        assert np.array_equal(loaded.classifier.state_dict()[name].cpu().numpy(), value.cpu().numpy()), name
+
+
+def test_xpgan_volume_shape_option_takes_text_and_names_itself():
+    synth = synthaug.get_registry().create("synthesizer", "xpgan", volume_shape="16x16x8")
+    assert synth.config.volume_shape == (16, 16, 8)
+    with pytest.raises(SynthaugError, match="xpgan: volume_shape must be X,Y,Z or XxYxZ in positive whole numbers"):
+        synthaug.get_registry().create("synthesizer", "xpgan", volume_shape=[16, 16])
+
+
 def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     runner = CliRunner()
     mosmed = make_mosmed(tmp_path / "mosmed")

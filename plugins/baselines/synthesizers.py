@@ -6,17 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.contract.types import ImageSet
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import Synthesizer
-
-
-def pick_sources(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` indices from ``candidates``, each used once before any is used twice (shuffled rounds)."""
-    if len(candidates) == 0:
-        raise SynthaugError("no images to draw from")
-    rounds = -(-n // len(candidates))
-    return np.concatenate([rng.permutation(candidates) for _ in range(rounds)])[:n]
+from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug.kit.sampling import each_once_per_round
 
 
 class _FromOwnClass(Synthesizer):
@@ -28,7 +19,7 @@ class _FromOwnClass(Synthesizer):
 
     def _sources(self, train: ImageSet, target: str, n: int, rng) -> np.ndarray:
         own = np.flatnonzero((train.labels == train.class_index(target)) & (train.synth == "real"))
-        return pick_sources(own, n, rng)
+        return each_once_per_round(own, n, rng, f"real {target!r} images")
 
     def _result(self, train: ImageSet, images: np.ndarray, idx: np.ndarray) -> ImageSet:
         return ImageSet(images, train.labels[idx], train.class_names, train.patient_ids[idx],

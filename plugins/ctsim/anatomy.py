@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
+from synthaug import SynthaugError
 
 AIR_SHIFT = 1000.0  # HU + 1000: air is 0, so resampling pads with air
 #: Bump when the reference anatomy's construction changes: its disk cache is keyed by it.

@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.types import ImageSet
-from synthaug.contract.types import Volume, VolumeSet
+from synthaug import ImageSet, SynthaugError, Volume, VolumeSet
+from synthaug.kit.sizes import parse_size
 from synthaug_plugins.ctsim.anatomy import PatientVariation, check_variation, make_patient, reference_anatomy
 from synthaug_plugins.ctsim.lesions import CovidLesions, ViralLesions, check_lesion_configs, insert_covid, insert_viral
 from synthaug_plugins.ctsim.radiograph import RadiographVariation, draw_shot, expose
@@ -279,12 +278,8 @@ def config_from_options(size: int | None, seed: int, extra: dict[str, Any]) -> C
             size = int(image_size)
         except (TypeError, ValueError):
             raise SynthaugError(f"ctsim image_size must be a whole number of pixels; got {image_size!r}") from None
-    if "volume_size" in extra and isinstance(extra["volume_size"], str):
-        text = extra["volume_size"].lower().replace(",", "x")
-        try:
-            extra["volume_size"] = tuple(int(v) for v in text.split("x"))
-        except ValueError:
-            raise SynthaugError(f"ctsim volume_size must look like 64x64x32; got {text!r}") from None
+    if extra.get("volume_size") is not None:  # 64x64x32, 64,64,32 or a list
+        extra["volume_size"] = parse_size(extra["volume_size"], 3, "ctsim volume_size", expected="XxYxZ like 64x64x32")
     for key in ("scale", "work_spacing_mm"):  # numbers may arrive as text from the command line
         if key in extra and extra[key] is not None:
             try:

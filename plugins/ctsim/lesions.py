@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
+from synthaug import SynthaugError
 from synthaug_plugins.ctsim.anatomy import Anatomy
 
 #: MosMedData severity grades: fraction of lung parenchyma involved.

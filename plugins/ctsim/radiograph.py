@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthaug.kit.xray import radiograph
-from synthaug.contract.types import Geometry
+from synthaug import Geometry
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import ImageSet
-from synthaug.contract.types import VolumeSet
+from synthaug import DatasetSource, ImageSet, SourceOptions, VolumeSet
 
 
 class CTSimSource(DatasetSource):

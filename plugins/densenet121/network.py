@@ -19,13 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from monai.networks.nets.densenet import DenseNet
 
-from synthaug.contract.interfaces import Classifier
-from synthaug.contract.types import WeightsReport
+from synthaug import Classifier, WeightsReport
 from synthaug.contract.config import make_config
-from synthaug.kit.transfer import input_statistics, load_mapped, read_state_dict
+from synthaug.kit.transfer import imagenet_input, load_mapped, read_state_dict
 
 # denselayer sub-modules, new ("norm1") and old ("norm.1") torchvision spellings.
 _DENSE_LAYER_KEY = re.compile(r"^(features\.denseblock\d+\.denselayer\d+)\.(norm|relu|conv)\.?([12])\.(.+)$")
@@ -49,19 +47,13 @@ class DenseNet121Config:
     width: float = 1.0
 
 
-class ImageNetDenseNet121(DenseNet):
+class ImageNetDenseNet121(imagenet_input(DenseNet)):
     """DenseNet-121 taking images in [0, 1]: the ImageNet normalisation is the first operation."""
 
     def __init__(self, in_channels: int, num_classes: int, width: float = 1.0):
-        super().__init__(spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
+        super().__init__(in_channels, spatial_dims=2, in_channels=in_channels, out_channels=num_classes,
                          init_features=max(2, round(64 * width)), growth_rate=max(2, round(32 * width)),
                          block_config=(6, 12, 24, 16), bn_size=4, dropout_prob=0.0)
-        mean, std = input_statistics(in_channels)
-        self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward((x - self.input_mean) / self.input_std)
 
 
 class DenseNet121(Classifier):

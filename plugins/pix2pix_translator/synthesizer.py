@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug.kit import progress
-from synthaug.contract.types import REAL, ImageSet
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import Synthesizer
+from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
+from synthaug.contract.types import REAL
+from synthaug.kit import progress
+from synthaug.kit.sampling import each_once_per_round
+from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
 from .measures import agreement
 from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,
@@ -55,7 +56,6 @@ class Pix2PixConfig:
     dropout_at_generation: bool = True  # Isola et al.: dropout is the generator's noise at test time
     residual: bool = False  # not in the papers: output = source + G's tanh output, starting at the identity
     seed: int = 0
-    work_dir: str | None = None  # per-epoch checkpoints (resumed) and sample grids; None: none
     generate_batch: int = 16
 
     def __post_init__(self) -> None:
@@ -100,7 +100,6 @@ class Pix2Pix(Synthesizer):
         self.hashes: dict[str, str] = {}
         self.image_shape: tuple[int, int, int] | None = None
         self._targets: tuple[str, ...] | None = None
-        self.last_losses: dict[str, dict[str, float]] = {}
 
     # ---- checks -----------------------------------------------------------------------------
     def targets_for(self, train: ImageSet) -> tuple[str, ...]:
@@ -157,7 +156,7 @@ class Pix2Pix(Synthesizer):
     def _check_resume(self, target: str, shape) -> None:
         state = self._state_path(target)
         if state is not None and state.is_file():
-            saved = tuple(torch.load(state, map_location="cpu", weights_only=False)["image_shape"])
+            saved = tuple(load_checkpoint(state)["image_shape"])
             if saved != tuple(shape):
                 raise SynthaugError(f"{state}: checkpoint of {_shape(saved)} images; the data is {_shape(shape)}")
 
@@ -210,20 +209,15 @@ class Pix2Pix(Synthesizer):
                     bar.update(epoch=epoch + 1, **losses)
                 for sched in schedulers:
                     sched.step()
-                self.last_losses[target] = losses
                 self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
                                  sources[:4], targets[partner[:4]])
         self.generators[target] = nets.generator
         self.hashes[target] = weights_hash(nets.generator)
-        state = self._state_path(target)
-        if state is not None and not self.config.work_dir and state.is_file():
-            state.unlink()  # a fit_dir is the output folder: keep the grids, not the optimizer state
 
     # ---- per-epoch state (resume) -----------------------------------------------------------
     def _work_dir(self) -> Path | None:
-        """``work_dir`` if configured, else the directory ``fit_synthesizer`` hands over (``fit_dir``)."""
-        where = self.config.work_dir or getattr(self, "fit_dir", None)
-        return Path(where) if where else None
+        """The core's ``work_dir`` (per-epoch state and sample grids); None: keep nothing."""
+        return Path(self.work_dir) if self.work_dir is not None else None
 
     def _state_path(self, target: str) -> Path | None:
         work = self._work_dir()
@@ -238,9 +232,7 @@ class Pix2Pix(Synthesizer):
                  "nets": nets.state_dict(), "g_opt": nets.g_opt.state_dict(), "d_opt": nets.d_opt.state_dict(),
                  "schedulers": [s.state_dict() for s in schedulers], "numpy_rng": rng.bit_generator.state,
                  "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state()}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
+        save_checkpoint(state, path)  # tensors, numbers, strings, lists: loadable with weights_only=True
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             nets.generator.eval()
             generated = from_model(nets.generator(to_model(sources)))
@@ -252,7 +244,7 @@ class Pix2Pix(Synthesizer):
         path = self._state_path(target)
         if path is None or not path.is_file():
             return 0
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         nets.load_state_dict(state["nets"])
         nets.g_opt.load_state_dict(state["g_opt"])
         nets.d_opt.load_state_dict(state["d_opt"])
@@ -289,9 +281,7 @@ class Pix2Pix(Synthesizer):
         candidates = np.flatnonzero((train.synth == REAL) & (train.labels == train.class_index(source)))
         if len(candidates) == 0:
             raise SynthaugError(f"pix2pix: the training split has no {source!r} images to translate")
-        rng = np.random.default_rng(seed)
-        rounds = -(-n // len(candidates))  # each source used once before any is used twice
-        idx = np.concatenate([rng.permutation(candidates) for _ in range(max(rounds, 1))])[:n]
+        idx = each_once_per_round(candidates, n, np.random.default_rng(seed), f"{source!r} images")
         images = train.images[idx].copy() if duplicate else self.translate(target, train.images[idx], seed)
         label = train.class_index(target)
         digest = b"duplicate" if duplicate else self.hashes[target][:16].encode()
@@ -316,8 +306,13 @@ class Pix2Pix(Synthesizer):
     def load(cls, directory) -> "Pix2Pix":
         from .networks import UNetGenerator
 
-        synth = super().load(directory)
-        info = json.loads((Path(directory) / "synthesizer.json").read_text())
+        info_path = Path(directory) / "synthesizer.json"
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        if info.get("name") == cls.name and "work_dir" in info.get("config", {}):
+            # written when work_dir was an option (the core sets it now): everything else still applies
+            synth = cls(**{k: v for k, v in info["config"].items() if k != "work_dir"})
+        else:
+            synth = super().load(directory)
         if not info.get("targets"):
             raise SynthaugError(f"{directory}: pix2pix checkpoint holds no fitted generator")
         synth.image_shape = tuple(info["image_shape"])

@@ -12,13 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from monai.networks.nets.resnet import ResNet
 
-from synthaug.contract.interfaces import Classifier
-from synthaug.contract.types import WeightsReport
+from synthaug import Classifier, WeightsReport
 from synthaug.contract.config import make_config
-from synthaug.kit.transfer import input_statistics, load_mapped, read_state_dict
+from synthaug.kit.transfer import imagenet_input, load_mapped, read_state_dict
 
 
 @dataclass
@@ -28,21 +26,14 @@ class ResNet50Config:
     width: float = 1.0
 
 
-class ImageNetResNet50(ResNet):
+class ImageNetResNet50(imagenet_input(ResNet)):
     """ResNet-50 taking images in [0, 1]: the ImageNet normalisation is the first operation."""
 
     def __init__(self, in_channels: int, num_classes: int, width: float = 1.0):
-        super().__init__(block="bottleneck", layers=[3, 4, 6, 3], block_inplanes=[64, 128, 256, 512],
+        super().__init__(in_channels, block="bottleneck", layers=[3, 4, 6, 3], block_inplanes=[64, 128, 256, 512],
                          spatial_dims=2, n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2,
                          no_max_pool=False, shortcut_type="B", widen_factor=width, num_classes=num_classes,
                          bias_downsample=False)
-        mean, std = input_statistics(in_channels)
-        # Not persistent: they follow from in_channels, and keep the state dict torchvision-shaped.
-        self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward((x - self.input_mean) / self.input_std)
 
 
 class ResNet50(Classifier):

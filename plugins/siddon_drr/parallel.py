@@ -12,19 +12,17 @@ box are cut off; for exact oblique projections use ``siddon`` with ``beam="paral
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-from synthaug.contract.types import Volume
-from synthaug.errors import SynthaugError
+from synthaug import Geometry, Projector, SynthaugError, Volume
+from synthaug.contract.types import rotation_matrix
 from synthaug.kit.xray import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
-from synthaug.contract.types import Geometry
-from synthaug.contract.interfaces import Projector
 
-from .projector import check_mode, check_volume
-from .rays import extent_mm, rotation_matrix
+from .projector import start_projection
+from .rays import extent_mm
 
 
 @dataclass
@@ -63,11 +61,8 @@ class ParallelProjector(Projector):
 
     def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
         """float32 ``(1, H, W)``; ``geometry``'s cone parameters are ignored (rays are parallel)."""
-        check_mode(mode)
-        hu = check_volume(volume)
-        geometry = replace(geometry or Geometry(), beam="parallel")
+        hu, geometry = start_projection(volume, geometry, mode, beam="parallel")
         spacing = np.asarray(volume.spacing, dtype=np.float64)
-        geometry = geometry.fitted(tuple(extent_mm(hu.shape, spacing)))
         mu = hu_to_mu(hu, self.config.mu_water)
         if any(geometry.pose[:3]):
             mu = _rotated(mu, spacing, geometry.pose[:3])

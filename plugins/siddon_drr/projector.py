@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from synthaug.contract.types import Volume
-from synthaug.errors import SynthaugError
+from synthaug import Geometry, Projector, SynthaugError, Volume
 from synthaug.kit.xray import MU_WATER, WINDOW_PERCENTILE, hu_to_mu, radiograph
-from synthaug.contract.types import Geometry
-from synthaug.contract.interfaces import Projector
 
-from .rays import index_rays
+from .rays import extent_mm, index_rays
 
 MODES = ("raw", "radiograph")
 
@@ -49,24 +46,26 @@ class SiddonConfig:
             self.window = tuple(float(v) for v in self.window)  # type: ignore[assignment]
 
 
-def check_volume(volume: Volume) -> np.ndarray:
-    """The volume's HU as a C-contiguous float32 array, re-checked (a Volume's array is mutable)."""
-    if not isinstance(volume, Volume):
-        raise SynthaugError(f"project() needs a synthaug Volume (HU + spacing); got {type(volume).__name__}")
-    # C order keeps a ray's steps along y and z close in memory; read_nifti already returns C order.
-    hu = np.ascontiguousarray(volume.hu, dtype=np.float32)
-    if hu.ndim != 3:
-        raise SynthaugError(f"volume {volume.origin or '?'} must be 3-D; got shape {hu.shape}")
-    if not np.isfinite(hu).all():
-        raise SynthaugError(f"volume {volume.origin or '?'} contains NaN or inf values")
-    if len(volume.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in volume.spacing):
-        raise SynthaugError(f"volume {volume.origin or '?'}: spacing must be three positive numbers in mm; got {volume.spacing}")
-    return hu
-
-
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise SynthaugError(f"projection mode must be raw or radiograph; got {mode!r}")
+
+
+def start_projection(volume: Volume, geometry: Geometry | None, mode: str, *,
+                     beam: str | None = None) -> tuple[np.ndarray, Geometry]:
+    """What every ``project()`` here starts with: the mode checked, the volume re-checked and the geometry
+    defaulted (``beam`` forced if given) with its pixel spacing fitted to the volume.
+
+    Returns the volume's HU (C-contiguous float32, see ``Volume.checked_hu``) and the resolved geometry.
+    """
+    check_mode(mode)
+    if not isinstance(volume, Volume):
+        raise SynthaugError(f"project() needs a synthaug Volume (HU + spacing); got {type(volume).__name__}")
+    hu = volume.checked_hu()
+    geometry = geometry or Geometry()
+    if beam is not None and geometry.beam != beam:
+        geometry = replace(geometry, beam=beam)
+    return hu, geometry.fitted(tuple(extent_mm(hu.shape, volume.spacing)))
 
 
 class SiddonProjector(Projector):
@@ -78,9 +77,7 @@ class SiddonProjector(Projector):
 
     def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
         """float32 ``(1, H, W)``: line integrals (``raw``) or the radiograph appearance in [0, 1]."""
-        check_mode(mode)
-        geometry = geometry or Geometry()
-        hu = check_volume(volume)
+        hu, geometry = start_projection(volume, geometry, mode)
         if self.config.backend == "torch":
             import torch
 

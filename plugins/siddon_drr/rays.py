@@ -1,4 +1,4 @@
-"""Rays of a :class:`~synthaug.interfaces.Geometry`: world-frame endpoints, pose, voxel-index frame.
+"""Rays of a :class:`~synthaug.contract.types.Geometry`: world-frame endpoints, pose, voxel-index frame.
 
 Only numpy here: both the numba kernel and the torch renderer start from these rays.
 
@@ -11,22 +11,9 @@ Frames (docs/projectors.md has the figure):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.types import Geometry
-
-
-def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
-    """``Rx @ Ry @ Rz`` for angles in degrees (intrinsic x-y-z)."""
-    ax, ay, az = (math.radians(v) for v in (rx, ry, rz))
-    cx, sx, cy, sy, cz, sz = math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay), math.cos(az), math.sin(az)
-    rot_x = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    rot_y = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rot_z = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rot_x @ rot_y @ rot_z
+from synthaug import Geometry, SynthaugError
 
 
 def extent_mm(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
@@ -61,7 +48,7 @@ def detector_rays(geometry: Geometry, reach: float) -> tuple[np.ndarray, np.ndar
 
 def to_index_frame(points: np.ndarray, geometry: Geometry, shape, spacing) -> np.ndarray:
     """World points -> continuous voxel-index coordinates of the posed volume."""
-    rot = rotation_matrix(*geometry.pose[:3])
+    rot = geometry.rotation
     shift = np.asarray(geometry.pose[3:], dtype=np.float64)
     in_volume = (points - shift) @ rot  # R^T (p - t), row-vector form
     return in_volume / np.asarray(spacing, dtype=np.float64) + np.asarray(shape, dtype=np.float64) / 2.0

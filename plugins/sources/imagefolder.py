@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import ImageSet
+from synthaug import DatasetSource, ImageSet, SourceOptions, SynthaugError
 from synthaug_plugins.sources.images import list_images, load_files
 
 

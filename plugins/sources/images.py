@@ -8,9 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import ImageSet
+from synthaug import ImageSet, SourceOptions, SynthaugError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 

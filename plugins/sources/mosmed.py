@@ -18,10 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import VolumeSet
+from synthaug import DatasetSource, SourceOptions, SynthaugError, VolumeSet
 from synthaug_plugins.sources.nifti import is_nifti, load_volume, nifti_stem, target_shape
 
 CLASS_NAMES = ("normal", "covid")

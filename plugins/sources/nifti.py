@@ -13,10 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import DatasetSource
-from synthaug.contract.types import SourceOptions
-from synthaug.contract.types import Volume, VolumeSet
+from synthaug import DatasetSource, SourceOptions, SynthaugError, Volume, VolumeSet
+from synthaug.kit.sizes import parse_size
 from synthaug.kit.volumes import resample_volume
 
 SUFFIXES = (".nii", ".nii.gz")
@@ -112,15 +110,7 @@ def target_shape(options: SourceOptions) -> tuple[int, int, int] | None:
     shape = options.extra.get("shape")
     if shape is None:
         return None
-    if isinstance(shape, str):
-        shape = shape.replace("x", ",").split(",")
-    try:
-        shape = tuple(int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise SynthaugError(f"volume shape must be X,Y,Z whole numbers; got {options.extra['shape']!r}") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise SynthaugError(f"volume shape must be three positive numbers X,Y,Z; got {options.extra['shape']!r}")
-    return shape
+    return parse_size(shape, 3, "volume shape", expected="X,Y,Z or XxYxZ")  # type: ignore[return-value]
 
 
 class NiftiSource(DatasetSource):

@@ -7,7 +7,6 @@ the volume here (resampling about its centre) and the projector always sees the 
 
 from __future__ import annotations
 
-import math
 import re
 from collections import OrderedDict
 from dataclasses import replace
@@ -15,9 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from synthaug.contract.types import Volume, VolumeSet
-from synthaug.errors import SynthaugError
-from synthaug.contract.types import Geometry
+from synthaug import Geometry, SynthaugError, Volume, VolumeSet
+from synthaug.contract.types import rotation_matrix
+from synthaug.kit.volumes import resample_volume
 
 AIR_HU = -1000.0
 # "ct" is what the nifti source names a folder of volumes without class subfolders
@@ -93,15 +92,6 @@ def image_labels_of(volumes: VolumeSet, mapping: dict[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # geometry of one volume
 # ---------------------------------------------------------------------------------------------
-def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
-    """Intrinsic x-y-z rotation (degrees), the convention of ``Geometry.pose``."""
-    ax, ay, az = (math.radians(a) for a in (rx, ry, rz))
-    rot_x = np.array([[1, 0, 0], [0, math.cos(ax), -math.sin(ax)], [0, math.sin(ax), math.cos(ax)]])
-    rot_y = np.array([[math.cos(ay), 0, math.sin(ay)], [0, 1, 0], [-math.sin(ay), 0, math.cos(ay)]])
-    rot_z = np.array([[math.cos(az), -math.sin(az), 0], [math.sin(az), math.cos(az), 0], [0, 0, 1]])
-    return rot_x @ rot_y @ rot_z
-
-
 def pose_volume(volume: Volume, pose: Sequence[float]) -> Volume:
     """Rotate the volume about its centre, then translate (mm); air fills what comes into view."""
     if not any(pose):
@@ -118,28 +108,15 @@ def pose_volume(volume: Volume, pose: Sequence[float]) -> Volume:
     return replace(volume, hu=hu.astype(np.float32), mask=None)
 
 
-def resize_volume(volume: Volume, shape: Sequence[int]) -> Volume:
-    """Box-average the axes that shrink (no aliasing), trilinear to the exact shape; spacing follows."""
-    import torch
-    import torch.nn.functional as F
-
-    shape = tuple(int(s) for s in shape)
-    if tuple(volume.hu.shape) == shape:
-        return volume
-    x = torch.from_numpy(np.ascontiguousarray(volume.hu))[None, None]
-    pooled = tuple(min(n, s) for n, s in zip(volume.hu.shape, shape))
-    if pooled != tuple(volume.hu.shape):
-        x = F.adaptive_avg_pool3d(x, pooled)
-    if pooled != shape:
-        x = F.interpolate(x, size=shape, mode="trilinear", align_corners=False)
-    spacing = tuple(sp * n / s for sp, n, s in zip(volume.spacing, volume.hu.shape, shape))
-    return replace(volume, hu=x[0, 0].numpy(), spacing=spacing, mask=None)
-
-
 def working_volume(volume: Volume, image_size: int, encoder_shape: Sequence[int]) -> Volume:
-    """At most max(2 x detector size, encoder axis) voxels per axis: finer detail reaches neither output."""
+    """At most max(2 x detector size, encoder axis) voxels per axis: finer detail reaches neither output.
+
+    The label map is dropped: neither G's input nor the DRR uses it, so it is not resampled either.
+    """
     limit = [max(2 * image_size, e) for e in encoder_shape]
-    return resize_volume(volume, [min(n, m) for n, m in zip(volume.hu.shape, limit)])
+    if volume.mask is not None:
+        volume = replace(volume, mask=None)
+    return resample_volume(volume, [min(n, m) for n, m in zip(volume.hu.shape, limit)])
 
 
 def normalise_hu(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
@@ -150,7 +127,7 @@ def normalise_hu(hu: np.ndarray, window: Sequence[float]) -> np.ndarray:
 
 def encoder_input(volume: Volume, encoder_shape: Sequence[int], window: Sequence[float]) -> np.ndarray:
     """float32 (1, X, Y, Z) in [-1, 1] on the encoder grid."""
-    return normalise_hu(resize_volume(volume, encoder_shape).hu, window)[None].astype(np.float32)
+    return normalise_hu(resample_volume(volume, encoder_shape).hu, window)[None].astype(np.float32)
 
 
 def drr_geometry(volume: Volume, size: int, *, view: str, sdd: float, sid: float, beam: str = "cone",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from synthaug.errors import SynthaugError
+from synthaug import SynthaugError
 
 from .layers import (EqualConv, EqualLinear, ResidualBlock2d, ResidualBlock3d, StyledLayer, ToRGB, leaky,
                      minibatch_stddev)

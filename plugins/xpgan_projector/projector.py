@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import Projector
+from synthaug import Projector, SynthaugError
 
 from . import ctprep
 

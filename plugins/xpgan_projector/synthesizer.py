@@ -10,22 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug.contract.types import ImageSet
-from synthaug.contract.types import VolumeSet
-from synthaug.errors import SynthaugError
-from synthaug.contract.interfaces import Synthesizer
+from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
+from synthaug.kit.device import resolve_device
 from synthaug.kit.progress import bar
+from synthaug.kit.sampling import each_once_per_round
+from synthaug.kit.sizes import parse_size
 
 from . import ctprep
 
 #: Sub-directory of an xpgan checkpoint holding C as a training run (``synthaug evaluate --run DIR/classifier``).
 CLASSIFIER_RUN = "classifier"
-
-
-def pick_volumes(candidates: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` volume indices, each used once per shuffled round before any is used again."""
-    rounds = -(-n // len(candidates))
-    return np.concatenate([rng.permutation(candidates) for _ in range(rounds)])[:n]
 
 
 @dataclass
@@ -60,7 +54,7 @@ class _FromVolumes(Synthesizer):
         mapping = self._mapping(train, volumes)
         ctprep.check_deficits_covered(volumes, mapping, train.class_names, {target: n}, f"synthesizer {self.name!r}")
         labels = ctprep.image_labels_of(volumes, mapping)
-        return pick_volumes(np.flatnonzero(labels == train.class_index(target)), n, rng)
+        return each_once_per_round(np.flatnonzero(labels == train.class_index(target)), n, rng, "CT volumes")
 
     @staticmethod
     def _result(train: ImageSet, target: str, images: np.ndarray, volumes: VolumeSet, idx: np.ndarray) -> ImageSet:
@@ -143,7 +137,7 @@ class XPGANConfig(DRRConfig):
         if self.preset not in ("paper", "small"):
             raise SynthaugError(f"xpgan: preset must be 'paper' or 'small'; got {self.preset!r}")
         if self.volume_shape is not None:
-            self.volume_shape = tuple(int(v) for v in self.volume_shape)
+            self.volume_shape = parse_size(self.volume_shape, 3, "xpgan: volume_shape", expected="X,Y,Z or XxYxZ")
         self.hu_window = tuple(float(v) for v in self.hu_window)
         if len(self.hu_window) != 2 or not self.hu_window[0] < self.hu_window[1]:
             raise SynthaugError(f"xpgan: hu_window must be (low, high) with low < high; got {self.hu_window}")
@@ -196,19 +190,12 @@ class XPGANSynthesizer(_FromVolumes):
         self._checked = (id(train), id(volumes))  # fit() need not load every volume again
 
     # ---- training ---------------------------------------------------------------------------
-    def _device(self):
-        import torch
-
-        wanted = self.config.device
-        return torch.device("cuda" if wanted == "auto" and torch.cuda.is_available() else
-                            ("cpu" if wanted == "auto" else wanted))
-
-    def _build_classifier(self, channels: int, num_classes: int):
+    def _build_classifier(self, channels: int, num_classes: int, pretrained: bool = True):
         from synthaug.registry import create
 
         plugin = create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
         model = plugin.build(channels, num_classes)
-        if self.config.classifier_weights:
+        if pretrained and self.config.classifier_weights:
             plugin.load_weights(model, self.config.classifier_weights)
         return model
 
@@ -225,7 +212,7 @@ class XPGANSynthesizer(_FromVolumes):
             self.check(train, {}, volumes)
         mapping = self._mapping(train, volumes)
         net = cfg.network_config(train.image_shape)
-        device = self._device()
+        device = resolve_device(self.config.device)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         real = train.subset(np.flatnonzero(train.synth == "real"))
@@ -306,27 +293,24 @@ class XPGANSynthesizer(_FromVolumes):
 
     def _save_classifier_run(self, run: Path) -> None:
         """C as a training run (the layout ``synthaug.train`` writes), so ``synthaug evaluate --run`` takes it."""
-        import torch
+        from synthaug.pipeline.runs import write_run
 
-        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
-        torch.save({"model": self.classifier.state_dict(), "epoch": self.state["steps"]}, run / "checkpoints" / "best.pt")
-        manifest = {
-            "kind": "synthaug-train-run", "trained_by": "xpgan (joint with G and D, quan2021)",
-            "config": {"classifier": self.config.classifier, "classifier_options": self.config.classifier_options or {},
-                       "batch_size": self.config.batch_size, "device": self.config.device, "positive_class": None,
-                       "seed": self.config.seed},
-            "classifier": {"name": self.config.classifier},
+        cfg = self.config
+        write_run(run, self.classifier, {
+            "trained_by": "xpgan (joint with G and D, quan2021)",
+            "config": {"classifier": cfg.classifier, "classifier_options": cfg.classifier_options or {},
+                       "batch_size": cfg.batch_size, "device": cfg.device, "positive_class": None, "seed": cfg.seed,
+                       # C's starting point: a local ImageNet state dict, or null (random initialisation)
+                       "classifier_weights": cfg.classifier_weights},
+            "classifier": {"name": cfg.classifier},
             # no store of its own: the images came from the balance call's training split
             "data": {"path": "", "class_names": self.state["class_names"],
                      "image_shape": [self.generator.config.image_channels] + self.state["image_shape"][1:]},
-            "weights": None, "history": [], "best": {"epoch": self.state["steps"], "score": None},
-            "status": "finished",
-        }
-        (run / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        }, epoch=self.state["steps"])
 
     @classmethod
     def load(cls, directory, *, with_classifier: bool = True):
-        import torch
+        from synthaug.pipeline.runs import RunPaths, load_checkpoint
 
         from .networks import Generator, NetworkConfig
 
@@ -340,11 +324,12 @@ class XPGANSynthesizer(_FromVolumes):
         synth = cls(**info["config"])
         synth.state = info["state"]
         synth.generator = Generator(NetworkConfig(**synth.state["network"]))
-        synth.generator.load_state_dict(torch.load(directory / "xpgan.pt", map_location="cpu")["generator"])
-        synth.generator.to(synth._device())
-        best = directory / CLASSIFIER_RUN / "checkpoints" / "best.pt"
+        synth.generator.load_state_dict(load_checkpoint(directory / "xpgan.pt")["generator"])
+        synth.generator.to(resolve_device(synth.config.device))
+        best = RunPaths(directory / CLASSIFIER_RUN).best
         if with_classifier and best.is_file():
+            # the checkpoint holds all of C: its starting weights (classifier_weights) are not read again
             synth.classifier = synth._build_classifier(synth.generator.config.image_channels,
-                                                       len(synth.state["class_names"]))
-            synth.classifier.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+                                                       len(synth.state["class_names"]), pretrained=False)
+            synth.classifier.load_state_dict(load_checkpoint(best)["model"])
         return synth

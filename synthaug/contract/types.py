@@ -158,14 +158,29 @@ class Volume:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.hu = np.asarray(self.hu, dtype=np.float32)
-        if self.hu.ndim != 3:
-            raise SynthaugError(f"volume {self.origin or '?'} must be 3-D; got shape {self.hu.shape}")
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
-            raise SynthaugError(f"volume {self.origin or '?'}: spacing must be three positive numbers in mm; got {self.spacing}")
-        if not np.isfinite(self.hu).all():
-            raise SynthaugError(f"volume {self.origin or '?'} contains NaN or inf values")
+        self.hu, self.spacing = _checked_volume(self.hu, self.spacing, self.origin)
+
+    def checked_hu(self) -> np.ndarray:
+        """The HU as a C-contiguous float32 array, after the checks of construction run again.
+
+        A Volume's array and spacing are mutable, so a consumer that trusts them (a projector's kernel)
+        re-checks here. C order keeps a ray's steps along y and z close in memory.
+        """
+        hu, _ = _checked_volume(self.hu, self.spacing, self.origin)
+        return np.ascontiguousarray(hu)
+
+
+def _checked_volume(hu, spacing, origin: str) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """(float32 HU, spacing as floats), or a SynthaugError naming the volume: 3-D, spacing > 0, finite."""
+    hu = np.asarray(hu, dtype=np.float32)
+    if hu.ndim != 3:
+        raise SynthaugError(f"volume {origin or '?'} must be 3-D; got shape {hu.shape}")
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
+        raise SynthaugError(f"volume {origin or '?'}: spacing must be three positive numbers in mm; got {spacing}")
+    if not np.isfinite(hu).all():
+        raise SynthaugError(f"volume {origin or '?'} contains NaN or inf values")
+    return hu, spacing  # type: ignore[return-value]
 
 
 class VolumeSet:

@@ -5,10 +5,13 @@
 - :func:`load_mapped`: copy a state dict into a model through a plugin's key mapping, check shapes,
   fold RGB first-conv weights for grey input and report what matched.
 - :func:`freeze_except` / :func:`train_mode`: the liang2021 schedule's frozen backbone.
+- :func:`imagenet_input`: a network class that takes [0, 1] images, the ImageNet normalisation its
+  first operation.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -32,6 +35,34 @@ def input_statistics(in_channels: int) -> tuple[tuple[float, ...], tuple[float, 
     if in_channels == 1:
         return GREY_MEAN, GREY_STD
     raise SynthaugError(f"in_channels must be 1 (grey) or 3 (RGB); got {in_channels}")
+
+
+@lru_cache(maxsize=None)
+def imagenet_input(network_cls: type) -> type:
+    """``network_cls`` made to take images in [0, 1]: its subclass ``ImageNetInput`` normalises the input
+    with :func:`input_statistics` and then runs ``network_cls.forward``.
+
+    ``ImageNetInput(in_channels, *args, **kwargs)`` builds ``network_cls(*args, **kwargs)`` (``in_channels``
+    is positional-only, so the network may take an ``in_channels`` keyword of its own). A subclass
+    rather than a wrapper module: parameter names stay the network's own (``conv1.weight``, not
+    ``network.conv1.weight``), so torchvision-format weights, head and last-block prefixes and saved
+    checkpoints all keep matching. The statistics are non-persistent buffers: they follow from
+    ``in_channels``, move with ``.to(device)`` and stay out of the state dict.
+    """
+    import torch
+
+    class ImageNetInput(network_cls):
+        def __init__(self, in_channels: int, /, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            mean, std = input_statistics(in_channels)
+            self.register_buffer("input_mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+            self.register_buffer("input_std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward((x - self.input_mean) / self.input_std)
+
+    ImageNetInput.__name__ = ImageNetInput.__qualname__ = f"ImageNetInput[{network_cls.__name__}]"
+    return ImageNetInput
 
 
 def read_state_dict(path: str | Path) -> dict:
