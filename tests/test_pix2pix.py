@@ -322,7 +322,7 @@ def test_non_square_images_are_refused():
 # ---- registration -----------------------------------------------------------------------------
 def test_registered_by_entry_point_without_importing_torch():
     synth = create("synthesizer", "pix2pix", epochs=2, pairing="nearest")
-    assert isinstance(synth, Pix2Pix) and synth.needs_source_class and synth.trainable
+    assert isinstance(synth, Pix2Pix) and synth.trainable
     code = ("import sys, synthaug.registry as r; r.get_registry().entry('synthesizer', 'pix2pix');"
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -91,7 +91,6 @@ class Pix2Pix(Synthesizer):
 
     name = "pix2pix"
     Config = Pix2PixConfig
-    needs_source_class = True
     trainable = True
 
     def __init__(self, config=None, **options):

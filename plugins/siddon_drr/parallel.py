@@ -57,7 +57,6 @@ def _rotated(mu: np.ndarray, spacing, angles) -> np.ndarray:
 class ParallelProjector(Projector):
     name = "parallel"
     Config = ParallelConfig
-    differentiable = False
 
     def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
         """float32 ``(1, H, W)``; ``geometry``'s cone parameters are ignored (rays are parallel)."""

@@ -73,7 +73,6 @@ class SiddonProjector(Projector):
 
     name = "siddon"
     Config = SiddonConfig
-    differentiable = True
 
     def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
         """float32 ``(1, H, W)``: line integrals (``raw``) or the radiograph appearance in [0, 1]."""

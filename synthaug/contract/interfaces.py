@@ -57,8 +57,6 @@ class Synthesizer(Configurable, ABC):
     """
 
     kind: ClassVar[str] = "synthesizer"
-    #: True if ``generate`` translates images of a source class (pix2pix) rather than the target's own.
-    needs_source_class: ClassVar[bool] = False
     #: True if the synthesizer projects labeled CT volumes (xpgan, drr).
     needs_volumes: ClassVar[bool] = False
     #: True if ``fit`` trains something worth saving.
@@ -113,7 +111,6 @@ class Projector(Configurable, ABC):
     """
 
     kind: ClassVar[str] = "projector"
-    differentiable: ClassVar[bool] = False
 
     @abstractmethod
     def project(self, volume: Volume, geometry: Geometry | None = None, *, mode: str = "radiograph") -> np.ndarray:
