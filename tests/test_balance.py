@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
-from synthaug.pipeline.balance import parse_strategy
+from synthaug.pipeline.balance import class_seed, parse_strategy
 from synthaug.contract.types import ImageSet
 
 
@@ -55,13 +55,18 @@ def test_balance_fills_exact_deficits_with_traceable_images(tmp_path, tiny_image
     assert test.counts() == {"covid": 2, "normal": 2, "viral": 2} and set(test.synth) == {"real"}
     made = train.subset(np.flatnonzero(train.synth == synth))
     real_train = train.subset(np.flatnonzero(train.synth == "real"))
+    assert len(made) == 6 and len(real_train) == 15  # the loop below looks at every synthetic image
     for k in range(len(made)):  # every synthetic image names a real training image of its class
         src = made.source_index[k]
         assert real_train.labels[src] == made.labels[k] and made.origin[k] == real_train.origin[src]
         assert made.origin[k] not in set(test.origin)
         if synth == "duplicate":
             np.testing.assert_array_equal(made.images[k], real_train.images[src])
-    assert (made.seed >= 0).all()
+    # each class's images carry that class's seed, derived from the run seed; real images carry -1
+    np.testing.assert_array_equal(made.seed, [class_seed(3, int(label)) for label in made.labels])
+    assert class_seed(3, 0) != class_seed(3, 1) and class_seed(3, 0) != class_seed(4, 0)
+    assert set(real_train.seed) == {-1} and set(test.seed) == {-1}
+    assert set(real_train.source_index) == {-1} and set(test.source_index) == {-1}
     # 5 covid images from the 2 real covid training images: used in rounds (3 and 2 times, never 4 and 1).
     covid_sources = made.source_index[made.labels == 0]
     assert sorted(np.bincount(covid_sources)[np.bincount(covid_sources) > 0]) == [2, 3]
@@ -152,7 +157,7 @@ def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
     from synthaug.contract.interfaces import Synthesizer
 
     class Recording(Synthesizer):
-        name, needs_volumes = "recording", True
+        name, needs_volumes, trainable = "recording", True, True  # trainable: fit_synthesizer accepts it
         seen: list[list[str]] = []
 
         def fit(self, train, volumes=None):

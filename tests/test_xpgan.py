@@ -36,26 +36,36 @@ def fitted(ctsim, tmp_path_factory):
 
 
 # ---- the objective -------------------------------------------------------------------------------
-def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim):
+def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss_on_held_out_patients(ctsim):
     from synthaug_plugins.xpgan_projector.training import BatchSource, JointTrainer, ObjectiveConfig
 
     images, volumes = ctsim
     synth = create("synthesizer", "xpgan", **SMALL)
     net = synth.config.network_config(images.image_shape)
     torch.manual_seed(0)
-    renderer = ctprep.PairRenderer(volumes, create("projector", "siddon"), image_size=32, encoder_shape=net.volume_shape,
-                                   hu_window=(-1000, 1000), view="PA", sdd=1020, sid=850)
+    # Split ctsim's patients: every 4th (7 of 28) is held out; the joint steps see neither their CTs nor
+    # their radiographs, and R(G) is measured on their CTs.
+    held = np.arange(0, len(volumes), 4)
+    fit_volumes = np.setdiff1d(np.arange(len(volumes)), held)
+    held_patients = set(volumes.patient_ids[held])
+    fit_images = np.flatnonzero(~np.isin(images.patient_ids, list(held_patients)))
+    assert len(held) == 7 and len(fit_volumes) == 21 and len(fit_images) == 21
+    assert not held_patients & set(volumes.patient_ids[fit_volumes])
+    assert not held_patients & set(images.patient_ids[fit_images])
+    render = dict(image_size=32, encoder_shape=net.volume_shape, hu_window=(-1000, 1000), view="PA", sdd=1020, sid=850)
+    renderer = ctprep.PairRenderer(volumes, create("projector", "siddon"), **render)
     mapping = ctprep.resolve_label_map(volumes.class_names, images.class_names, None, "test")
     labels = ctprep.image_labels_of(volumes, mapping)
     assert labels.tolist() == volumes.labels.tolist()  # ctsim's classes map to themselves
-    identity = [[(0.0,) * 6] for _ in range(len(volumes))]
-    source = BatchSource(images.images, images.labels, renderer, np.arange(len(volumes)), labels, identity, 4,
-                         np.random.default_rng(0), torch.device("cpu"))
+    identity = [[(0.0,) * 6] for _ in fit_volumes]
+    source = BatchSource(images.images[fit_images], images.labels[fit_images], renderer, fit_volumes,
+                         labels[fit_volumes], identity, 4, np.random.default_rng(0), torch.device("cpu"))
     steps = 8
     small_cnn = create("classifier", register_small_classifier()).build(1, 3)
     trainer = JointTrainer(net, small_cnn, ObjectiveConfig(r1_interval=4), steps,
                            torch.device("cpu"))
-    held_out = [renderer.pair(i, (0.0,) * 6) for i in range(0, len(volumes), 4)]
+    held_renderer = ctprep.PairRenderer(volumes, create("projector", "siddon"), cache_mb=0, **render)
+    held_out = [held_renderer.pair(int(i), (0.0,) * 6) for i in held]
     ct = torch.from_numpy(np.stack([p[0] for p in held_out]))
     drr = torch.from_numpy(np.stack([p[1] for p in held_out]))
 
@@ -67,6 +77,8 @@ def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss(ctsim):
     before = drr_loss()
     history = [trainer.step(source.next()) for _ in range(steps)]
     after = drr_loss()
+    trained_on = {index for index, _ in source.renderer.cache}  # every (volume, pose) the steps rendered
+    assert trained_on and trained_on <= set(fit_volumes.tolist()) and not trained_on & set(held.tolist())
     for logs in history:
         for key in ("loss_c", "loss_g_adv", "loss_drr", "loss_d"):  # L(C), V for G and D, R(G)
             assert math.isfinite(logs[key]), (key, logs)

@@ -63,6 +63,7 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
     from synthaug.kit.files import atomic_dir
     from synthaug.registry import get_registry
     from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.runs import relocate_store
     from synthaug.pipeline.train import train
 
     if preset not in PRESETS:
@@ -110,6 +111,12 @@ def run_demo(preset: str = "demo", out: str | Path = "reports/demo", *, seed: in
                    "metrics": runs, "seconds": {k: round(v, 1) for k, v in timings.items()}}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         (tmp / "report.md").write_text(report_markdown(summary))
+    # The runs were trained inside the temporary directory: point them at their stores' final place,
+    # so `synthaug evaluate --run OUT/balanced` works on the report as it lands.
+    for name in ("original", "balanced"):
+        relocate_store(Path(out) / name, Path(out) / f"{name}.h5")
+        runs[name]["data"] = str((Path(out) / f"{name}.h5").resolve())
+    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2))
     return Path(out)
 
 

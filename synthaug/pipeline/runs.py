@@ -63,6 +63,13 @@ def write_manifest(run: str | Path, manifest: dict[str, Any]) -> None:
     write_json(RunPaths(Path(run)).manifest, manifest)
 
 
+def relocate_store(run: str | Path, store: str | Path) -> None:
+    """Record that the run's store now lives at ``store`` (a run built in a temporary directory and moved)."""
+    manifest = read_manifest(run)
+    manifest["data"]["path"] = str(Path(store).resolve())
+    write_manifest(run, manifest)
+
+
 def read_manifest(run: str | Path) -> dict[str, Any]:
     path = RunPaths(Path(run)).manifest
     if not path.is_file():
