@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
+from synthaug.errors import SynthaugError
 from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import load_fitted
 from synthaug.pipeline.evaluate import evaluate
@@ -20,25 +21,29 @@ from synthaug.pipeline.store import write_store
 from synthaug.pipeline.train import TrainConfig, train
 
 
-def balance(data: ImageSet, synthesizer: str | Synthesizer, *, strategy: str | Mapping[str, int] = "auto",
+def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
             test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, out: str | Path | None = None,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             synth_checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
-            source: Mapping[str, Any] | None = None) -> balance_step.BalanceResult:
-    """Hold out ``test_per_class`` real images per class, balance the rest, and write ``out`` (if given).
+            source: Mapping[str, Any] | None = None,
+            test_fraction: float | None = None) -> balance_step.BalanceResult:
+    """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's, which
+    then replaces ``test_per_class``), balance the rest, and write ``out`` (if given).
 
     ``synth_checkpoint``: a directory written by :func:`synthaug.fit_synthesizer` (fitted beside the same
     test split) used instead of fitting. See :func:`synthaug.pipeline.balance.balance` for the rest.
     """
     fitted = synth_checkpoint is not None
     if fitted:
+        if synthesizer is None:
+            raise SynthaugError(f"synth_checkpoint {str(synth_checkpoint)!r}: name the synthesizer it holds")
         if not isinstance(synthesizer, str):
             synthesizer = synthesizer.name
-        _, test, report = split_test(data, test_per_class, seed)
+        _, test, report = split_test(data, test_per_class, seed, fraction=test_fraction)
         synthesizer = load_fitted(synth_checkpoint, synthesizer, test, report)
     result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class, seed=seed,
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
-                                  source=source)
+                                  source=source, test_fraction=test_fraction)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
     if out is not None:
         result.path = write_store(out, {"train": result.train, "test": result.test}, result.config)

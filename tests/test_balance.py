@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
-from synthaug.pipeline.balance import class_seed, parse_strategy
-from synthaug.contract.types import ImageSet
+from synthaug.pipeline.balance import class_seed, parse_strategy, plan_trims
+from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.types import ImageSet, Volume, VolumeSet
 
 
 COUNTS = {"covid": 219, "normal": 1341, "viral": 1345}
@@ -16,11 +17,35 @@ def test_plan_counts_follows_imbalanced_learn_semantics():
     assert plan_counts(COUNTS, "not minority") == {"covid": 0, "normal": 4, "viral": 0}
     assert plan_counts(COUNTS, "all") == {"covid": 1126, "normal": 4, "viral": 0}
     assert plan_counts(COUNTS, {"covid": 1254}) == {"covid": 1035, "normal": 0, "viral": 0}
+    assert plan_counts(COUNTS, "none") == plan_counts(COUNTS, {}) == {"covid": 0, "normal": 0, "viral": 0}
+    assert plan_trims(COUNTS, "auto") == plan_trims(COUNTS, "none") == {"covid": 0, "normal": 0, "viral": 0}
+
+
+def test_final_counts_below_the_current_ones_trim():
+    # liang2021: 1,254 per class after 60 test images per class of the first release
+    train = {"covid": 219 - 60, "normal": 1341 - 60, "viral": 1345 - 60}
+    strategy = parse_strategy("covid=1254,normal=1254,viral=1254")
+    assert plan_counts(train, strategy) == {"covid": 1095, "normal": 0, "viral": 0}
+    assert plan_trims(train, strategy) == {"covid": 0, "normal": 27, "viral": 31}
+    assert plan_trims(COUNTS, {"covid": 100}) == {"covid": 119, "normal": 0, "viral": 0}
+
+
+def test_per_source_counts_come_from_the_sources():
+    sources = {"covid": 3, "normal": 0, "viral": 5}
+    assert plan_counts(COUNTS, "per-source", sources=sources) == sources
+    assert plan_counts(COUNTS, "per-source", sources={"viral": 2}) == {"covid": 0, "normal": 0, "viral": 2}
+    with pytest.raises(SynthaugError, match="'per-source' needs the synthesizer's sources per class"):
+        plan_counts(COUNTS, "per-source")
+    with pytest.raises(SynthaugError, match=r"sources per class names class 'cat'; classes are covid, normal, viral"):
+        plan_counts(COUNTS, "per-source", sources={"cat": 1})
+    assert parse_strategy("per-source") == "per-source" and parse_strategy(" none ") == "none"
 
 
 def test_bad_strategies_name_the_value():
-    with pytest.raises(SynthaugError, match=r"asks for 100 images of 'covid' but .* already has 219"):
-        plan_counts(COUNTS, {"covid": 100})
+    with pytest.raises(SynthaugError, match=r"strategy count for 'covid' must be a whole number >= 0; got -1"):
+        plan_counts(COUNTS, {"covid": -1})
+    with pytest.raises(SynthaugError, match=r"strategy count for 'covid' must be a whole number >= 0; got 2.5"):
+        plan_trims(COUNTS, {"covid": 2.5})
     with pytest.raises(SynthaugError, match=r"class 'cat'; classes are covid, normal, viral"):
         plan_counts(COUNTS, {"cat": 5})
     with pytest.raises(SynthaugError, match=r"unknown strategy 'most'; expected one of auto, minority"):
@@ -110,8 +135,8 @@ def test_balance_validates_before_fitting(tiny_images):
         def generate(self, train, target, n, *, seed, volumes=None):
             raise AssertionError
 
-    with pytest.raises(SynthaugError, match="over-sampling never removes"):
-        balance(tiny_images, Exploding(), strategy={"normal": 1}, test_per_class=1)
+    with pytest.raises(SynthaugError, match="strategy names class 'cat'"):
+        balance(tiny_images, Exploding(), strategy={"cat": 1}, test_per_class=1)
     with pytest.raises(SynthaugError, match="cannot hold out 60"):
         balance(tiny_images, Exploding())
 
@@ -185,3 +210,188 @@ def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
     Recording.seen.clear()
     fit_synthesizer(images, Recording(), tmp_path / "fit", test_per_class=2, seed=1, volumes=volumes)
     assert Recording.seen and not set(Recording.seen[0]) & test_patients
+
+
+# ---- strategies that add nothing, trim, or make one image per source ------------------------------
+class Counting(Synthesizer):
+    """Duplicates the first image of the class; counts its checks and fits."""
+
+    name = "counting"
+    calls: list[str] = []
+
+    def check(self, train, deficits, volumes=None):
+        Counting.calls.append("check")
+
+    def fit(self, train, volumes=None):
+        Counting.calls.append("fit")
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
+        return train.subset(idx).with_provenance(source_index=idx)
+
+
+@pytest.mark.parametrize("strategy", ["none", {}, {"normal": 6}])
+def test_nothing_to_add_writes_the_unbalanced_split_and_fits_nothing(tmp_path, tiny_images, strategy):
+    Counting.calls = []
+    result = balance(tiny_images, Counting(), strategy=strategy, test_per_class=2, seed=4, out=tmp_path / "n.h5")
+    assert Counting.calls == []  # neither checked nor fitted: there is nothing to make
+    balanced = balance(tiny_images, "duplicate", test_per_class=2, seed=4)
+    assert list(result.test.origin) == list(balanced.test.origin)  # the same real test split
+    train = read_store(tmp_path / "n.h5", "train")
+    assert train.counts() == {"covid": 2, "normal": 6, "viral": 7} and set(train.synth) == {"real"}
+    assert result.deficits == {"covid": 0, "normal": 0, "viral": 0}
+    assert result.config["synthesizer"] is None and balanced.config["synthesizer"]["name"] == "duplicate"
+
+
+def test_no_synthesizer_for_a_store_without_synthetic_images(tmp_path, tiny_images):
+    result = balance(tiny_images, None, strategy="none", test_fraction=0.25, test_per_class=None,
+                     out=tmp_path / "u.h5")
+    assert result.config["synthesizer"] is None and set(read_store(tmp_path / "u.h5", "train").synth) == {"real"}
+    assert result.test.counts() == {"covid": 1, "normal": 2, "viral": 2}  # round(0.25 x 4 / 8 / 9)
+    with pytest.raises(SynthaugError, match=r"^strategy 'auto' adds images \(\{'covid': 5, 'normal': 1, 'viral': 0\}\); "
+                                            r"name a synthesizer to make them$"):
+        balance(tiny_images, None, test_per_class=2)
+    with pytest.raises(SynthaugError, match="strategy 'per-source' counts a synthesizer's sources; name a synthesizer"):
+        balance(tiny_images, None, strategy="per-source", test_per_class=2)
+
+
+def test_an_already_balanced_split_fits_nothing_for_any_strategy(tiny_images):
+    even = tiny_images.subset(np.concatenate([np.flatnonzero(tiny_images.labels == c)[:4] for c in range(3)]))
+    Counting.calls = []
+    result = balance(even, Counting(), strategy="all", test_per_class=1)
+    assert Counting.calls == [] and result.config["synthesizer"] is None
+    balance(tiny_images, Counting(), strategy="all", test_per_class=1)
+    assert Counting.calls == ["check", "fit"]
+
+
+def fake_release(counts, seed=0) -> ImageSet:
+    """One 1x4x4 image per patient per class: cheap enough for the real release's 2,905 images."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    images = np.random.default_rng(seed).random((len(labels), 1, 4, 4), dtype=np.float32)
+    return ImageSet(images, labels, ("covid", "normal", "viral"), [f"p{i}" for i in range(len(labels))],
+                    origin=[f"img{i}.png" for i in range(len(labels))])
+
+
+def test_liang2021_balances_to_1254_per_class_by_trimming_and_adding():
+    data = fake_release((219, 1341, 1345))
+    result = balance(data, "duplicate", strategy=parse_strategy("covid=1254,normal=1254,viral=1254"),
+                     test_per_class=60, seed=0)
+    assert result.train.counts() == {"covid": 1254, "normal": 1254, "viral": 1254}  # 3,762 = 3 x 1,254
+    assert result.train.counts(synthetic=True) == {"covid": 1095, "normal": 0, "viral": 0}
+    assert result.config["trimmed"] == {"covid": 0, "normal": 27, "viral": 31}
+    assert result.test.counts() == {"covid": 60, "normal": 60, "viral": 60}
+
+
+def test_trimming_drops_random_real_training_images_by_seed():
+    data = fake_release((22, 134, 135))  # the release scaled by 0.1: 16 / 128 / 129 after 6 test images
+    strategy = {"covid": 40, "normal": 40, "viral": 125}
+    runs = [balance(data, "duplicate", strategy=strategy, test_per_class=6, seed=s) for s in (1, 1, 2)]
+    a = runs[0]
+    assert a.train.counts() == {"covid": 40, "normal": 40, "viral": 125}
+    assert a.train.counts(synthetic=True) == {"covid": 24, "normal": 0, "viral": 0}
+    assert a.config["trimmed"] == {"covid": 0, "normal": 88, "viral": 4}
+    split_train = split_test(data, 6, 1)[0]
+    kept = set(a.train.origin[a.train.synth == "real"])
+    assert kept <= set(split_train.origin) and not kept & set(a.test.origin)  # the test split is untouched
+    dropped = np.isin(split_train.origin, sorted(set(split_train.origin) - kept))
+    assert split_train.subset(np.flatnonzero(dropped)).counts() == {"covid": 0, "normal": 88, "viral": 4}
+    assert list(runs[1].train.origin) == list(a.train.origin)  # same seed, same images dropped
+    other = set(runs[2].train.origin[runs[2].train.synth == "real"])
+    assert other != kept
+    # the synthesizer drew only from what stayed: provenance indexes the trimmed training split
+    made = a.train.synth == "duplicate"
+    assert set(a.train.origin[made]) <= kept
+
+
+def test_default_sources_per_class_are_the_real_training_images(tiny_images):
+    result = balance(tiny_images, "duplicate", strategy="per-source", test_per_class=2, seed=0)
+    real = result.train.subset(np.flatnonzero(result.train.synth == "real"))
+    assert result.deficits == real.counts() == {"covid": 2, "normal": 6, "viral": 7}
+    made = result.train.synth == "duplicate"
+    assert sorted(result.train.source_index[made]) == list(range(len(real)))  # each real image once
+
+
+def test_volume_synthesizers_count_the_training_volumes_mapped_to_each_class():
+    from synthaug.registry import create
+
+    classes = ("CT-0", "CT-1", "CT-2")  # MosMed grades: CT-0 -> normal, CT-1..CT-4 -> covid
+    labels = [0, 0, 1, 2, 2, 2]
+    volumes = VolumeSet([lambda: pytest.fail("counting loads no volume")] * 6, labels, classes,
+                        [f"v{i}" for i in range(6)])
+    images = ImageSet(np.zeros((2, 1, 8, 8), np.float32), [0, 1], ("covid", "normal"), ["a", "b"])
+    assert create("synthesizer", "drr").sources_per_class(images, volumes) == {"covid": 4, "normal": 2}
+    mapped = create("synthesizer", "drr", label_map={"CT-2": "covid"})
+    assert mapped.sources_per_class(images, volumes) == {"covid": 3, "normal": 0}
+    with pytest.raises(SynthaugError, match="'drr' needs labeled CT volumes; pass --volumes"):
+        create("synthesizer", "drr").sources_per_class(images, None)
+
+
+@pytest.fixture(scope="module")
+def small_ctsim():
+    """ctsim's tiny preset with 2 / 3 / 3 patients (the ``counts`` option): radiographs and their CTs."""
+    import synthaug
+
+    counts = {"covid": 2, "normal": 3, "viral": 3}
+    images = synthaug.load_images("ctsim", preset="tiny", counts=counts)
+    volumes = synthaug.load_volumes("ctsim", preset="tiny", counts=counts)
+    assert images.counts() == volumes.counts() == counts
+    return images, volumes
+
+
+def test_per_source_drr_projects_every_training_volume_once(small_ctsim):
+    images, volumes = small_ctsim
+    result = balance(images, "drr", strategy="per-source", test_per_class=1, seed=0, volumes=volumes,
+                     synth_options={"max_rotation": 0, "max_translation": 0})
+    test_patients = set(result.test.patient_ids)
+    training_volumes = [i for i in range(len(volumes)) if volumes.patient_ids[i] not in test_patients]
+    assert len(training_volumes) == 5 and result.deficits == {"covid": 1, "normal": 2, "viral": 2}
+    made = result.train.synth == "drr"
+    assert sorted(result.train.source_index[made]) == training_volumes  # every training CT exactly once
+    for i in np.flatnonzero(made):
+        assert result.train.labels[i] == volumes.labels[result.train.source_index[i]]
+        assert result.train.origin[i] == volumes.origins[result.train.source_index[i]]
+    assert result.train.counts(synthetic=False) == {"covid": 1, "normal": 2, "viral": 2}
+
+
+# ---- the test split as a fraction, threaded through balance and fit ----------------------------
+def test_balance_with_a_test_fraction_records_it(tmp_path):
+    data = fake_release((20, 60, 60))
+    result = balance(data, "duplicate", test_fraction=0.2, seed=1, out=tmp_path / "f.h5")
+    assert result.test.counts() == {"covid": 4, "normal": 12, "viral": 12}
+    assert result.train.counts() == {"covid": 48, "normal": 48, "viral": 48}
+    config = result.config
+    assert config["test_fraction"] == 0.2 and config["test_per_class"] is None
+    assert config["split"]["fraction"] == 0.2 and config["split"]["per_class"] is None
+    assert read_store(tmp_path / "f.h5", "test").counts() == result.test.counts()
+    per_class = balance(data, "duplicate", test_per_class=3).config
+    assert per_class["test_fraction"] is None and per_class["test_per_class"] == 3
+    assert per_class["split"]["fraction"] is None and per_class["split"]["per_class"] == 3
+
+
+def test_checkpoints_compare_fraction_splits(tmp_path):
+    import types
+
+    import synthaug
+    from synthaug.pipeline.checkpoint import fit_synthesizer
+    from synthaug.registry import register_plugin
+
+    class Fitted(Counting):
+        name, trainable = "fitted-counting", True
+
+    module = types.ModuleType("fitted_plugin")
+    module.register_synthesizers = synthaug.hookimpl(lambda register: register(Fitted.name, Fitted))
+    register_plugin(module, "fitted_plugin")
+    data = fake_release((20, 60, 60))
+    fit_synthesizer(data, Fitted.name, tmp_path / "ckpt", test_fraction=0.25, seed=2)
+    saved = __import__("json").loads((tmp_path / "ckpt" / "split.json").read_text())
+    assert saved["fraction"] == 0.25 and saved["per_class"] is None
+    result = balance(data, Fitted.name, test_fraction=0.25, seed=2, synth_checkpoint=tmp_path / "ckpt")
+    assert result.config["synth_checkpoint"] == str(tmp_path / "ckpt")
+    with pytest.raises(SynthaugError, match=r"fitted with a different test split \(seed 2, fraction 0.25\); "
+                                            r"use the same --seed and --test-per-class or --test-fraction"):
+        balance(data, Fitted.name, test_fraction=0.2, seed=2, synth_checkpoint=tmp_path / "ckpt")
+    with pytest.raises(SynthaugError, match=r"different test split \(seed 2, fraction 0.25\)"):
+        balance(data, Fitted.name, test_per_class=5, seed=2, synth_checkpoint=tmp_path / "ckpt")
+    fit_synthesizer(data, Fitted.name, tmp_path / "per-class", test_per_class=5, seed=2)
+    with pytest.raises(SynthaugError, match=r"different test split \(seed 2, 5 per class\)"):
+        balance(data, Fitted.name, test_fraction=0.25, seed=2, synth_checkpoint=tmp_path / "per-class")

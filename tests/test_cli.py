@@ -56,7 +56,7 @@ def test_inspect_raw_source_and_store(tmp_path, kaggle_first):
     (["--data", "kaggle", "--data-dir", "/nonexistent/dir"], "/nonexistent/dir: no such directory"),
     (["--data", "kagle", "--data-dir", "."], "unknown dataset 'kagle'; registered: "),
     (["--synth", "duplcate"], "did you mean 'duplicate'?"),
-    (["--strategy", "covid=2"], "asks for 2 images of 'covid'"),
+    (["--strategy", "covid=-2"], "strategy count for 'covid' must be a whole number >= 0; got -2"),
     (["--strategy", "bogus"], "unknown strategy 'bogus'"),
     (["--test-per-class", 7], "class 'covid' has 6 real images; cannot hold out 7"),
     (["--include", "lung_opacity"], "'lung_opacity' is not in the first release"),
@@ -128,3 +128,72 @@ def test_ill_typed_synth_option_is_a_one_line_error(kaggle_first, tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == "Error: option 'epochs' of synthesizer 'pix2pix' must be an int; got 'x'"
     assert not out.exists() and not list(tmp_path.glob(".b.h5*"))
+
+
+def store_config(path):
+    import h5py
+
+    with h5py.File(path) as f:
+        return json.loads(f.attrs["config"])
+
+
+def test_balance_with_a_test_fraction(tmp_path, kaggle_first):
+    out = tmp_path / "f.h5"
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 16,
+                 "--test-fraction", 0.2, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["splits"]["test"]["classes"] == {"covid": 1, "normal": 2, "viral": 2}  # round(0.2 x 6 / 10 / 11)
+    assert info["splits"]["train"]["classes"] == {"covid": 9, "normal": 9, "viral": 9}
+    config = store_config(out)
+    assert config["test_fraction"] == 0.2 and config["test_per_class"] is None and config["split"]["fraction"] == 0.2
+
+
+@pytest.mark.parametrize("command", ["balance", "fit"])
+def test_test_per_class_and_test_fraction_together_are_refused(tmp_path, kaggle_first, command):
+    out = tmp_path / "work" / "out"
+    result = run(command, "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first,
+                 "--test-per-class", 2, "--test-fraction", 0.2, "--out", out)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["Error: give --test-per-class or --test-fraction, not both (got 2 and 0.2)"]
+    assert not out.parent.exists()
+
+
+def test_test_fraction_outside_zero_one_names_the_value(tmp_path, kaggle_first):
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 16,
+                 "--test-fraction", 1.5, "--out", tmp_path / "b.h5")
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: test fraction must be a number between 0 and 1 (exclusive); got 1.5"
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_strategy_none_writes_the_unbalanced_store(tmp_path, kaggle_first):
+    out = tmp_path / "n.h5"
+    result = run("balance", "--synth", "pix2pix", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 16,
+                 "--test-per-class", 2, "--strategy", "none", "--out", out, "--json")
+    assert result.exit_code == 0, result.output  # pix2pix is not trained: there is nothing to make
+    info = json.loads(result.output)
+    assert info["splits"]["train"]["classes"] == {"covid": 4, "normal": 8, "viral": 9}
+    assert info["splits"]["train"]["synthetic"] == {"covid": 0, "normal": 0, "viral": 0}
+    config = store_config(out)
+    assert config["synthesizer"] is None and config["strategy"] == "none"
+    assert config["deficits"] == {"covid": 0, "normal": 0, "viral": 0}
+
+
+def test_binary_task_from_the_command_line(tmp_path, kaggle_first):
+    result = run("inspect", "kaggle", "--data-dir", kaggle_first, "--size", 16, "--binary", "covid", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["splits"]["all"]["classes"] == {"covid": 6, "rest": 21}
+    out = tmp_path / "b.h5"
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 16,
+                 "--binary", "covid", "--test-per-class", 2, "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["splits"]["train"]["classes"] == {"covid": 19, "rest": 19}
+    assert info["splits"]["train"]["synthetic"] == {"covid": 15, "rest": 0}
+    assert store_config(out)["source"]["binary"] == "covid"
+    result = run("balance", "--synth", "duplicate", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 16,
+                 "--binary", "cat", "--out", tmp_path / "c.h5")
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: binary class 'cat' is not a class; classes are covid, normal, viral"

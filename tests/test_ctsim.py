@@ -249,6 +249,55 @@ def test_bad_options_are_named(options, message):
         synthaug.load_images("ctsim", **options)
 
 
+def test_counts_option_overrides_the_scaled_counts_and_gets_its_own_cache_entry():
+    from synthaug_plugins.ctsim.generate import CTSimConfig, config_from_options, config_hash, config_record
+
+    demo = config_from_options(None, 0, {})
+    assert demo.class_counts is None and "class_counts" not in config_record(demo)
+    # a run that wants 100 test images per class on top of the demo's 22 / 134 / 135 training images
+    more = config_from_options(None, 0, {"counts": '{"covid": 122, "normal": 234, "viral": 235}'})
+    assert more.counts() == {"covid": 122, "normal": 234, "viral": 235}
+    some = config_from_options(None, 0, {"preset": "tiny", "counts": {"covid": 5}})
+    assert some.counts() == {"covid": 5, "normal": 13, "viral": 13}
+    assert config_from_options(None, 0, {"preset": "tiny", "counts": {"covid": 5}}) == some
+    hashes = {config_hash(c, "siddon") for c in (demo, more, some, CTSimConfig.preset("tiny"))}
+    assert len(hashes) == 4
+    # configs without counts keep the hash they had before the option existed (that version's formula)
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from synthaug_plugins.ctsim.generate import GENERATOR_VERSION
+
+    def hash_before_counts(config):
+        fields = {k: v for k, v in asdict(config).items() if k != "class_counts"}
+        text = json.dumps({"config": fields, "projector": "siddon", "version": GENERATOR_VERSION},
+                          sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    for config in (demo, CTSimConfig.preset("tiny"), CTSimConfig.preset("paper", seed=3)):
+        assert config_hash(config, "siddon") == hash_before_counts(config)
+    # the command line's JSON text arrives as a dict (`--source-option counts='{"covid": 122, ...}'`)
+    from synthaug.cli.common import parse_key_values
+
+    extra = parse_key_values(('counts={"covid": 122, "normal": 234, "viral": 235}',), "--source-option")
+    assert config_from_options(None, 0, extra) == more
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({"cat": 3}, "ctsim counts: unknown class 'cat'; classes are covid, normal, viral"),
+    ({"covid": 0}, "ctsim counts\\['covid'\\] must be a positive whole number; got 0"),
+    ({"normal": 2.5}, "ctsim counts\\['normal'\\] must be a positive whole number; got 2.5"),
+    ({"viral": True}, "ctsim counts\\['viral'\\] must be a positive whole number; got True"),
+    ({}, "ctsim counts must be a non-empty dict of class -> images; got \\{\\}"),
+    ("covid=3", "ctsim counts must be a JSON object like \\{\"covid\": 122\\}; got 'covid=3'"),
+    ([3, 4], "ctsim counts must be a non-empty dict of class -> images; got \\[3, 4\\]"),
+])
+def test_bad_counts_name_the_key(counts, message):
+    with pytest.raises(SynthaugError, match=message):
+        synthaug.load_images("ctsim", preset="tiny", counts=counts)
+
+
 def test_bad_size_is_named():
     with pytest.raises(SynthaugError, match="ctsim size must be an integer number of pixels in 16..1024; got 12"):
         synthaug.load_images("ctsim", preset="tiny", size=12)

@@ -92,3 +92,69 @@ def test_h5_source_returns_real_images_of_a_store(tmp_path, tiny_images):
     assert set(again.synth) == {"real"}
     train = load_images("h5", out, split="train")
     assert train.counts() == {"covid": 7, "normal": 7, "viral": 7}
+
+
+# ---- binary tasks: one class against the rest ---------------------------------------------------
+def test_as_binary_image_set_keeps_provenance(tiny_images):
+    from synthaug.pipeline.load import as_binary
+
+    data = tiny_images.with_provenance(synth=np.where(np.arange(len(tiny_images)) == 5, "augment", "real"),
+                                       extras={"severity": np.arange(len(tiny_images), dtype=np.float32)})
+    binary = as_binary(data, "viral")
+    assert binary.class_names == ("viral", "rest")
+    assert binary.counts() == {"viral": 9, "rest": 12}
+    np.testing.assert_array_equal(binary.labels, np.where(data.labels == 2, 0, 1))
+    for column in ("patient_ids", "synth", "origin", "source_index", "seed"):
+        np.testing.assert_array_equal(getattr(binary, column), getattr(data, column))
+    np.testing.assert_array_equal(binary.extras["severity"], data.extras["severity"])
+    assert binary.images is data.images  # nothing copied
+    assert binary.meta["binary"] == {"positive": "viral", "rest": "rest", "classes": ["covid", "normal", "viral"]}
+    assert as_binary(data, "covid", rest="other").class_names == ("covid", "other")
+    assert data.class_names == ("covid", "normal", "viral")  # the input is unchanged
+
+
+def test_as_binary_volume_set_stays_lazy():
+    from synthaug.contract.types import Volume, VolumeSet
+    from synthaug.pipeline.load import as_binary
+
+    loaded = []
+
+    def loader(i):
+        def load():
+            loaded.append(i)
+            return Volume(np.full((4, 4, 4), float(i)), (1, 1, 1))
+        return load
+
+    volumes = VolumeSet([loader(i) for i in range(5)], [0, 1, 2, 1, 0], ("covid", "normal", "viral"),
+                        [f"p{i}" for i in range(5)], [f"ct{i}.nii" for i in range(5)], {"severity": np.arange(5.0)})
+    binary = as_binary(volumes, "normal")
+    assert loaded == [] and len(binary) == 5  # nothing loaded to relabel
+    assert binary.class_names == ("normal", "rest") and binary.counts() == {"normal": 2, "rest": 3}
+    assert list(binary.labels) == [1, 0, 1, 0, 1] and list(volumes.labels) == [0, 1, 2, 1, 0]
+    assert list(binary.patient_ids) == list(volumes.patient_ids) and list(binary.origins) == list(volumes.origins)
+    np.testing.assert_array_equal(binary.meta["severity"], np.arange(5.0))
+    volume = binary[3]
+    assert loaded == [3] and volume.label == 0 and volume.hu[0, 0, 0] == 3 and volume.origin == "ct3.nii"
+
+
+def test_as_binary_errors_name_the_class(tiny_images):
+    from synthaug.pipeline.load import as_binary
+
+    with pytest.raises(SynthaugError, match=r"^binary class 'cat' is not a class; classes are covid, normal, viral$"):
+        as_binary(tiny_images, "cat")
+    renamed = tiny_images.with_provenance(class_names=("covid", "rest", "viral"))
+    with pytest.raises(SynthaugError, match=r"^cannot name the other classes 'rest': a class is already called 'rest'$"):
+        as_binary(renamed, "covid")
+    assert as_binary(renamed, "covid", rest="others").counts() == {"covid": 4, "others": 17}
+
+
+def test_cli_binary_applies_to_volumes_that_have_the_class():
+    from synthaug.cli.common import binary_volumes
+    from synthaug.contract.types import Volume, VolumeSet
+
+    vols = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1))] * 3, [0, 1, 2], ("covid", "normal", "viral"),
+                     ["a", "b", "c"])
+    assert binary_volumes(vols, "covid").class_names == ("covid", "rest")
+    assert binary_volumes(vols, None) is vols
+    mosmed = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1))] * 2, [0, 1], ("CT-0", "CT-1"), ["a", "b"])
+    assert binary_volumes(mosmed, "covid") is mosmed  # left to the synthesizer's label_map

@@ -15,7 +15,7 @@ from synthaug.pipeline.store import write_store
 from synthaug.errors import SynthaugError
 from synthaug.pipeline.split import validation_split
 from synthaug.pipeline.evaluate import evaluate
-from synthaug.pipeline.train import TrainConfig, epoch_order, train as train_only
+from synthaug.pipeline.train import TrainConfig, build_augmentation, epoch_order, train as train_only
 
 
 def train(*args, **kwargs):
@@ -55,7 +55,9 @@ def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
                 classifier_options=TINY)
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0].get(
         "momentum") == (0.9 if optimizer == "sgd" else None)
-    assert {p.name for p in run.iterdir()} == {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
+    names = {p.name for p in run.iterdir()}
+    required = {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
+    assert required <= names and names - required <= {"predictions.csv"}  # evaluate's per-image file
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["weights"] is None
@@ -127,6 +129,57 @@ def test_transfer_schedule_frozen_then_last_block(tmp_path):
                            expected["features.denseblock4.denselayer16.layers.conv2.weight"])
 
 
+@pytest.fixture(scope="module")
+def densenet_weights(tmp_path_factory):
+    """A full-size torchvision-format DenseNet-121 state dict (random values) and the dict itself."""
+    path = tmp_path_factory.mktemp("weights") / "densenet121.pth"
+    return path, write_state_dict(path, torchvision_densenet121_shapes())
+
+
+def test_finetune_loads_the_weights_and_trains_every_parameter_with_cosine_to_zero(densenet_weights, tmp_path):
+    # quan2021's DenseNet121 baseline: ImageNet weights, the whole network from the first epoch at lr,
+    # cosine annealing over all epochs, augmentation off
+    path, state = densenet_weights
+    from synthaug.registry import create
+    from synthaug_plugins.densenet121.network import torchvision_to_monai
+
+    store = shapes_store(tmp_path / "s.h5", n_train=4, n_test=2)  # 6 train + 2 val: one batch of 8 = one step
+    expected = {torchvision_to_monai(k): v for k, v in state.items()}
+    expected["features.conv0.weight"] = state["features.conv0.weight"].sum(1, keepdim=True)  # grey store
+    expected = {k: v for k, v in expected.items() if not k.startswith("class_layers.")}
+    parameters = {name for name, _ in create("classifier", "densenet121").build(1, 2).named_parameters()}
+    seen = {}
+
+    def snapshot(record):
+        seen[record["epoch"]] = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+
+    lr = 1e-4
+    run = train(store, tmp_path / "run", classifier="densenet121", mode="finetune", weights=str(path), epochs=3,
+                batch_size=8, lr=lr, scheduler="cosine", augment=False, on_epoch_end=snapshot)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["data"]["train"] == 6
+    assert [h["stage"] for h in manifest["history"]] == ["finetune-all"] * 3
+    # the rate each epoch trained at: lr * (1 + cos(pi * k / 3)) / 2, then 0 after the last epoch
+    assert [h["lr"] for h in manifest["history"]] == pytest.approx([lr, 0.75 * lr, 0.25 * lr])
+    assert seen[3]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert seen[1]["scheduler"]["T_max"] == 3  # one cosine period over all epochs
+    weights = manifest["weights"]
+    assert weights["path"] == str(path) and weights["sha256"] == file_hash(path)
+    assert weights["missing"] == ["class_layers.out.bias", "class_layers.out.weight"] and not weights["unexpected"]
+    assert len(weights["matched"]) == len(expected)
+    after_one_step = seen[1]["model"]
+    for key, loaded in expected.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        moved = after_one_step[key] - loaded
+        assert not torch.equal(after_one_step[key], loaded), f"{key} did not train"  # nothing frozen
+        if key in parameters:  # started from the file: one Adam step moves each value by at most lr
+            assert moved.abs().max() <= 1.01 * lr, key
+    assert {k for k in parameters if k.startswith("class_layers.")} == {"class_layers.out.weight", "class_layers.out.bias"}
+    assert isinstance(build_augmentation(TrainConfig(augment=False)), torch.nn.Identity)
+    assert not isinstance(build_augmentation(TrainConfig()), torch.nn.Identity)
+
+
 def test_helpers_split_and_order():
     labels = np.array([0] * 20 + [1] * 3)
     real = np.array(["real"] * 23)
@@ -168,6 +221,19 @@ def test_bad_inputs(store, tmp_path):
         train(store, tmp_path / "b", classifier="resnet", epochs=1)
     with pytest.raises(SynthaugError, match="mode 'transfer' needs --weights PATH"):
         TrainConfig(mode="transfer")
+    with pytest.raises(SynthaugError, match="mode 'finetune' needs --weights PATH"):
+        TrainConfig(mode="finetune")
+    with pytest.raises(SynthaugError, match="--weights w.pth applies to --mode transfer or finetune only"):
+        TrainConfig(weights="w.pth")
+    with pytest.raises(SynthaugError, match="finetune_epochs applies to --mode transfer only"):
+        TrainConfig(mode="finetune", weights="w.pth", finetune_epochs=2)
+    with pytest.raises(SynthaugError, match="mode must be one of scratch, transfer, finetune; got 'imagenet'"):
+        TrainConfig(mode="imagenet")
+    with pytest.raises(SynthaugError, match="nowhere.pth: no such weights file"):
+        train(store, tmp_path / "w", classifier="resnet50", mode="finetune", weights=str(tmp_path / "nowhere.pth"))
+    with pytest.raises(SynthaugError, match="positive class 'pneumonia' is not one of covid, normal"):
+        train(store, tmp_path / "p", classifier="resnet50", positive_class="pneumonia")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "p").exists()  # refused before anything was written
     with pytest.raises(SynthaugError, match="optimizer must be one of adam, sgd; got 'rmsprop'"):
         TrainConfig(optimizer="rmsprop")
     run = train(store, tmp_path / "run", classifier="resnet50", epochs=1, batch_size=4, classifier_options=TINY)
@@ -217,3 +283,43 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(SynthaugError, match="device 'cuda': no CUDA device is available"):
             resolve_device("cuda")
+
+
+def test_cli_offers_the_quan2021_recipe_and_its_options_reach_the_manifest(densenet_weights, store, tmp_path):
+    path, _ = densenet_weights
+    runner = CliRunner()
+    out = tmp_path / "run"
+    result = runner.invoke(main, [
+        "--quiet", "train", "--classifier", "densenet121", "--data", str(store), "--mode", "finetune",
+        "--weights", str(path), "--lr", "0.002", "--scheduler", "cosine", "--no-augment", "--epochs", "1",
+        "--batch-size", "4", "--optimizer", "sgd", "--positive-class", "normal", "--val-fraction", "0.25",
+        "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    config = manifest["config"]
+    assert {k: config[k] for k in ("mode", "weights", "lr", "scheduler", "augment", "optimizer", "positive_class",
+                                   "val_fraction", "epochs", "batch_size", "finetune_epochs")} == {
+        "mode": "finetune", "weights": str(path), "lr": 0.002, "scheduler": "cosine", "augment": False,
+        "optimizer": "sgd", "positive_class": "normal", "val_fraction": 0.25, "epochs": 1, "batch_size": 4,
+        "finetune_epochs": None}
+    assert manifest["weights"]["sha256"] == file_hash(path) and manifest["history"][0]["stage"] == "finetune-all"
+    assert json.loads((out / "metrics.json").read_text())["positive_class"] == "normal"
+    # resume keeps the run's recipe: a repeated option with another value is refused, naming it
+    again = runner.invoke(main, ["--quiet", "train", "--resume", "--out", str(out), "--augment"])
+    assert again.exit_code == 2 and "option augment was False in that run; got True" in again.output
+    same = runner.invoke(main, ["--quiet", "train", "--resume", "--out", str(out), "--scheduler", "cosine"])
+    assert same.exit_code == 0, same.output
+    base = ["--quiet", "train", "--classifier", "densenet121", "--data", str(store), "--epochs", "1"]
+    for extra, message in [
+        (["--mode", "finetune"], "mode 'finetune' needs --weights PATH"),
+        (["--positive-class", "pneumonia"], "positive class 'pneumonia' is not one of covid, normal"),
+        (["--val-fraction", "1"], "val_fraction must lie in [0, 1); got 1.0"),
+        (["--finetune-epochs", "1"], "finetune_epochs applies to --mode transfer only"),
+        (["--mode", "finetune", "--weights", str(tmp_path / "none.pth")], "none.pth: no such weights file"),
+    ]:
+        refused = runner.invoke(main, [*base, *extra, "--out", str(tmp_path / "refused")])
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        assert refused.exit_code == 2 and len(lines) == 1 and message in lines[0], (extra, refused.output)
+        assert not (tmp_path / "refused").exists()
+    bad_choice = runner.invoke(main, [*base, "--scheduler", "step", "--out", str(tmp_path / "refused")])
+    assert bad_choice.exit_code == 2 and "'step' is not one of 'none', 'cosine'" in bad_choice.output

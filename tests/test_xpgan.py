@@ -21,7 +21,8 @@ from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cn
 # small networks on a 16x16x8 encoder grid (32 px images): the 3-D convolutions dominate CPU time
 # C: the small test CNN (densenet121 costs ~10x more CPU per step; the CLI test in
 # test_xpgan_balance.py trains and evaluates xpgan with densenet121)
-SMALL = dict(preset="small", batch_size=4, poses_per_volume=2, volume_shape=[16, 16, 8], classifier="xpgan-test-cnn")
+# poses: the default, pose 0 (the identity) only (quan2021 trains without augmentation)
+SMALL = dict(preset="small", batch_size=4, volume_shape=[16, 16, 8], classifier="xpgan-test-cnn")
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,44 @@ def test_joint_steps_on_ctsim_keep_losses_finite_and_reduce_drr_loss_on_held_out
     assert trainer.opt_g.param_groups[0]["lr"] < 1e-6
 
 
+def test_classifier_input_is_resized_differentiably_with_antialiasing():
+    from synthaug_plugins.xpgan_projector.training import resize_for_classifier
+
+    fake = torch.rand(2, 1, 64, 64, requires_grad=True)
+    resized = resize_for_classifier(fake, (48, 40))
+    assert resized.shape == (2, 1, 48, 40)
+    expected = torch.nn.functional.interpolate(fake.detach(), size=(48, 40), mode="bilinear", align_corners=False,
+                                               antialias=True)
+    assert torch.equal(resized.detach(), expected)
+    resized.square().sum().backward()  # L(C) reaches G through the resize
+    assert fake.grad is not None and (fake.grad != 0).float().mean() > 0.99
+    same = torch.rand(1, 1, 32, 32)
+    assert resize_for_classifier(same, (32, 32)) is same and resize_for_classifier(same, None) is same
+
+
+def test_training_poses_default_to_the_identity_and_jitter_is_an_option(ctsim, monkeypatch):
+    images, volumes = ctsim
+    assert create("synthesizer", "xpgan").config.poses_per_volume == 1
+    seen = []
+    render = ctprep.PairRenderer.pair
+
+    def recording(self, index, pose):
+        seen.append(tuple(float(p) for p in pose))
+        return render(self, index, pose)
+
+    monkeypatch.setattr(ctprep.PairRenderer, "pair", recording)
+    create("synthesizer", "xpgan", max_steps=1, r1_gamma=0.0, **SMALL).fit(images, volumes)
+    assert len(seen) == 4 and set(seen) == {(0.0,) * 6}  # one batch of 4 CTs, all in the identity pose
+    seen.clear()
+    create("synthesizer", "xpgan", max_steps=2, r1_gamma=0.0, **{**SMALL, "poses_per_volume": 8}).fit(images, volumes)
+    jittered = [pose for pose in seen if pose != (0.0,) * 6]
+    assert jittered, seen  # 8 CTs drawn, each from the identity and 7 fixed random poses
+    assert all(abs(v) <= 5.0 for pose in jittered for v in pose[:3])  # max_rotation, degrees
+    assert all(abs(v) <= 10.0 for pose in jittered for v in pose[3:])  # max_translation, mm
+    with pytest.raises(SynthaugError, match="xpgan: poses_per_volume must be >= 1 .*; got 0"):
+        create("synthesizer", "xpgan", poses_per_volume=0)
+
+
 def test_fit_records_history_and_state(fitted, ctsim):
     synth, _ = fitted
     assert len(synth.history) == 2
@@ -129,6 +168,7 @@ def test_save_load_round_trip_gives_same_images(fitted, ctsim):
     run = json.loads((directory / "classifier" / "manifest.json").read_text())  # C as a `synthaug train` run
     assert run["config"]["classifier"] == "xpgan-test-cnn" and run["data"]["class_names"] == ["covid", "normal", "viral"]
     assert run["data"]["image_shape"] == [1, 32, 32]
+    assert run["weights"] is None and run["config"]["classifier_weights"] is None  # C started from random init
     from synthaug.pipeline.runs import load_model
 
     model, _ = load_model(directory / "classifier")

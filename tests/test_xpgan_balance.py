@@ -15,10 +15,55 @@ from synthaug.cli import main
 from synthaug.contract.types import ImageSet
 from synthaug.pipeline.store import read_store
 from synthaug.errors import SynthaugError
-from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
+from synthaug.kit.files import file_hash
+from synthaug.registry import create
+from xpgan_helpers import SmallCNN, ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
+# poses_per_volume=2: one jitter pose besides the identity, so these end-to-end runs cover that option
 XPGAN_FAST = dict(preset="small", batch_size=4, poses_per_volume=2, max_steps=2, r1_gamma=0.0, volume_shape=[16, 16, 8],
                   classifier="xpgan-test-cnn")
+
+
+class LoadingCNN(SmallCNN):
+    """The small CNN with a real ``load_weights``: torchvision-style names are its own, ``7.`` the head."""
+
+    name = "xpgan-test-loading-cnn"
+
+    def load_weights(self, model, path):
+        from synthaug.kit.transfer import load_mapped, read_state_dict
+
+        return load_mapped(model, path, read_state_dict(path), lambda key: key, network=self.name,
+                           head_prefixes=("7.",), first_conv="0.weight")
+
+
+class _LoadingPlugin:
+    @synthaug.hookimpl
+    def register_classifiers(self, register):
+        register(LoadingCNN.name, LoadingCNN, summary="xpgan tests: a small CNN that loads weights")
+
+
+def register_loading_classifier() -> str:
+    registry = synthaug.get_registry()
+    if LoadingCNN.name not in registry.names("classifier"):
+        registry.add_plugin(_LoadingPlugin(), "xpgan-test-loading-plugin")
+    return LoadingCNN.name
+
+
+def recording_trainer(monkeypatch) -> dict:
+    """Replace xpgan's JointTrainer by one that records C's state at the start and the shape of every
+    batch C sees; returns the record."""
+    from synthaug_plugins.xpgan_projector import training
+
+    record = {"start": None, "inputs": []}
+
+    class Recording(training.JointTrainer):
+        def __init__(self, network_config, classifier, *args, **kwargs):
+            record["start"] = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
+            classifier.register_forward_pre_hook(lambda module, args: record["inputs"].append(tuple(args[0].shape)))
+            super().__init__(network_config, classifier, *args, **kwargs)
+
+    monkeypatch.setattr(training, "JointTrainer", Recording)
+    return record
 
 
 def make_mosmed(root: Path, per_grade=(2, 1, 1, 1, 1), shape=(24, 24, 12)) -> Path:
@@ -94,22 +139,93 @@ def test_balance_refuses_unlabeled_nifti_before_training(tmp_path):
         synthaug.balance(two_class_images(), "drr", test_per_class=1, volumes=volumes)
 
 
-def test_classifier_run_records_the_weights_c_started_from(ctsim, tmp_path):
+def test_c_starts_from_classifier_weights_and_its_run_records_them(ctsim, tmp_path, monkeypatch):
+    import torch
+
     images, volumes = ctsim
+    name = register_loading_classifier()
+    torch.manual_seed(5)
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in create("classifier", name).build(1, 3).state_dict().items()}
+    state["0.weight"] = torch.randn(8, 3, 3, 3)  # an RGB first conv, summed for the grey images
     weights = tmp_path / "imagenet.pth"
-    weights.write_bytes(b"")  # the small CNN's load_weights only reports the path
-    synth = synthaug.get_registry().create("synthesizer", "xpgan", **XPGAN_FAST, classifier_weights=str(weights))
+    torch.save(state, weights)
+    record = recording_trainer(monkeypatch)
+    synth = create("synthesizer", "xpgan", **{**XPGAN_FAST, "classifier": name}, classifier_weights=str(weights))
     synth.fit(images, volumes)
+    # joint training began from the file: every backbone tensor is the file's, the head is new
+    started = record["start"]
+    assert torch.equal(started["0.weight"], state["0.weight"].sum(1, keepdim=True))
+    assert all(torch.equal(started[k], v) for k, v in state.items() if k != "0.weight" and not k.startswith("7."))
+    assert not torch.equal(started["7.weight"], state["7.weight"])
     synth.save(tmp_path / "ckpt")
     run = json.loads((tmp_path / "ckpt" / "classifier" / "manifest.json").read_text())
-    assert run["config"]["classifier_weights"] == str(weights)
-    assert run["kind"] == "synthaug-train-run" and run["status"] == "finished" and run["weights"] is None
+    assert run["config"]["classifier_weights"] == str(weights) and run["config"]["mode"] == "finetune"
+    assert run["weights"]["path"] == str(weights) and run["weights"]["sha256"] == file_hash(weights)
+    assert run["weights"]["missing"] == ["7.bias", "7.weight"] and not run["weights"]["unexpected"]
+    assert len(run["weights"]["matched"]) == len(state) - 2
+    assert run["kind"] == "synthaug-train-run" and run["status"] == "finished"
     assert run["best"] == {"epoch": 2, "score": None} and run["trained_by"].startswith("xpgan")
     assert (tmp_path / "ckpt" / "classifier" / "checkpoints" / "best.pt").is_file()
     weights.unlink()  # C comes back from the checkpoint: its starting weights are not read again
     loaded = type(synth).load(tmp_path / "ckpt")
-    for name, value in synth.classifier.state_dict().items():
-        assert np.array_equal(loaded.classifier.state_dict()[name].cpu().numpy(), value.cpu().numpy()), name
+    for key, value in synth.classifier.state_dict().items():
+        assert np.array_equal(loaded.classifier.state_dict()[key].cpu().numpy(), value.cpu().numpy()), key
+    loaded.save(tmp_path / "again")  # the record of C's start survives a reload
+    assert json.loads((tmp_path / "again" / "classifier" / "manifest.json").read_text())["weights"] == run["weights"]
+
+
+def test_a_wrong_classifier_weights_file_stops_fit_with_one_line(ctsim, tmp_path, monkeypatch):
+    import torch
+
+    from synthaug_plugins.xpgan_projector import ctprep, training
+
+    def never(*args, **kwargs):
+        raise AssertionError("rendered or trained before the weights were checked")
+
+    monkeypatch.setattr(ctprep.PairRenderer, "pair", never)
+    monkeypatch.setattr(training, "run_training", never)
+    images, volumes = ctsim
+    garbage, other = tmp_path / "garbage.pth", tmp_path / "other.pth"
+    garbage.write_bytes(b"not a state dict")
+    torch.save({"fc.weight": torch.zeros(2, 2)}, other)
+    for path, message in [(garbage, f"{garbage}: not a readable torch state dict"),
+                          (other, f"{other}: matches no tensor of densenet121"),
+                          (tmp_path / "none.pth", f"classifier_weights {tmp_path / 'none.pth'}: no such weights file")]:
+        synth = create("synthesizer", "xpgan", **{**XPGAN_FAST, "classifier": "densenet121"},
+                       classifier_options={"width": 0.25}, classifier_weights=str(path))
+        with pytest.raises(SynthaugError) as error:
+            synth.fit(images, volumes)
+        assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_c_trains_and_evaluates_at_the_stores_image_size(ctsim, tmp_path, monkeypatch):
+    import torch
+
+    from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.runs import load_model
+    from synthaug.pipeline.store import write_store
+    from synthaug_plugins.xpgan_projector.synthesizer import fit_to
+
+    images, volumes = ctsim
+    # 48-px radiographs: the decoder works at the next power of two, 64
+    big = ImageSet(fit_to(images.images, (1, 48, 48)), images.labels, images.class_names, images.patient_ids)
+    record = recording_trainer(monkeypatch)
+    synth = create("synthesizer", "xpgan", **{**XPGAN_FAST, "poses_per_volume": 1})
+    synth.fit(big, volumes)
+    synth.save(tmp_path / "ckpt")
+    assert synth.state["network"]["image_size"] == 64
+    assert record["inputs"] == [(8, 1, 48, 48)] * 2  # each step: 4 real CXRs as they are + 4 G(CT) resized to 48
+    run_dir = tmp_path / "ckpt" / "classifier"
+    assert json.loads((run_dir / "manifest.json").read_text())["data"]["image_shape"] == [1, 48, 48]
+    test = big.subset(np.array([6, 0, 1]))  # one image per class (covid, normal, viral)
+    store = write_store(tmp_path / "s48.h5", {"train": big, "test": test})
+    metrics = evaluate(run_dir, data=store)  # the store's 48-px test split, nothing resized
+    assert metrics["n"] == 3 and sum(map(sum, metrics["confusion"])) == 3
+    model, _ = load_model(run_dir)
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(test.images)).argmax(1).numpy()
+    assert metrics["accuracy"] == pytest.approx(float(np.mean(predicted == test.labels)))
 
 
 def test_xpgan_volume_shape_option_takes_text_and_names_itself():

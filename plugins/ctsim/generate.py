@@ -59,6 +59,8 @@ class CTSimConfig:
     covid: CovidLesions = field(default_factory=CovidLesions)
     viral: ViralLesions = field(default_factory=ViralLesions)
     radiograph: RadiographVariation = field(default_factory=RadiographVariation)
+    #: Images of the classes it names (class -> count), replacing their scale-derived counts.
+    class_counts: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.scale, (int, float)) and 0 < self.scale <= 10):
@@ -73,6 +75,8 @@ class CTSimConfig:
             raise SynthaugError(f"ctsim work_spacing_mm must be in 0.5..20 mm; got {self.work_spacing_mm!r}")
         check_variation(self.anatomy)
         check_lesion_configs(self.covid, self.viral)
+        if self.class_counts is not None:
+            object.__setattr__(self, "class_counts", checked_class_counts(self.class_counts))
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "CTSimConfig":
@@ -88,12 +92,40 @@ class CTSimConfig:
         return float(np.clip(0.75 * pixel_at_isocentre, 2.0, 8.0))
 
     def counts(self) -> dict[str, int]:
-        """Images per class: the first Kaggle release's counts times ``scale`` (at least one each)."""
-        return {c: max(1, int(np.floor(n * self.scale + 0.5))) for c, n in KAGGLE_FIRST_RELEASE.items()}
+        """Images per class: the first Kaggle release's counts times ``scale`` (at least one each),
+        except the classes ``class_counts`` names, which get exactly that many."""
+        scaled = {c: max(1, int(np.floor(n * self.scale + 0.5))) for c, n in KAGGLE_FIRST_RELEASE.items()}
+        return {**scaled, **(self.class_counts or {})}
+
+
+def checked_class_counts(value: Any) -> dict[str, int]:
+    """The ``counts`` option: a dict (or its JSON text) of known classes to positive whole numbers."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise SynthaugError(f"ctsim counts must be a JSON object like {{\"covid\": 122}}; got {value!r}") from None
+    if not isinstance(value, dict) or not value:
+        raise SynthaugError(f"ctsim counts must be a non-empty dict of class -> images; got {value!r}")
+    for name, n in value.items():
+        if name not in CLASS_NAMES:
+            raise SynthaugError(f"ctsim counts: unknown class {name!r}; classes are {', '.join(CLASS_NAMES)}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise SynthaugError(f"ctsim counts[{name!r}] must be a positive whole number; got {n!r}")
+    return {c: int(value[c]) for c in CLASS_NAMES if c in value}
+
+
+def config_record(config: CTSimConfig) -> dict[str, Any]:
+    """The config as recorded (cache hash, the store's config): ``class_counts`` only when set, so the
+    configs that existed before the option have the hash and bytes they had."""
+    record = asdict(config)
+    if record["class_counts"] is None:
+        del record["class_counts"]
+    return record
 
 
 def config_hash(config: CTSimConfig, projector: str) -> str:
-    text = json.dumps({"config": asdict(config), "projector": projector, "version": GENERATOR_VERSION},
+    text = json.dumps({"config": config_record(config), "projector": projector, "version": GENERATOR_VERSION},
                       sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -220,7 +252,7 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
                     source_index=np.arange(n), extras={"twin": twins, "has_twin": has_twin,
                                                        "severity": severity, "grade": grade})
     write_store(directory / "images.h5", {"all": data},
-                {"source": "ctsim", "ctsim": asdict(config), "projector": _projector_tag(projector),
+                {"source": "ctsim", "ctsim": config_record(config), "projector": _projector_tag(projector),
                  "generator_version": GENERATOR_VERSION})
 
 
@@ -263,13 +295,16 @@ def load_ctsim_volumes(config: CTSimConfig) -> VolumeSet:
 
 
 def config_from_options(size: int | None, seed: int, extra: dict[str, Any]) -> CTSimConfig:
-    """A CTSimConfig from a source's options: ``preset`` then ``scale``/``volume_size``/... overrides."""
+    """A CTSimConfig from a source's options: ``preset`` then ``scale``/``volume_size``/... overrides;
+    ``counts`` (class -> images, or its JSON text) sets ``class_counts``."""
     extra = dict(extra)
-    allowed = {"preset", "scale", "volume_size", "work_spacing_mm", "projector", "image_size"}
+    allowed = {"preset", "scale", "volume_size", "work_spacing_mm", "projector", "image_size", "counts"}
     unknown = sorted(set(extra) - allowed)
     if unknown:
         raise SynthaugError(f"dataset 'ctsim': unknown option {unknown[0]!r}; options are {', '.join(sorted(allowed))}")
     preset = extra.pop("preset", "demo")
+    if "counts" in extra:
+        extra["class_counts"] = checked_class_counts(extra.pop("counts"))
     # image_size: the radiograph size of the set whose volumes are wanted (load_volumes' own `size`
     # means the volume's side), so images and volumes come from one cache entry, one set of patients.
     image_size = extra.pop("image_size", None)

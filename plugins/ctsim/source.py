@@ -1,8 +1,9 @@
 """``ctsim``: simulated chest radiographs (covid, normal, viral) and their labeled CT volumes.
 
 Options (``SourceOptions.extra``, or keyword arguments of :func:`synthaug.load_images`):
-``preset`` (``tiny``/``demo``/``paper``, default ``demo``), ``scale``, ``volume_size``,
-``work_spacing_mm``, ``projector``; ``size`` and ``seed`` are the common source options.
+``preset`` (``tiny``/``demo``/``paper``, default ``demo``), ``scale``, ``counts`` (class -> images,
+overriding the scale-derived counts of the classes it names), ``volume_size``, ``work_spacing_mm``,
+``projector``; ``size`` and ``seed`` are the common source options.
 See docs/ctsim.md and :mod:`synthaug.data.ctsim`.
 """
 

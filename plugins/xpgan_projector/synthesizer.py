@@ -48,6 +48,14 @@ class _FromVolumes(Synthesizer):
         mapping = self._mapping(train, volumes)
         ctprep.check_deficits_covered(volumes, mapping, train.class_names, deficits, f"synthesizer {self.name!r}")
 
+    def sources_per_class(self, train: ImageSet, volumes: VolumeSet | None = None) -> dict[str, int]:
+        """The training volumes mapped to each image class (``label_map``): strategy ``per-source``
+        then projects every one of them once (``generate`` draws each volume once per round)."""
+        if volumes is None or len(volumes) == 0:
+            raise SynthaugError(f"synthesizer {self.name!r} needs labeled CT volumes; pass --volumes SOURCE")
+        labels = ctprep.image_labels_of(volumes, self._mapping(train, volumes))
+        return {name: int(np.sum(labels == c)) for c, name in enumerate(train.class_names)}
+
     def _sources(self, train: ImageSet, target: str, n: int, volumes: VolumeSet | None, rng) -> np.ndarray:
         if volumes is None or len(volumes) == 0:
             raise SynthaugError(f"synthesizer {self.name!r} needs labeled CT volumes; pass --volumes SOURCE")
@@ -127,7 +135,11 @@ class XPGANConfig(DRRConfig):
     classifier: str = "densenet121"  # quan2021: DenseNet121, trained jointly
     classifier_options: dict | None = None  # options of the classifier plugin (e.g. {"width": 0.25} in tests)
     classifier_weights: str | None = None  # local ImageNet state dict for C (quan2021 starts from ImageNet)
-    poses_per_volume: int = 8  # training poses per volume (pose 0 the identity)
+    # Training poses per volume: 1 = pose 0, the identity, only (quan2021 "turn[s] off the augmentation");
+    # > 1 adds poses_per_volume - 1 fixed random poses within max_rotation / max_translation (pose jitter,
+    # an option). generate() draws a fresh random pose per image either way: that is how one volume
+    # gives several different images when balancing.
+    poses_per_volume: int = 1
     min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
     cache_mb: float = 1024.0  # rendered (CT, DRR) training pairs kept in memory
     device: str = "auto"  # "auto": cuda if available
@@ -143,6 +155,9 @@ class XPGANConfig(DRRConfig):
             raise SynthaugError(f"xpgan: hu_window must be (low, high) with low < high; got {self.hu_window}")
         if self.batch_size < 1 or self.epochs < 1 or (self.max_steps is not None and self.max_steps < 1):
             raise SynthaugError("xpgan: batch_size, epochs and max_steps must be >= 1")
+        if self.poses_per_volume < 1:
+            raise SynthaugError(f"xpgan: poses_per_volume must be >= 1 (1: the identity pose only); "
+                                f"got {self.poses_per_volume}")
 
     def network_config(self, image_shape: tuple[int, int, int]):
         from .networks import NetworkConfig
@@ -162,6 +177,7 @@ class XPGANSynthesizer(_FromVolumes):
     name = "xpgan"
     Config = XPGANConfig
     trainable = True
+    classifier_run = CLASSIFIER_RUN  # save() writes C there as a training run (quan2021 measures XPGAN through C)
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -191,13 +207,20 @@ class XPGANSynthesizer(_FromVolumes):
 
     # ---- training ---------------------------------------------------------------------------
     def _build_classifier(self, channels: int, num_classes: int, pretrained: bool = True):
+        """C, and what it started from: ``(model, weights)``; ``weights`` is the plugin's report of the
+        ImageNet file (path, matched, missing, unexpected) with the file's sha256, or None (random init)."""
+        from synthaug.kit.files import file_hash
         from synthaug.registry import create
 
         plugin = create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
         model = plugin.build(channels, num_classes)
-        if pretrained and self.config.classifier_weights:
-            plugin.load_weights(model, self.config.classifier_weights)
-        return model
+        path = self.config.classifier_weights
+        if not (pretrained and path):
+            return model, None
+        if not Path(path).is_file():
+            raise SynthaugError(f"synthesizer 'xpgan': classifier_weights {path}: no such weights file")
+        report = plugin.load_weights(model, path)  # a wrong file stops here, before any joint step
+        return model, {**asdict(report), "sha256": file_hash(path)}
 
     def fit(self, train, volumes=None):
         import torch
@@ -215,28 +238,34 @@ class XPGANSynthesizer(_FromVolumes):
         device = resolve_device(self.config.device)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
+        # C first: its ImageNet weights (classifier_weights) are loaded, or refused, before any rendering
+        classifier, weights = self._build_classifier(net.image_channels, len(train.class_names))
         real = train.subset(np.flatnonzero(train.synth == "real"))
+        # D sees real CXRs at the decoder's size S; C sees them at their own size (the store's H x W, the
+        # size it is evaluated at), and G's images are resized to that size before C sees them.
         real_images = fit_to(real.images, (net.image_channels, net.image_size, net.image_size))
         labels = ctprep.image_labels_of(volumes, mapping)
         used = np.flatnonzero(labels >= 0)
+        # pose 0 (the identity) only by default, quan2021's "augmentation off"; more poses are jitter
         poses = [[(0.0,) * 6] + [ctprep.random_pose(rng, cfg.max_rotation, cfg.max_translation)
                                   for _ in range(cfg.poses_per_volume - 1)] for _ in used]
         renderer = ctprep.PairRenderer(volumes, create("projector", cfg.projector), image_size=net.image_size,
                                        encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
                                        sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
-        source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng, device)
+        source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
+                             device, classifier_images=real.images)
         total = source.steps_per_epoch * cfg.epochs
         total = min(total, cfg.max_steps) if cfg.max_steps else total
-        classifier = self._build_classifier(net.image_channels, len(train.class_names))
         objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
                                     r1_interval=cfg.r1_interval)
-        trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed)
+        trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed,
+                               classifier_size=train.image_shape[1:])
         self.history = run_training(trainer, source, total)
         self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
         self.state = {"network": asdict(net), "class_names": list(train.class_names),
                       "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
                       "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
-                      "steps": total}
+                      "steps": total, "classifier_weights": weights}
 
     # ---- generation -------------------------------------------------------------------------
     def render(self, volume_batch: np.ndarray, seed: int):
@@ -300,12 +329,16 @@ class XPGANSynthesizer(_FromVolumes):
             "trained_by": "xpgan (joint with G and D, quan2021)",
             "config": {"classifier": cfg.classifier, "classifier_options": cfg.classifier_options or {},
                        "batch_size": cfg.batch_size, "device": cfg.device, "positive_class": None, "seed": cfg.seed,
-                       # C's starting point: a local ImageNet state dict, or null (random initialisation)
+                       # all of C trains from its start (as `synthaug train --mode finetune`/`scratch`), Adam,
+                       # lr annealed to 0 over the joint steps; no augmentation of real CXRs
+                       "mode": "finetune" if cfg.classifier_weights else "scratch", "lr": cfg.lr,
+                       "scheduler": "cosine", "poses_per_volume": cfg.poses_per_volume,
                        "classifier_weights": cfg.classifier_weights},
             "classifier": {"name": cfg.classifier},
-            # no store of its own: the images came from the balance call's training split
-            "data": {"path": "", "class_names": self.state["class_names"],
-                     "image_shape": [self.generator.config.image_channels] + self.state["image_shape"][1:]},
+            # C's starting point: the ImageNet file's path, sha256 and what matched, or null (random init)
+            "weights": self.state.get("classifier_weights"),
+            # no store of its own: C trained on the fit's training split, at that split's image size
+            "data": {"path": "", "class_names": self.state["class_names"], "image_shape": self.state["image_shape"]},
         }, epoch=self.state["steps"])
 
     @classmethod
@@ -329,7 +362,7 @@ class XPGANSynthesizer(_FromVolumes):
         best = RunPaths(directory / CLASSIFIER_RUN).best
         if with_classifier and best.is_file():
             # the checkpoint holds all of C: its starting weights (classifier_weights) are not read again
-            synth.classifier = synth._build_classifier(synth.generator.config.image_channels,
-                                                       len(synth.state["class_names"]), pretrained=False)
+            synth.classifier, _ = synth._build_classifier(synth.generator.config.image_channels,
+                                                          len(synth.state["class_names"]), pretrained=False)
             synth.classifier.load_state_dict(load_checkpoint(best)["model"])
         return synth

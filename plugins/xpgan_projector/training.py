@@ -15,6 +15,11 @@
 
 Adam, lr 0.002 (quan2021), betas (0, 0.99) for G and D (StyleGAN2), (0.9, 0.999) for C; cosine
 annealing of every learning rate over the run.
+
+C works at the real CXRs' own size (the store's H x W, where it is evaluated), not at the decoder's
+power-of-two size S: real images reach C as they are, and G's S x S images are resized to H x W by
+:func:`resize_for_classifier` (bilinear, antialiased, differentiable, so L(C) still trains G).
+D sees real CXRs resized to S, the size G makes.
 """
 
 from __future__ import annotations
@@ -33,11 +38,21 @@ from .networks import Discriminator, Generator, NetworkConfig, to_unit_range
 
 @dataclass
 class Batch:
-    real: torch.Tensor  # (B, C, S, S) in [0, 1]
+    real: torch.Tensor  # (B, C, S, S) in [0, 1]: D's real images, at the decoder's size
     real_labels: torch.Tensor
     ct: torch.Tensor  # (B, 1, X, Y, Z) in [-1, 1]
     drr: torch.Tensor  # (B, C, S, S) in [0, 1]
     ct_labels: torch.Tensor
+    real_classifier: torch.Tensor | None = None  # (B, C, H, W): the same real images at their own size (None: real)
+
+
+def resize_for_classifier(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
+    """``images`` (B, C, S, S) resized to ``size`` = (H, W) for C: bilinear with antialiasing (as the
+    generated images put in a store are), differentiable; unchanged when already that size or ``size`` is None."""
+    if size is None or tuple(images.shape[-2:]) == tuple(size):
+        return images
+    return F.interpolate(images, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False,
+                         antialias=True)
 
 
 @dataclass
@@ -53,8 +68,11 @@ class JointTrainer:
     """Holds G, D, C and their optimizers; ``step(batch)`` is one D update then one joint G+C update."""
 
     def __init__(self, network_config: NetworkConfig, classifier: torch.nn.Module, objective: ObjectiveConfig,
-                 total_steps: int, device: torch.device, seed: int = 0):
+                 total_steps: int, device: torch.device, seed: int = 0,
+                 classifier_size: tuple[int, int] | None = None):
+        """``classifier_size``: (H, W) C is trained at (the real CXRs' size); None: the decoder's size."""
         self.config, self.objective, self.device = network_config, objective, device
+        self.classifier_size = None if classifier_size is None else tuple(int(v) for v in classifier_size)
         torch.manual_seed(seed)  # G and D start the same whatever classifier was built before them
         self.generator = Generator(network_config).to(device)
         self.discriminator = Discriminator(network_config).to(device)
@@ -93,9 +111,14 @@ class JointTrainer:
         fake = to_unit_range(self.generator(batch.ct))
         adversarial = F.softplus(-self.discriminator(fake)).mean()
         drr_l1 = (fake - batch.drr).abs().mean()
-        # one forward of C over real and projected images, so batch-norm statistics see both
-        logits = self.classifier(torch.cat([batch.real, fake]))
-        n_real = len(batch.real)
+        # one forward of C over real and projected images, so batch-norm statistics see both; both at the
+        # real CXRs' own size (G's images resized differentiably)
+        real = batch.real if batch.real_classifier is None else batch.real_classifier
+        size = self.classifier_size or tuple(real.shape[-2:])
+        if tuple(real.shape[-2:]) != size:
+            raise ValueError(f"real images for C are {tuple(real.shape[-2:])}; C is trained at {size}")
+        logits = self.classifier(torch.cat([real, resize_for_classifier(fake, size)]))
+        n_real = len(real)
         cls_real = F.cross_entropy(logits[:n_real], batch.real_labels)
         cls_fake = F.cross_entropy(logits[n_real:], batch.ct_labels)
         total = cls_real + cls_fake + adversarial + self.objective.lambda_drr * drr_l1
@@ -125,12 +148,17 @@ class JointTrainer:
 
 class BatchSource:
     """Draws training batches: real CXRs in shuffled epochs, CT volumes uniformly with a random pose
-    from a fixed per-volume set (pose 0 the identity)."""
+    from a fixed per-volume set (pose 0 the identity; the default set is that pose alone).
+
+    ``real_images`` are at the decoder's size (for D); ``classifier_images``, the same images at their
+    own size, are what C sees (None: ``real_images``)."""
 
     def __init__(self, real_images: np.ndarray, real_labels: np.ndarray, renderer, volume_indices: np.ndarray,
                  volume_labels: np.ndarray, poses: list[list[tuple[float, ...]]], batch_size: int,
-                 rng: np.random.Generator, device: torch.device):
-        self.real_images, self.real_labels = real_images, real_labels
+                 rng: np.random.Generator, device: torch.device, classifier_images: np.ndarray | None = None):
+        if classifier_images is not None and len(classifier_images) != len(real_images):
+            raise ValueError(f"{len(classifier_images)} classifier images for {len(real_images)} real images")
+        self.real_images, self.real_labels, self.classifier_images = real_images, real_labels, classifier_images
         self.renderer, self.volume_indices, self.volume_labels, self.poses = renderer, volume_indices, volume_labels, poses
         self.batch_size, self.rng, self.device = batch_size, rng, device
         self._order = np.empty(0, np.int64)
@@ -161,7 +189,9 @@ class BatchSource:
         return Batch(real=as_tensor(self.real_images[real_idx]), real_labels=as_tensor(self.real_labels[real_idx]),
                      ct=as_tensor(np.stack(cts)),
                      drr=as_tensor(np.repeat(np.stack(drrs), channels, axis=1)),
-                     ct_labels=as_tensor(self.volume_labels[picks]))
+                     ct_labels=as_tensor(self.volume_labels[picks]),
+                     real_classifier=None if self.classifier_images is None
+                     else as_tensor(self.classifier_images[real_idx]))
 
 
 def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int) -> list[dict[str, float]]:

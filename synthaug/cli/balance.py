@@ -7,15 +7,17 @@ import json
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, test_split_kwargs, test_split_options,
+                                 volumes_from_cli)
 
 
 @main.command("balance")
 @click.option("--synth", "synth", default="augment", show_default=True, help="Synthesizer (see `synthaug plugins`).")
 @data_options
 @click.option("--strategy", default="auto", show_default=True,
-              help="auto | minority | not minority | not majority | all | CLASS=COUNT,... (final counts).")
-@click.option("--test-per-class", type=int, default=60, show_default=True, help="Real test images held out per class.")
+              help="auto | minority | not minority | not majority | all | none | per-source | CLASS=COUNT,... "
+                   "(final counts; below the current count trims the class).")
+@test_split_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--synth-option", "synth_options", multiple=True, metavar="KEY=VALUE",
               help="Synthesizer option (e.g. epochs=5, pairing=paired); repeatable.")
@@ -25,20 +27,20 @@ from synthaug.cli.common import data_options, load_from_cli, parse_key_values, v
               help="Where a trainable synthesizer keeps per-epoch state while it fits (a rerun resumes from it).")
 @click.option("--out", required=True, type=click.Path(path_type=str, dir_okay=False), help="Output store (.h5).")
 @click.option("--json", "as_json", is_flag=True, help="Print the store's counts as JSON.")
-def balance_command(synth, strategy, test_per_class, seed, synth_options, synth_checkpoint, work_dir, out, as_json,
-                    **data):
+def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_options, synth_checkpoint, work_dir,
+                    out, as_json, **data):
     """Balance the training split of a data set with a synthesizer and write an HDF5 store."""
     from synthaug.api import balance
     from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.store import store_info
 
     strategy_value = parse_strategy(strategy)
+    split = test_split_kwargs(test_per_class, test_fraction)
     options = parse_key_values(synth_options, "--synth-option")
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
-    result = balance(images, synth, strategy=strategy_value, test_per_class=test_per_class, seed=seed, out=out,
-                     synth_options=options, volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir,
-                     source=source)
+    result = balance(images, synth, strategy=strategy_value, seed=seed, out=out, synth_options=options,
+                     volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source, **split)
     if as_json:
         click.echo(json.dumps(store_info(result.path)))
     else:

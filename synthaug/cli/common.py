@@ -1,4 +1,5 @@
-"""Options shared by commands that read a data source (inspect, balance, fit), and KEY=VALUE parsing."""
+"""Options shared by commands that read a data source (inspect, balance, fit), the test-split options
+(balance, fit), and KEY=VALUE parsing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ _SOURCE_OPTIONS = [
     click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
     click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
                  help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
+    click.option("--binary", default=None, metavar="CLASS",
+                 help="Two classes: CLASS against all the others (named 'rest'), e.g. --binary covid."),
 ]
 _DATA = click.option("--data", "data", default="ctsim", show_default=True,
                      help="Dataset source: kaggle, imagefolder, h5, ctsim, ... (see `synthaug plugins`).")
@@ -44,6 +47,30 @@ def source_options(func):
     return _apply(func, _SOURCE_OPTIONS)
 
 
+_TEST_SPLIT = [
+    click.option("--test-per-class", type=int, default=None,
+                 help="Real test images held out per class [default: 60, liang2021]."),
+    click.option("--test-fraction", type=float, default=None,
+                 help="Instead: this fraction of each class's real images held out (0 < F < 1; quan2021: 0.2)."),
+]
+
+
+def test_split_options(func):
+    """``--test-per-class K`` or ``--test-fraction F`` (one of them; see :func:`test_split_kwargs`)."""
+    return _apply(func, _TEST_SPLIT)
+
+
+def test_split_kwargs(test_per_class: int | None, test_fraction: float | None) -> dict[str, Any]:
+    """The keyword arguments of ``balance``/``fit_synthesizer`` for the test-split options; both given
+    is an error (neither: the API's default of 60 per class)."""
+    if test_per_class is not None and test_fraction is not None:
+        raise SynthaugError(f"give --test-per-class or --test-fraction, not both (got {test_per_class} "
+                            f"and {test_fraction})")
+    if test_fraction is not None:
+        return {"test_fraction": test_fraction}
+    return {} if test_per_class is None else {"test_per_class": test_per_class}
+
+
 def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     """``("epochs=5", "pairing=paired")`` -> ``{"epochs": 5, "pairing": "paired"}`` (JSON-typed values)."""
     out: dict[str, Any] = {}
@@ -58,21 +85,34 @@ def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     return out
 
 
-def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, **_volumes):
+def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, binary=None,
+                  **_volumes):
     """The ImageSet the data options describe (and a dict describing the source for the run config)."""
-    from synthaug.pipeline.load import load_images
+    from synthaug.pipeline.load import as_binary, load_images
 
     extra = parse_key_values(source_options, "--source-option")
     images = load_images(data, data_dir, size=size, channels=int(channels), skip_bad=skip_bad,
                          classes=include or None, seed=seed, **extra)
     if skip_bad and images.meta.get("skipped"):
         click.echo(f"skipped {images.meta['skipped']} unreadable image file(s)", err=True)
+    if binary is not None:
+        images = as_binary(images, binary)
     source = {"name": data, "data_dir": data_dir, "size": size, "channels": int(channels), "options": extra,
-              **{k: v for k, v in images.meta.items() if k not in ("skipped_files",)}}
+              **{k: v for k, v in images.meta.items() if k not in ("skipped_files", "binary")}, "binary": binary}
     return images, source
 
 
-def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(), **_images):
+def binary_volumes(volumes, binary: str | None):
+    """``--binary CLASS`` applied to CT volumes that have that class; volumes with other classes
+    (MosMed's CT-0..CT-4) keep them, for the synthesizer's ``label_map`` to map."""
+    if binary is None or binary not in volumes.class_names:
+        return volumes
+    from synthaug.pipeline.load import as_binary
+
+    return as_binary(volumes, binary)
+
+
+def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(), binary=None, **_images):
     """The VolumeSet of ``--volumes`` (None without it). A volume source that is also the image source
     (a simulator giving both, such as the built-in data) gets the same source options, so its CTs are
     those of the patients whose radiographs were loaded."""
@@ -81,4 +121,4 @@ def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(),
     from synthaug.pipeline.load import load_volumes
 
     extra = parse_key_values(source_options, "--source-option") if volumes == data else {}
-    return load_volumes(volumes, volumes_dir, seed=seed, **extra)
+    return binary_volumes(load_volumes(volumes, volumes_dir, seed=seed, **extra), binary)

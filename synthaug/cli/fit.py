@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import data_options, load_from_cli, parse_key_values, volumes_from_cli
+from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, test_split_kwargs, test_split_options,
+                                 volumes_from_cli)
 
 
 @main.command("fit")
 @click.option("--synth", "synth", required=True, help="Synthesizer to train (see `synthaug plugins`).")
 @data_options
-@click.option("--test-per-class", type=int, default=60, show_default=True,
-              help="Real test images held out per class (as `balance` does; they never reach fit).")
+@test_split_options  # as `balance` holds them out: the test images never reach fit
 @click.option("--seed", type=int, default=0, show_default=True, help="Split seed (use the same one with balance).")
 @click.option("--strategy", default="auto", show_default=True, help="Which classes need synthesizing (as in balance).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (synthesizer option; pix2pix: 100).")
@@ -28,19 +28,20 @@ from synthaug.cli.common import data_options, load_from_cli, parse_key_values, v
               help="Per-epoch training state (an interrupted fit run again resumes from it); default OUT.work, "
                    "removed after success (a --work-dir given is kept).")
 @click.option("--out", required=True, type=click.Path(path_type=str, file_okay=False), help="Output directory.")
-def fit_command(synth, test_per_class, seed, strategy, epochs, batch_size, pairing, source_class, synth_options,
-                work_dir, out, **data):
+def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, batch_size, pairing, source_class,
+                synth_options, work_dir, out, **data):
     """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
     from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.checkpoint import fit_synthesizer
 
+    split = test_split_kwargs(test_per_class, test_fraction)
     options = parse_key_values(synth_options, "--synth-option")
     named = {"epochs": epochs, "batch_size": batch_size, "pairing": pairing, "source_class": source_class}
     options.update({k: v for k, v in named.items() if v is not None})
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
-    fitted = fit_synthesizer(images, synth, out, test_per_class=test_per_class, seed=seed, synth_options=options,
-                             volumes=volumes, strategy=parse_strategy(strategy), work_dir=work_dir, source=source)
+    fitted = fit_synthesizer(images, synth, out, seed=seed, synth_options=options, volumes=volumes,
+                             strategy=parse_strategy(strategy), work_dir=work_dir, source=source, **split)
     click.echo(f"wrote {out}: {fitted.name} {json.dumps(fitted.describe().get('checkpoints', {}))}")
     measures_path = Path(out) / "measures.json"
     if measures_path.is_file():  # held-out real test images, never seen in training

@@ -10,7 +10,7 @@ import click
 from synthaug.errors import SynthaugError
 
 from synthaug.cli import main
-from synthaug.cli.common import load_from_cli, parse_key_values, source_options
+from synthaug.cli.common import binary_volumes, load_from_cli, parse_key_values, source_options
 
 
 def describe_source(data: str, **options) -> dict:
@@ -27,7 +27,8 @@ def describe_source(data: str, **options) -> dict:
 
         # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
         extra = parse_key_values(options.get("source_options", ()), "--source-option")
-        vols = load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0), **extra)
+        vols = binary_volumes(load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0), **extra),
+                              options.get("binary"))
         info["volumes"] = {"classes": vols.counts(), "count": len(vols)}
     return info
 

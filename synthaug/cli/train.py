@@ -12,34 +12,55 @@ from synthaug.errors import SynthaugError
 
 # CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
 _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weights", "epochs": "epochs",
-                   "batch_size": "batch_size", "lr": "lr", "seed": "seed", "device": "device"}
+                   "finetune_epochs": "finetune_epochs", "batch_size": "batch_size", "lr": "lr",
+                   "finetune_lr": "finetune_lr", "optimizer": "optimizer", "scheduler": "scheduler",
+                   "augment": "augment", "val_fraction": "val_fraction", "positive_class": "positive_class",
+                   "seed": "seed", "num_workers": "num_workers", "device": "device"}
 
 
 @main.command("train")
 @click.option("--classifier", "classifier", metavar="NAME", help="Registered classifier: resnet50, densenet121 (see `synthaug plugins`).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), metavar="STORE",
               help="Store with train and test splits (from `synthaug balance`).")
-@click.option("--mode", type=click.Choice(["scratch", "transfer"]), default="scratch", show_default=True,
-              help="scratch: all layers train; transfer: ImageNet weights, frozen backbone, then last block at lr 1e-5.")
+@click.option("--mode", type=click.Choice(["scratch", "transfer", "finetune"]), default="scratch", show_default=True,
+              help="scratch: all layers from random init; transfer: ImageNet weights, frozen backbone, then last "
+                   "block at --finetune-lr (liang2021); finetune: ImageNet weights, all layers from epoch 1 at --lr (quan2021).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
-              help="Local torchvision-format ImageNet state dict (transfer).")
+              help="Local torchvision-format ImageNet state dict (transfer, finetune).")
 @click.option("--epochs", type=int, default=60, show_default=True,
               help="Epochs in all (liang2021: 60; transfer 50 frozen + 10 fine-tuning).")
+@click.option("--finetune-epochs", type=int, default=None, metavar="E2",
+              help="transfer: epochs (within --epochs) with the last block unfrozen  [default: epochs/6]")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (scratch; head in transfer).")
+@click.option("--lr", type=float, default=1e-3, show_default=True,
+              help="Learning rate (scratch, finetune; the head in transfer's frozen stage).")
+@click.option("--finetune-lr", type=float, default=1e-5, show_default=True, help="transfer: the last-block stage's rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--scheduler", type=click.Choice(["none", "cosine"]), default="none", show_default=True,
+              help="cosine: anneal the rate to 0 over each stage (scratch, finetune: over all epochs).")
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Batch augmentation: horizontal flip + rotation within 5 degrees (liang2021); quan2021 turns it off.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, metavar="F",
+              help="Share of each class's real training images (whole patients) kept for choosing the best epoch.")
+@click.option("--positive-class", metavar="NAME", default=None,
+              help="Class of sensitivity/specificity  [default: covid when the store has it]")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--num-workers", type=int, default=0, show_default=True, help="DataLoader workers reading the store.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="RUN_DIR")
 @click.pass_context
-def train_command(ctx: click.Context, classifier, data, mode, weights, epochs, batch_size, lr, seed, device,
-                  resume, out) -> None:
+def train_command(ctx: click.Context, resume, out, data, **options) -> None:
     """Train a classifier on a store and report test accuracy, per-class P/R/F1, ROC-AUC."""
     from synthaug.pipeline.report import per_class_markdown, summary_markdown
     from synthaug.pipeline.evaluate import evaluate
     from synthaug.pipeline.train import TrainConfig, train
 
-    given = {field: ctx.params[opt] for opt, field in _CONFIG_OPTIONS.items()
+    def value(opt):
+        v = ctx.params[opt]
+        return str(v) if isinstance(v, Path) else v
+
+    given = {field: value(opt) for opt, field in _CONFIG_OPTIONS.items()
              if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE}
     if resume:
         # Options not repeated are the run's own; repeated ones must agree (train() checks).
@@ -50,12 +71,11 @@ def train_command(ctx: click.Context, classifier, data, mode, weights, epochs, b
         config = TrainConfig.from_dict({**manifest["config"], **given})
         data = data or Path(manifest["data"]["path"])
     else:
-        if not classifier:
+        if not options["classifier"]:
             raise SynthaugError("missing --classifier NAME (e.g. resnet50 or densenet121)")
         if data is None:
             raise SynthaugError("missing --data STORE (a store with train and test splits)")
-        config = TrainConfig(classifier=classifier, mode=mode, weights=str(weights) if weights else None,
-                             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+        config = TrainConfig(**{field: value(opt) for opt, field in _CONFIG_OPTIONS.items()})
     run = train(data, out, config, resume=resume)
     metrics = evaluate(run)
     click.echo(f"run: {run}")

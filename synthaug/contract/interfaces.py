@@ -49,7 +49,8 @@ class Synthesizer(Configurable, ABC):
     1. ``check(train, deficits, volumes)``: raise :class:`SynthaugError` for anything that would fail
        later (no images of the source class, volumes missing, sizes the network can't take), *before*
        any training.
-    2. ``fit(train, volumes)``: learn (a no-op for ``duplicate``). Never sees the test split.
+    2. ``fit(train, volumes)``: learn (a no-op for ``duplicate``). Never sees the test split. Neither
+       ``check`` nor ``fit`` runs when the strategy leaves nothing to generate.
     3. ``generate(train, target, n, seed=..., volumes=...)``: an ImageSet of exactly ``n`` images of
        class ``target`` with provenance filled in (``origin``, ``source_index``); the core stamps the
        synthesizer name and seed.
@@ -73,6 +74,12 @@ class Synthesizer(Configurable, ABC):
 
     def fit(self, train: ImageSet, volumes: VolumeSet | None = None) -> None:
         """Learn from the training split (default: nothing to learn)."""
+
+    def sources_per_class(self, train: ImageSet, volumes: VolumeSet | None = None) -> dict[str, int]:
+        """How many sources ``generate`` draws from per class of ``train``: the size of strategy
+        ``"per-source"`` (one synthetic image per source). Default: the real training images of each
+        class; a synthesizer drawing from something else (CT volumes) counts that instead."""
+        return train.counts(synthetic=False)
 
     @abstractmethod
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int,

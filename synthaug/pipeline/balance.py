@@ -10,7 +10,23 @@ resampled class is the majority class's count.
 - ``"auto"`` = ``"not majority"``: every class but the majority;
 - ``"minority"``: only the smallest class;  ``"not minority"``: every class but the smallest;
 - ``"all"``: every class;
-- a dict ``{class: final_count}``: exactly those final counts (never fewer than exist).
+- ``"none"``: no class (the store holds the unbalanced training split beside the same test split);
+  the old spelling ``{}`` (a dict naming no class) still means the same;
+- ``"per-source"``: not a top-up: one synthetic image per source the synthesizer draws from, for
+  every class that has sources (quan2021's "+DRR": one DRR of every training CT volume of every
+  class). The count comes from ``Synthesizer.sources_per_class`` (default: the real training images
+  of each class; the volume synthesizers: the training volumes mapped to each class);
+- a dict ``{class: final_count}``: exactly those final counts. **Departure from imbalanced-learn**
+  (whose over-samplers never remove): a final count *below* what the training split holds trims the
+  class, dropping real training images of it at random (whole images, seeded by the run seed, so
+  the same seed drops the same ones) down to that count; above it, synthetic images are added as
+  usual. liang2021 balanced the first Kaggle release to 1,254 images per class (3,762 = 3 x 1,254)
+  although, after 60 test images per class, normal has 1,281 and viral 1,285 training images:
+  ``covid=1254,normal=1254,viral=1254`` adds 1,095 covid images and drops 27 normal and 31 viral ones.
+
+A strategy that leaves nothing to add (``"none"``, or final counts at or below the current ones) never
+fits the synthesizer nor asks it to check anything: no deficits, no training. The run config then
+records the synthesizer as ``None``.
 
 Everything is validated (strategy, classes, sizes, the synthesizer's own ``check``) before any
 training starts, and the synthesizer only ever sees the training split.
@@ -26,12 +42,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from synthaug.contract.interfaces import Synthesizer
-from synthaug.contract.types import ImageSet, VolumeSet
+from synthaug.contract.types import REAL, ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport, split_test
 from synthaug.registry import get_registry
 
-STRATEGIES = ("auto", "minority", "not minority", "not majority", "all")
+#: One synthetic image per source of the synthesizer (see the module docstring).
+PER_SOURCE = "per-source"
+STRATEGIES = ("auto", "minority", "not minority", "not majority", "all", "none", PER_SOURCE)
 
 
 def parse_strategy(text: str) -> str | dict[str, int]:
@@ -57,23 +75,39 @@ def parse_strategy(text: str) -> str | dict[str, int]:
     raise SynthaugError(f"unknown strategy {text!r}; expected one of {', '.join(STRATEGIES)} or CLASS=COUNT,...")
 
 
-def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "auto") -> dict[str, int]:
-    """How many images to add per class (the deficits) for ``strategy`` given current ``counts``."""
+def _check_class_counts(counts: Mapping[str, int], given: Mapping[str, Any], what: str) -> None:
+    """``given`` against the classes of ``counts``: known names, whole numbers >= 0."""
+    for name, value in given.items():
+        if name not in counts:
+            raise SynthaugError(f"{what} names class {name!r}; classes are {', '.join(counts)}")
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+            raise SynthaugError(f"{what} count for {name!r} must be a whole number >= 0; got {value!r}")
+
+
+def _final_counts(counts: Mapping[str, int], strategy: Mapping[str, int]) -> dict[str, int]:
+    """A dict strategy's final count per class (a class it does not name keeps its count)."""
+    _check_class_counts(counts, strategy, "strategy")
+    return {name: int(strategy.get(name, n)) for name, n in counts.items()}
+
+
+def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "auto", *,
+                sources: Mapping[str, int] | None = None) -> dict[str, int]:
+    """How many images to add per class (the deficits) for ``strategy`` given current ``counts``.
+
+    ``sources``: for ``"per-source"``, the synthesizer's sources per class (``sources_per_class``).
+    A dict strategy's final count below the current one adds nothing here; :func:`plan_trims` says
+    how many images it drops.
+    """
     if not counts:
         raise SynthaugError("no classes to balance")
     if isinstance(strategy, Mapping):
-        deficits = {name: 0 for name in counts}
-        for name, final in strategy.items():
-            if name not in counts:
-                raise SynthaugError(f"strategy names class {name!r}; classes are {', '.join(counts)}")
-            if not isinstance(final, (int, np.integer)) or isinstance(final, bool):
-                raise SynthaugError(f"strategy count for {name!r} must be an integer; got {final!r}")
-            if final < counts[name]:
-                raise SynthaugError(
-                    f"strategy asks for {final} images of {name!r} but the training split already has "
-                    f"{counts[name]}; over-sampling never removes images")
-            deficits[name] = int(final - counts[name])
-        return deficits
+        finals = _final_counts(counts, strategy)
+        return {name: max(0, finals[name] - counts[name]) for name in counts}
+    if strategy == PER_SOURCE:
+        if sources is None:
+            raise SynthaugError(f"strategy {PER_SOURCE!r} needs the synthesizer's sources per class")
+        _check_class_counts(counts, sources, "sources per class")
+        return {name: int(sources.get(name, 0)) for name in counts}
     if strategy not in STRATEGIES:
         raise SynthaugError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)} or a dict of final counts")
     majority = max(counts.values())
@@ -86,8 +120,35 @@ def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "
         "minority": [minor],
         "not minority": [c for c in counts if c != minor],
         "all": list(counts),
+        "none": [],
     }[strategy]
     return {name: (majority - n if name in chosen else 0) for name, n in counts.items()}
+
+
+def plan_trims(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "auto") -> dict[str, int]:
+    """How many real training images a dict strategy drops per class (final count below the current
+    one); zero for every other strategy."""
+    if not isinstance(strategy, Mapping):
+        return {name: 0 for name in counts}
+    finals = _final_counts(counts, strategy)
+    return {name: max(0, counts[name] - finals[name]) for name in counts}
+
+
+def trim_classes(train: ImageSet, trims: Mapping[str, int], seed: int) -> ImageSet:
+    """``train`` without ``trims[class]`` real images of each class, drawn at random per class from
+    ``SeedSequence([seed, 0x7219, class index])`` (same seed, same images dropped)."""
+    drop = []
+    for c, name in enumerate(train.class_names):
+        k = int(trims.get(name, 0))
+        if k <= 0:
+            continue
+        real = np.flatnonzero((train.labels == c) & (train.synth == REAL))
+        if k > len(real):
+            raise SynthaugError(f"cannot drop {k} images of {name!r}: the training split has {len(real)} real ones")
+        drop.append(np.random.default_rng([seed, 0x7219, c]).choice(real, k, replace=False))
+    if not drop:
+        return train
+    return train.subset(np.setdiff1d(np.arange(len(train)), np.concatenate(drop)))
 
 
 def class_seed(seed: int, class_index: int) -> int:
@@ -127,28 +188,47 @@ def volumes_for_training(volumes: VolumeSet | None, test: ImageSet) -> tuple[Vol
 class BalancePlan:
     """What balancing will do, decided and checked before any training."""
 
-    train: ImageSet
+    train: ImageSet  # the training split, trimmed where a final count asked for fewer images
     test: ImageSet
     split: SplitReport
     deficits: dict[str, int]
     volumes: VolumeSet | None  # the volumes the synthesizer may see (no test patient's)
     volume_index: np.ndarray  # their indices in the VolumeSet given
     volumes_held_out: int
+    trimmed: dict[str, int] = field(default_factory=dict)  # real training images dropped per class
+
+    @property
+    def makes_images(self) -> bool:
+        """Whether any class gets synthetic images (if not, the synthesizer is neither checked nor fitted)."""
+        return any(n > 0 for n in self.deficits.values())
 
 
-def plan(data: ImageSet, synth: Synthesizer, *, strategy: str | Mapping[str, int] = "auto",
-         test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, volumes: VolumeSet | None = None) -> BalancePlan:
-    """Split off the real test set, count the deficits and let the synthesizer check its inputs."""
-    train, test, report = split_test(data, test_per_class, seed)
+def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
+         test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, volumes: VolumeSet | None = None,
+         test_fraction: float | None = None) -> BalancePlan:
+    """Split off the real test set (``test_per_class`` per class, or ``test_fraction`` of each class),
+    trim and count the deficits, and let the synthesizer check its inputs if it is to make any.
+    ``synth=None`` plans a store without synthetic images (a strategy that adds some is refused)."""
+    train, test, report = split_test(data, test_per_class, seed, fraction=test_fraction)
     n_volumes = 0 if volumes is None else len(volumes)
     kept, index = volumes_for_training(volumes, test)
-    deficits = plan_counts(train.counts(), strategy)
-    synth.check(train, deficits, kept)
-    return BalancePlan(train, test, report, deficits, kept, index, n_volumes - len(index))
+    trims = plan_trims(train.counts(), strategy)
+    train = trim_classes(train, trims, seed)
+    if strategy == PER_SOURCE and synth is None:
+        raise SynthaugError(f"strategy {PER_SOURCE!r} counts a synthesizer's sources; name a synthesizer")
+    sources = synth.sources_per_class(train, kept) if strategy == PER_SOURCE else None
+    deficits = plan_counts(train.counts(), strategy, sources=sources)
+    planned = BalancePlan(train, test, report, deficits, kept, index, n_volumes - len(index), trims)
+    if planned.makes_images and synth is None:
+        raise SynthaugError(f"strategy {strategy!r} adds images ({deficits}); name a synthesizer to make them")
+    if planned.makes_images:
+        synth.check(train, deficits, kept)
+    return planned
 
 
-def generate(synth: Synthesizer, planned: BalancePlan, seed: int) -> ImageSet:
-    """The training split with every deficit filled by ``synth`` (already fitted), provenance stamped."""
+def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int) -> ImageSet:
+    """The training split with every deficit filled by ``synth`` (already fitted; unused, and may be
+    ``None``, when the plan makes nothing), provenance stamped."""
     train, volumes = planned.train, planned.volumes
     made = []
     for name, n in planned.deficits.items():
@@ -179,30 +259,35 @@ class BalanceResult:
     path: Path | None = None
 
 
-def balance(data: ImageSet, synthesizer: str | Synthesizer, *, strategy: str | Mapping[str, int] = "auto",
+def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
             test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             fitted: bool = False, work_dir: str | Path | None = None,
-            source: Mapping[str, Any] | None = None) -> BalanceResult:
-    """Hold out ``test_per_class`` real images per class and fill the training split's deficits.
+            source: Mapping[str, Any] | None = None, test_fraction: float | None = None) -> BalanceResult:
+    """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's real
+    images, which then replaces ``test_per_class``) and fill the training split's deficits.
 
     ``fitted=True``: the synthesizer object given is already trained (a loaded checkpoint); it is not
     fitted again. ``work_dir``: where a trainable synthesizer keeps resumable state during ``fit``.
+    A plan with no deficits fits nothing; ``synthesizer=None`` is allowed for one (``strategy="none"``).
     Nothing is written here; :func:`synthaug.balance` with ``out=`` writes the store.
     """
-    synth = resolve_synthesizer(synthesizer, synth_options, seed=seed)
-    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes)
-    if not fitted:
+    synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options, seed=seed)
+    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
+                   test_fraction=test_fraction)
+    if planned.makes_images and not fitted:
         synth.work_dir = Path(work_dir) if work_dir is not None else None
         synth.fit(planned.train, planned.volumes)
     balanced = generate(synth, planned, seed)
     config = {
         "command": "balance",
-        "synthesizer": synth.describe(),
+        "synthesizer": synth.describe() if planned.makes_images else None,  # None: nothing was generated
         "strategy": strategy if isinstance(strategy, str) else dict(strategy),
         "seed": seed,
-        "test_per_class": test_per_class,
+        "test_per_class": test_per_class if test_fraction is None else None,
+        "test_fraction": test_fraction,
         "deficits": planned.deficits,
+        "trimmed": planned.trimmed,  # real training images dropped where a final count asked for fewer
         "split": asdict(planned.split),
         "volumes_held_out": planned.volumes_held_out,  # volumes of test patients the synthesizer never saw
         "source": dict(source or {}),

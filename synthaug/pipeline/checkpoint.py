@@ -4,7 +4,7 @@ Layout::
 
     synthesizer.json   name and config (written by the plugin's ``save``), plus whatever it adds
     ...                the plugin's own files (weights, sample grids)
-    split.json         the test split it was fitted beside (seed, images per class, test origins)
+    split.json         the test split it was fitted beside (seed, images per class or fraction, test origins)
     source.json        the data source it was fitted on (written by the CLI)
     measures.json      held-out measures, when the synthesizer offers them
 
@@ -37,16 +37,26 @@ def default_work_dir(out_dir: str | Path) -> Path:
 
 
 def split_fingerprint(test: ImageSet, report: SplitReport) -> dict[str, Any]:
-    return {"per_class": report.per_class, "seed": report.seed, "test_origins": sorted(map(str, test.origin))}
+    """What ``split.json`` records: the test images (compared) and how the split was asked for (shown)."""
+    return {"per_class": report.per_class, "fraction": report.fraction, "seed": report.seed,
+            "test_origins": sorted(map(str, test.origin))}
+
+
+def _split_words(saved: Mapping[str, Any]) -> str:
+    """``seed 0, 60 per class`` or ``seed 0, fraction 0.2``, as a saved fingerprint states it."""
+    fraction = saved.get("fraction")
+    size = f"fraction {fraction}" if fraction is not None else f"{saved.get('per_class')} per class"
+    return f"seed {saved.get('seed')}, {size}"
 
 
 def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str | Path, *,
                     test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
                     synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
                     strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None,
-                    source: Mapping[str, Any] | None = None) -> Synthesizer:
+                    source: Mapping[str, Any] | None = None, test_fraction: float | None = None) -> Synthesizer:
     """Train a synthesizer alone on the training split (test held out exactly as ``balance`` does) and
-    save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``.
+    save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``. ``test_fraction`` replaces
+    ``test_per_class`` as in ``balance``.
 
     ``work_dir`` (default ``OUT.work``) keeps per-epoch state: an interrupted fit run again resumes from
     it. The default one is removed once ``out_dir`` is complete; one given explicitly is kept.
@@ -55,7 +65,10 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     if not synth.trainable:
         raise SynthaugError(f"synthesizer {synth.name!r} learns nothing to save (it is not trainable); "
                             f"use it directly: synthaug balance --synth {synth.name}")
-    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes)
+    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
+                   test_fraction=test_fraction)
+    if not planned.makes_images:  # plan skips the check when balance would not use the synthesizer; a fit does
+        synth.check(planned.train, planned.deficits, planned.volumes)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
     synth.work_dir = work
     with atomic_dir(out_dir) as tmp:
@@ -84,7 +97,6 @@ def load_fitted(directory: str | Path, name: str, test: ImageSet, report: SplitR
         saved = json.loads(path.read_text())
         if saved.get("test_origins") != split_fingerprint(test, report)["test_origins"]:
             raise SynthaugError(
-                f"{directory} was fitted with a different test split (seed {saved.get('seed')}, "
-                f"{saved.get('per_class')} per class); use the same --seed and --test-per-class so that no test "
-                f"image was seen in training")
+                f"{directory} was fitted with a different test split ({_split_words(saved)}); use the same "
+                f"--seed and --test-per-class or --test-fraction so that no test image was seen in training")
     return synth

@@ -1,13 +1,17 @@
 """The first arrow: a registered data source's name (and directory) -> an ImageSet or a VolumeSet.
 
 Every source is a plugin (the bundled ones live in ``plugins/sources`` and ``plugins/ctsim``) found
-through the registry, so this module names none of them.
+through the registry, so this module names none of them. :func:`as_binary` turns a loaded set into a
+one-class-against-the-rest task (``--binary covid``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from synthaug.contract.interfaces import DatasetSource
 from synthaug.contract.types import ImageSet, SourceOptions, VolumeSet
@@ -47,3 +51,26 @@ def load_volumes(source: str, data_dir: str | Path | None = None, *, size: int |
     """CT volumes of a registered source as a :class:`~synthaug.VolumeSet`."""
     src = get_source(source)
     return src.load_volumes(_dir(src, data_dir), _options(size, 1, False, None, seed, extra))
+
+
+Labeled = TypeVar("Labeled", ImageSet, VolumeSet)
+
+
+def as_binary(data: Labeled, positive: str, rest: str = "rest") -> Labeled:
+    """``data`` as a two-class task: ``class_names`` become ``(positive, rest)``, ``positive``'s images
+    (or volumes) keep label 0 and every other class's get label 1. Provenance, patient ids, extras and
+    meta are kept; a VolumeSet stays lazy (its loaders are shared, nothing is loaded).
+    """
+    names = tuple(data.class_names)
+    if positive not in names:
+        raise SynthaugError(f"binary class {positive!r} is not a class; classes are {', '.join(names)}")
+    if rest in names:
+        raise SynthaugError(f"cannot name the other classes {rest!r}: a class is already called {rest!r}")
+    labels = np.where(np.asarray(data.labels) == names.index(positive), 0, 1).astype(np.int64)
+    binary = (positive, rest)
+    if isinstance(data, ImageSet):
+        meta = {**data.meta, "binary": {"positive": positive, "rest": rest, "classes": list(names)}}
+        return replace(data, labels=labels, class_names=binary, meta=meta)
+    out = data.subset(np.arange(len(data)))  # a new set over the same loaders
+    out.labels, out.class_names = labels, binary
+    return out

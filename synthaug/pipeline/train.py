@@ -4,9 +4,11 @@
 ``train`` split into a run directory (its format: :mod:`synthaug.pipeline.runs`). It does not look at
 the ``test`` split: :func:`synthaug.pipeline.evaluate.evaluate` measures the finished run.
 
-Schedules (liang2021): ``scratch`` trains everything for ``epochs`` (paper: 60). ``transfer`` loads
-local ImageNet weights, trains the new head on a frozen backbone (paper: 50 epochs), then unfreezes
-the last block and fine-tunes at ``finetune_lr`` = 1e-5 (paper: 10 epochs); ``epochs`` counts both.
+Schedules: ``scratch`` trains everything for ``epochs`` (liang2021: 60). ``transfer`` loads local
+ImageNet weights, trains the new head on a frozen backbone (liang2021: 50 epochs), then unfreezes the
+last block and fine-tunes at ``finetune_lr`` = 1e-5 (liang2021: 10 epochs); ``epochs`` counts both.
+``finetune`` loads the ImageNet weights and trains the whole network from the first epoch at ``lr``
+(quan2021's DenseNet121 baseline: lr 0.002, cosine annealing over all epochs, augmentation off).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, pred
 from synthaug.pipeline.split import validation_split
 from synthaug.pipeline.store import open_store, store_info
 
-MODES = ("scratch", "transfer")
+MODES = ("scratch", "transfer", "finetune")
+#: Modes that start from a local ImageNet state dict (``weights`` required).
+PRETRAINED_MODES = ("transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine")
 #: Fields that may differ when resuming: they change where and how fast, not what is computed.
@@ -39,17 +43,19 @@ class TrainConfig:
     """Training options. Defaults follow liang2021 where it states them, Keras (which it used) elsewhere."""
 
     classifier: str | None = None  # a registered classifier name (required)
-    mode: str = "scratch"  # "scratch": all layers train; "transfer": ImageNet weights, staged schedule
-    weights: str | None = None  # local torchvision-format state dict (transfer only)
+    mode: str = "scratch"  # "scratch": all layers, random init; "transfer": ImageNet weights, staged schedule;
+    #                        "finetune": ImageNet weights, all layers from epoch 1 at `lr` (quan2021's baseline)
+    weights: str | None = None  # local torchvision-format state dict (transfer and finetune)
     epochs: int = 60  # liang2021: 60 from scratch; 50 frozen + 10 fine-tuning in transfer
     finetune_epochs: int | None = None  # transfer: epochs (within `epochs`) with the last block unfrozen; None: epochs/6 (10 of 60)
     batch_size: int = 32  # not stated in liang2021: Keras' default
-    lr: float = 1e-3  # scratch, and the head in transfer stage 1: Adam's (and Keras') default
+    lr: float = 1e-3  # scratch, finetune, and the head in transfer stage 1: Adam's (and Keras') default
     finetune_lr: float = 1e-5  # liang2021: transfer stage 2
     optimizer: str = "adam"  # "adam" or "sgd" (momentum below)
     momentum: float = 0.9
     weight_decay: float = 0.0
-    scheduler: str = "none"  # "none" (liang2021 states none) or "cosine" (annealed to 0 within each stage)
+    scheduler: str = "none"  # "none" (liang2021 states none) or "cosine" (annealed to 0 over each stage; one stage
+    #                          spanning all epochs in scratch and finetune)
     val_fraction: float = 0.1  # stratified share of the train split held out for checkpoint selection
     augment: bool = True  # liang2021: horizontal flip + rotation up to 5 degrees
     hflip_p: float = 0.5
@@ -73,10 +79,13 @@ class TrainConfig:
                 raise SynthaugError(f"{name} must be > 0; got {getattr(self, name)}")
         if not 0 <= self.val_fraction < 1:
             raise SynthaugError(f"val_fraction must lie in [0, 1); got {self.val_fraction}")
-        if self.mode == "transfer" and not self.weights:
-            raise SynthaugError("mode 'transfer' needs --weights PATH (a local torchvision-format ImageNet state dict)")
+        if self.mode in PRETRAINED_MODES and not self.weights:
+            raise SynthaugError(f"mode {self.mode!r} needs --weights PATH (a local torchvision-format ImageNet state dict)")
         if self.mode == "scratch" and self.weights:
-            raise SynthaugError(f"--weights {self.weights} applies to --mode transfer only; got --mode scratch")
+            raise SynthaugError(f"--weights {self.weights} applies to --mode transfer or finetune only; got --mode scratch")
+        if self.finetune_epochs is not None and self.mode != "transfer":
+            raise SynthaugError(f"finetune_epochs applies to --mode transfer only (its last-block stage); "
+                                f"got --mode {self.mode}")
         if self.finetune_epochs is not None and not 0 <= self.finetune_epochs <= self.epochs:
             raise SynthaugError(f"finetune_epochs must lie in [0, epochs={self.epochs}]; got {self.finetune_epochs}")
         if self.weights is not None:
@@ -92,9 +101,11 @@ class TrainConfig:
         return min(self.epochs - 1, max(1, round(self.epochs / 6)))  # liang2021: 10 of 60
 
     def stage(self, epoch: int) -> str:
-        """``scratch``, ``frozen`` or ``finetune`` for 1-based ``epoch``."""
+        """``scratch``, ``finetune-all`` (mode finetune), or ``frozen`` / ``finetune`` (transfer) for 1-based ``epoch``."""
         if self.mode == "scratch":
             return "scratch"
+        if self.mode == "finetune":
+            return "finetune-all"
         return "frozen" if epoch <= self.epochs - self.stage_two_epochs else "finetune"
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,7 +187,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
     from synthaug.kit import progress
     from synthaug.kit.transfer import freeze_except, train_mode
-    from synthaug.pipeline.metrics import classification_metrics
+    from synthaug.pipeline.metrics import classification_metrics, resolve_positive
     from synthaug.pipeline.report import plot_curves
     from synthaug.registry import get_registry
 
@@ -192,6 +203,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     if not config.classifier:
         raise SynthaugError("training needs a classifier: pass --classifier NAME (see `synthaug plugins`)")
     entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
+    if config.weights is not None and not resume and not Path(config.weights).is_file():
+        raise SynthaugError(f"{config.weights}: no such weights file")  # before the store is read
     data_hash = file_hash(data)
     manifest_path, last_path, best_path = paths.manifest, paths.last, paths.best
     checkpoint = None
@@ -208,6 +221,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     device = resolve_device(config.device)
     dataset = open_store(data, "train")
     class_names = list(dataset.class_names)
+    if config.positive_class is not None:
+        resolve_positive(class_names, config.positive_class)  # a wrong name fails before any training
     in_channels = dataset.image_shape[0]
     split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
     train_idx, val_idx = split.train, split.val
@@ -217,8 +232,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     np.random.seed(config.seed)
     model = classifier.build(in_channels, len(class_names))
     weights_report = None
-    if config.mode == "transfer" and checkpoint is None:
-        weights_report = asdict(classifier.load_weights(model, config.weights))
+    if config.mode in PRETRAINED_MODES and checkpoint is None:
+        weights_report = {**asdict(classifier.load_weights(model, config.weights)),
+                          "sha256": file_hash(Path(config.weights))}
     model.to(device)
     augment = build_augmentation(config).to(device)
 
@@ -277,8 +293,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 step_seconds.append(time.perf_counter() - step_started)
                 step_started = time.perf_counter()
         train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
         scheduler.step()
-        record = {"epoch": epoch, "stage": stage, "lr": optimizer.param_groups[0]["lr"],
+        record = {"epoch": epoch, "stage": stage, "lr": epoch_lr,
                   "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
                   "train_seconds": train_seconds, "train_images_per_s": seen / train_seconds if train_seconds else None,
                   "train_step_seconds_median": float(np.median(step_seconds)) if step_seconds else None,
@@ -309,7 +326,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
 def _stage_prefixes(classifier, stage: str) -> tuple[str, ...] | None:
     """Trainable parameter prefixes of a stage (None: everything)."""
-    if stage == "scratch":
+    if stage in ("scratch", "finetune-all"):
         return None
     if stage == "frozen":
         return tuple(classifier.head_prefixes)
@@ -321,6 +338,7 @@ def _stage_lr(config: TrainConfig, stage: str) -> float:
 
 
 def _stage_length(config: TrainConfig, stage: str) -> int:
+    """Epochs of ``stage``: the cosine schedule's period (scratch and finetune-all: every epoch)."""
     if stage == "finetune":
         return config.stage_two_epochs
-    return config.epochs - config.stage_two_epochs
+    return config.epochs - config.stage_two_epochs  # stage_two_epochs is 0 outside transfer
