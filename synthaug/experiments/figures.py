@@ -11,9 +11,9 @@ from synthaug.contract.types import REAL, ImageSet
 
 def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 0, title: str = "") -> Path:
     """One row of real and one row of synthetic images per class (synthetic rows only where any exist)."""
-    from synthaug.pipeline.report import _pyplot, _save
+    from synthaug.pipeline.report import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     rows = []
     for c, name in enumerate(data.class_names):
@@ -36,4 +36,4 @@ def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)

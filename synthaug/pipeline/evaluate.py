@@ -15,7 +15,7 @@ import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.kit.device import resolve_device
-from synthaug.kit.files import write_json
+from synthaug.kit.files import atomic_path, write_json
 from synthaug.pipeline.metrics import classification_metrics
 from synthaug.pipeline.report import plot_confusion
 from synthaug.pipeline.runs import RunPaths, load_model, load_run, predict
@@ -44,6 +44,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
         raise SynthaugError(f"{store}: split {split!r} is empty")
     model, _ = load_model(run, device)
     y, probabilities, loss = predict(model, dataset, np.arange(len(dataset)), config["batch_size"], device)
+    origins = [str(o) for o in dataset.origin]
     dataset.close()
     metrics = classification_metrics(y, probabilities.argmax(1), class_names, probabilities,
                                       positive=positive_class or config.get("positive_class"))
@@ -52,8 +53,46 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
     default = data is None or store.resolve() == own_store.resolve()
     suffix = "" if default and split == "test" else f"-{split}-{store.stem}"
     paths = RunPaths(run)
+    write_predictions(paths.predictions(suffix), y, probabilities, class_names, origins)
     write_json(paths.metrics(suffix), metrics)
     plot_confusion(metrics["confusion"], class_names, paths.confusion(suffix),
                    title=f"{config['classifier']} on {store.name} [{split}]")
-    metrics["files"] = {"metrics": str(paths.metrics(suffix)), "confusion": str(paths.confusion(suffix))}
+    metrics["files"] = {"metrics": str(paths.metrics(suffix)), "confusion": str(paths.confusion(suffix)),
+                        "predictions": str(paths.predictions(suffix))}
     return metrics
+
+
+PREDICTION_COLUMNS = ("index", "origin", "label", "prediction")
+
+
+def write_predictions(path: Path, labels: np.ndarray, probabilities: np.ndarray, class_names, origins) -> Path:
+    """One row per image, in store order: what a paired comparison between two runs resamples."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*PREDICTION_COLUMNS, *(f"p[{name}]" for name in class_names)])
+        for i, (label, probs) in enumerate(zip(labels, probabilities)):
+            writer.writerow([i, origins[i], class_names[int(label)], class_names[int(probs.argmax())],
+                             *(f"{p:.6g}" for p in probs)])
+    return path
+
+
+def read_predictions(path: str | Path, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(true label indices, predicted label indices, origins) from a predictions file."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise SynthaugError(f"{path}: no predictions file (evaluate the run first)")
+    index = {name: k for k, name in enumerate(class_names)}
+    labels, predictions, origins = [], [], []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                labels.append(index[row["label"]])
+                predictions.append(index[row["prediction"]])
+            except KeyError as exc:
+                raise SynthaugError(f"{path}: class {exc.args[0]!r} is not one of {', '.join(class_names)}") from None
+            origins.append(row["origin"])
+    return np.asarray(labels, np.int64), np.asarray(predictions, np.int64), origins

@@ -11,7 +11,7 @@ from typing import Sequence
 from synthaug.kit.files import atomic_path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -20,11 +20,11 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -33,7 +33,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
     """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     cm = np.asarray(confusion)
     size = 1.2 + 0.9 * len(class_names)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -47,12 +47,12 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
         for j in ticks:
             ax.text(j, i, str(cm[i, j]), ha="center", va="center",
                     color="white" if cm[i, j] > threshold else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """Loss and accuracy per epoch (training, and validation where there was a validation split)."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
@@ -74,7 +74,7 @@ def plot_curves(history: Sequence[dict], path: str | Path, title: str = "") -> P
     acc_ax.set_ylim(0, 1.02)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def per_class_markdown(metrics: dict, digits: int = 3) -> str:

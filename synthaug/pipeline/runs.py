@@ -7,6 +7,7 @@ A run directory::
     checkpoints/best.pt    model weights of the epoch with the best validation macro-F1
     curves.png             learning curves (written by train)
     metrics.json           test measures, confusion.png (written by evaluate)
+    predictions.csv        per test image: index, origin, true label, predicted label, class probabilities
 
 Every checkpoint holds tensors, numbers, strings and lists only, so every one is read back with
 ``torch.load(..., weights_only=True)``: nothing in a run directory is unpickled.
@@ -57,6 +58,9 @@ class RunPaths:
 
     def confusion(self, suffix: str = "") -> Path:
         return self.root / f"confusion{suffix}.png"
+
+    def predictions(self, suffix: str = "") -> Path:
+        return self.root / f"predictions{suffix}.csv"
 
 
 def write_manifest(run: str | Path, manifest: dict[str, Any]) -> None:

@@ -144,6 +144,7 @@ class StoreDataset:
             self.labels = g["labels"][()]
             self.synth = _strings(g["synth"])
             self.patient_ids = _strings(g["patient_ids"])
+            self.origin = _strings(g["origin"])
             self.image_shape = tuple(g["images"].shape[1:])
             self.config = json.loads(f.attrs["config"])
         self._file = None

@@ -1,0 +1,311 @@
+"""The ``acgan`` synthesizer (CovidGAN, Waheed et al. 2020): one class-conditional GAN for all classes.
+
+``fit`` trains an auxiliary-classifier GAN (Odena et al. 2017) on the real images of the training
+split, every class at once (the class head needs them all); ``generate`` samples ``n`` images of the
+target class from fresh noise. No synthetic image is made from a particular real image, so each one
+has ``source_index`` -1 and the patient id ``"acgan"``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug.contract.config import config_dict
+from synthaug.contract.types import REAL
+from synthaug.kit import progress
+from synthaug.kit.device import DEVICES, resolve_device
+from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
+
+from .networks import Generator, acgan_geometry
+from .training import ACGANNets, from_model, resize, sample_grid, to_model, weights_hash
+
+STATE_FILE = "train_state.pt"
+WEIGHTS_FILE = "generator.pt"
+#: Options a training state must share with the run that resumes it (they shape the networks).
+NETWORK_OPTIONS = ("latent_dim", "ngf", "ndf")
+#: Columns of the per-epoch sample grid (one row per class).
+GRID_COLUMNS = 6
+#: Images per generator call in ``generate`` (eval mode: the images do not depend on it).
+GENERATE_CHUNK = 64
+
+
+@dataclass
+class ACGANConfig:
+    """CovidGAN's ACGAN settings where this project knows them, DCGAN/ACGAN conventions elsewhere.
+
+    The CovidGAN paper is not in this repository; the defaults below are those the project's brief
+    gives for it (latent 100, Adam 2e-4 with beta1 0.5) and the usual ACGAN/DCGAN values. CovidGAN's
+    own epoch count and batch size are not reproduced (docs/acgan.md).
+    """
+
+    epochs: int = 100  # passes over the real training images; chosen (100, as pix2pix), not CovidGAN's own count
+    batch_size: int = 32  # real images per step (as many generated ones); chosen: DCGAN/ACGAN-sized batches
+    lr: float = 2e-4  # Adam learning rate of both networks (ACGAN, DCGAN)
+    beta1: float = 0.5  # Adam beta1 (ACGAN, DCGAN)
+    beta2: float = 0.999  # Adam beta2 (torch's default)
+    latent_dim: int = 100  # length of the noise vector z (and of the class embedding it is multiplied with)
+    ngf: int = 64  # generator width at the output resolution; doubles per coarser level, up to 8 x ngf
+    ndf: int = 64  # discriminator width after its first convolution; doubles per level, up to 8 x ndf
+    dropout: float = 0.25  # dropout after every LeakyReLU of the discriminator (the Keras ACGAN value)
+    seed: int = 0  # initial weights, batch order, noise (the run's --seed unless set here)
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "latent_dim", "ngf", "ndf"):
+            if int(getattr(self, name)) < 1:
+                raise SynthaugError(f"acgan {name} must be at least 1; got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise SynthaugError(f"acgan lr must be > 0; got {self.lr}")
+        for name in ("beta1", "beta2", "dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise SynthaugError(f"acgan {name} must lie in [0, 1); got {getattr(self, name)}")
+        if not str(self.device).startswith(DEVICES):
+            raise SynthaugError(f"acgan device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+
+
+class ACGAN(Synthesizer):
+    """CovidGAN's auxiliary-classifier GAN: G(z · embed(class)); D with real/fake and class heads."""
+
+    name = "acgan"
+    Config = ACGANConfig
+    trainable = True
+
+    def __init__(self, config=None, **options):
+        super().__init__(config, **options)
+        self.generator: Generator | None = None
+        self.discriminator: torch.nn.Module | None = None  # kept after fit (not saved): its class head
+        self.image_shape: tuple[int, int, int] | None = None
+        self.class_names: tuple[str, ...] | None = None
+        self.hash: str | None = None
+        self.history: list[dict[str, float]] = []
+
+    # ---- checks -----------------------------------------------------------------------------
+    def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
+        super().check(train, deficits, volumes)
+        c, h, w = train.image_shape
+        if h != w:
+            raise SynthaugError(f"acgan needs square images; got {h}x{w}")
+        acgan_geometry(h)
+        resolve_device(self.config.device)
+        real = train.synth == REAL
+        if not real.any():
+            raise SynthaugError("acgan: the training split has no real images to learn from")
+        for name, n in deficits.items():
+            index = train.class_index(name)
+            if n > 0 and not np.any(real & (train.labels == index)):
+                raise SynthaugError(f"acgan learns class {name!r} from its real training images; "
+                                    f"the training split has no real {name!r} images")
+        if self.generator is not None:
+            if tuple(self.image_shape) != (c, h, w):
+                raise SynthaugError(f"acgan checkpoint was trained on {_shape(self.image_shape)} images; "
+                                    f"the data is {_shape((c, h, w))}")
+            if tuple(self.class_names) != tuple(train.class_names):
+                raise SynthaugError(f"acgan checkpoint was trained on classes {', '.join(self.class_names)}; "
+                                    f"the data has {', '.join(train.class_names)}")
+            return
+        self._check_resume((c, h, w), train.class_names)
+
+    def _check_resume(self, shape, class_names) -> None:
+        path = self._state_path()
+        if path is None or not path.is_file():
+            return
+        state = load_checkpoint(path)
+        if tuple(state["image_shape"]) != tuple(shape):
+            raise SynthaugError(f"{path}: checkpoint of {_shape(state['image_shape'])} images; the data is {_shape(shape)}")
+        if tuple(state["class_names"]) != tuple(class_names):
+            raise SynthaugError(f"{path}: checkpoint of classes {', '.join(state['class_names'])}; "
+                                f"the data has {', '.join(class_names)}")
+        for key in NETWORK_OPTIONS:
+            if state["config"].get(key) != getattr(self.config, key):
+                raise SynthaugError(f"{path}: checkpoint with {key}={state['config'].get(key)}; "
+                                    f"this run has {key}={getattr(self.config, key)}")
+
+    # ---- training ---------------------------------------------------------------------------
+    def fit(self, train: ImageSet, volumes=None) -> None:
+        self.check(train, {}, volumes)
+        cfg = self.config
+        c, size, _ = train.image_shape
+        device = resolve_device(cfg.device)
+        real = np.flatnonzero(train.synth == REAL)
+        labels = train.labels[real]
+        present = torch.from_numpy(np.unique(labels))  # fake classes are drawn among these, uniformly
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        noise = torch.Generator().manual_seed(cfg.seed)
+        nets = ACGANNets(c, size, len(train.class_names), latent_dim=cfg.latent_dim, ngf=cfg.ngf, ndf=cfg.ndf,
+                         dropout=cfg.dropout, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)).to(device)
+        self.image_shape, self.class_names, self.history = train.image_shape, train.class_names, []
+        start = self._resume(nets, rng, noise)
+        images = to_model(resize(train.images[real], nets.generator.work_size))
+        labels_t = torch.from_numpy(labels)
+        steps = -(-len(real) // cfg.batch_size)
+        nets.train()
+        with progress.bar("acgan", (cfg.epochs - start) * steps) as bar:
+            for epoch in range(start, cfg.epochs):
+                order = torch.from_numpy(rng.permutation(len(real)))
+                sums: dict[str, float] = {}
+                for k in range(steps):
+                    idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+                    z = torch.randn(len(idx), cfg.latent_dim, generator=noise)
+                    fake_labels = present[torch.randint(len(present), (len(idx),), generator=noise)]
+                    losses = nets.train_step(images[idx].to(device), labels_t[idx].to(device), z.to(device),
+                                             fake_labels.to(device))
+                    for key, value in losses.items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    bar.update(epoch=epoch + 1, **losses)
+                self.history.append({"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}})
+                self._save_state(epoch + 1, nets, rng, noise)
+        self.generator, self.discriminator = nets.generator, nets.discriminator
+        self.generator.eval(), self.discriminator.eval()
+        self.hash = weights_hash(self.generator)
+
+    # ---- per-epoch state (resume) -----------------------------------------------------------
+    def _state_path(self) -> Path | None:
+        """``train_state.pt`` in the core's ``work_dir``; None: keep nothing."""
+        return Path(self.work_dir) / STATE_FILE if self.work_dir is not None else None
+
+    def _save_state(self, epoch: int, nets: ACGANNets, rng, noise) -> None:
+        path = self._state_path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": epoch, "image_shape": list(self.image_shape), "class_names": list(self.class_names),
+                 "config": config_dict(self.config), "nets": nets.state_dict(), "g_opt": nets.g_opt.state_dict(),
+                 "d_opt": nets.d_opt.state_dict(), "numpy_rng": rng.bit_generator.state,
+                 "noise_rng": noise.get_state(), "torch_rng": torch.get_rng_state(), "history": self.history}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        save_checkpoint(state, path)  # tensors, numbers, strings, lists: loadable with weights_only=True
+        (path.parent / "samples").mkdir(exist_ok=True)
+        sample_grid(self._grid(nets.generator), len(self.class_names),
+                    path.parent / "samples" / f"epoch{epoch:03d}.png")
+
+    def _grid(self, generator: Generator) -> np.ndarray:
+        """GRID_COLUMNS images of every class from the same fixed noise (seeded by ``seed``)."""
+        k = len(self.class_names)
+        z = torch.randn(GRID_COLUMNS, self.config.latent_dim, generator=torch.Generator().manual_seed(self.config.seed))
+        labels = torch.arange(k).repeat_interleave(GRID_COLUMNS)
+        device = next(generator.parameters()).device
+        was_training = generator.training
+        with torch.no_grad():
+            out = from_model(generator.eval()(z.repeat(k, 1).to(device), labels.to(device)))
+        generator.train(was_training)
+        return out
+
+    def _resume(self, nets: ACGANNets, rng, noise) -> int:
+        path = self._state_path()
+        if path is None or not path.is_file():
+            return 0
+        state = load_checkpoint(path)
+        nets.load_state_dict(state["nets"])
+        nets.g_opt.load_state_dict(state["g_opt"])
+        nets.d_opt.load_state_dict(state["d_opt"])
+        rng.bit_generator.state = state["numpy_rng"]
+        noise.set_state(state["noise_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.history = list(state.get("history", []))
+        return min(int(state["epoch"]), self.config.epochs)
+
+    # ---- generation -------------------------------------------------------------------------
+    def sample(self, target: str, n: int, seed: int) -> np.ndarray:
+        """``n`` images of class ``target`` in [0, 1] at the training size: z ~ N(0, I) from ``seed``."""
+        if self.generator is None:
+            raise SynthaugError("acgan is not fitted: call fit() or load a checkpoint")
+        if target not in self.class_names:
+            raise SynthaugError(f"unknown class {target!r}; acgan was trained on {', '.join(self.class_names)}")
+        label = self.class_names.index(target)
+        # numpy fills its stream in order: the k-th noise vector depends on the seed and k only, not on n
+        z = torch.from_numpy(np.random.default_rng(int(seed)).standard_normal((int(n), self.config.latent_dim),
+                                                                              dtype=np.float32))
+        generator = self.generator.eval()
+        device = next(generator.parameters()).device
+        out = np.empty((int(n), generator.channels, generator.work_size, generator.work_size), np.float32)
+        with torch.no_grad():
+            for k in range(0, int(n), GENERATE_CHUNK):
+                part = z[k:k + GENERATE_CHUNK].to(device)
+                out[k:k + len(part)] = from_model(generator(part, torch.full((len(part),), label, device=device)))
+        return resize(out, self.image_shape[1])
+
+    def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
+        """``n`` new images of ``target`` sampled from noise; no source image (``source_index`` -1)."""
+        if self.generator is None:
+            raise SynthaugError("acgan is not fitted: call fit() or load a checkpoint")
+        if tuple(train.class_names) != tuple(self.class_names) or train.image_shape != tuple(self.image_shape):
+            raise SynthaugError(f"acgan was trained on {_shape(self.image_shape)} images of classes "
+                                f"{', '.join(self.class_names)}; got {_shape(train.image_shape)} images of "
+                                f"{', '.join(train.class_names)}")
+        if not np.any((train.synth == REAL) & (train.labels == train.class_index(target))):
+            raise SynthaugError(f"acgan learns class {target!r} from its real training images; "
+                                f"the training split has no real {target!r} images")
+        images = self.sample(target, n, seed)
+        return ImageSet(images, np.full(n, train.class_index(target)), train.class_names, np.full(n, "acgan"),
+                        origin=[f"acgan z-sample {k}" for k in range(n)], source_index=np.full(n, -1),
+                        extras={"checkpoint": np.full(n, self.hash[:16].encode(), dtype="S16")})
+
+    # ---- save / load ------------------------------------------------------------------------
+    def save(self, directory) -> None:
+        if self.generator is None:
+            raise SynthaugError("acgan is not fitted: nothing to save")
+        directory = Path(directory)
+        super().save(directory)
+        torch.save({k: v.cpu() for k, v in self.generator.state_dict().items()}, directory / WEIGHTS_FILE)
+        work = Path(self.work_dir) if self.work_dir is not None else None
+        if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
+            shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
+        info = json.loads((directory / "synthesizer.json").read_text())
+        info.update(image_shape=list(self.image_shape), class_names=list(self.class_names), hash=self.hash,
+                    history=self.history)
+        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
+
+    @classmethod
+    def load(cls, directory) -> "ACGAN":
+        synth = super().load(directory)
+        info = json.loads((Path(directory) / "synthesizer.json").read_text())
+        path = Path(directory) / WEIGHTS_FILE
+        if not info.get("hash") or not path.is_file():
+            raise SynthaugError(f"{directory}: acgan checkpoint holds no fitted generator ({WEIGHTS_FILE})")
+        synth.image_shape = tuple(info["image_shape"])
+        synth.class_names = tuple(info["class_names"])
+        synth.history = list(info.get("history", []))
+        cfg = synth.config
+        generator = Generator(synth.image_shape[0], synth.image_shape[1], len(synth.class_names), cfg.latent_dim, cfg.ngf)
+        try:
+            generator.load_state_dict(load_checkpoint(path))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json ({first[:160]})") from exc
+        synth.hash = weights_hash(generator)
+        if synth.hash != info["hash"]:
+            raise SynthaugError(f"{path}: weights hash {synth.hash[:16]} does not match synthesizer.json")
+        synth.generator = generator.to(_available(cfg.device)).eval()
+        return synth
+
+    def describe(self) -> dict:
+        info = super().describe()
+        work = self.generator.work_size if self.generator is not None else None
+        info.update(image_shape=list(self.image_shape or ()), class_names=list(self.class_names or ()),
+                    work_size=work, epochs_trained=len(self.history),
+                    checkpoints={"generator": self.hash} if self.hash else {})  # one generator for every class
+        return info
+
+
+def _available(device: str):
+    """The configured device where it exists, else the CPU (a CUDA-trained checkpoint generates anywhere)."""
+    try:
+        return resolve_device(device)
+    except SynthaugError:
+        return torch.device("cpu")
+
+
+def _shape(shape) -> str:
+    c, h, w = shape
+    return f"{h}x{w}x{c}"

@@ -1,0 +1,113 @@
+"""One ACGAN training step, and the small helpers around it.
+
+Kept free of ImageSet handling so that ``benchmarks/acgan_step.py`` times exactly the step that
+``ACGAN.fit`` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from torch import nn
+
+from .networks import Discriminator, Generator, init_weights
+
+
+class ACGANNets(nn.Module):
+    """Generator, discriminator (two heads) and their Adam optimizers."""
+
+    def __init__(self, channels: int, size: int, num_classes: int, *, latent_dim: int = 100, ngf: int = 64,
+                 ndf: int = 64, dropout: float = 0.25, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
+                 init_std: float = 0.02):
+        super().__init__()
+        self.generator = Generator(channels, size, num_classes, latent_dim, ngf)
+        self.discriminator = Discriminator(channels, size, num_classes, ndf, dropout)
+        init_weights(self.generator, init_std)
+        init_weights(self.discriminator, init_std)
+        self.g_opt = adam(self.generator.parameters(), lr, betas)
+        self.d_opt = adam(self.discriminator.parameters(), lr, betas)
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
+                   fake_labels: torch.Tensor) -> dict[str, float]:
+        """One D update then one G update; ``real`` in [-1, 1], ``z`` the noise, ``fake_labels`` the
+        classes asked of G. Returns the losses and D's class accuracy on the real batch.
+
+        Odena et al.'s objective with BCE-with-logits for the source S and cross-entropy for the class C:
+        D = 1/2 [BCE(S(x), 1) + BCE(S(G(z, c)), 0) + CE(C(x), y) + CE(C(G(z, c)), c)];
+        G = BCE(S(G(z, c)), 1) + CE(C(G(z, c)), c).
+        """
+        bce = nn.functional.binary_cross_entropy_with_logits
+        ce = nn.functional.cross_entropy
+        fake = self.generator(z, fake_labels)
+
+        self.d_opt.zero_grad(set_to_none=True)
+        real_src, real_cls = self.discriminator(real)
+        fake_src, fake_cls = self.discriminator(fake.detach())
+        d_adv = bce(real_src, torch.ones_like(real_src)) + bce(fake_src, torch.zeros_like(fake_src))
+        d_cls_real, d_cls_fake = ce(real_cls, labels), ce(fake_cls, fake_labels)
+        d_loss = 0.5 * (d_adv + d_cls_real + d_cls_fake)
+        d_loss.backward()
+        self.d_opt.step()
+
+        # The G update needs gradients through D, not of D's weights: freezing them skips that work.
+        self.discriminator.requires_grad_(False)
+        self.g_opt.zero_grad(set_to_none=True)
+        src, cls = self.discriminator(fake)
+        g_adv, g_cls = bce(src, torch.ones_like(src)), ce(cls, fake_labels)
+        (g_adv + g_cls).backward()
+        self.g_opt.step()
+        self.discriminator.requires_grad_(True)
+        accuracy = (real_cls.detach().argmax(1) == labels).float().mean()
+        return {"D": d_loss.item(), "G_adv": g_adv.item(), "G_cls": g_cls.item(),
+                "D_cls_real": d_cls_real.item(), "acc_real": accuracy.item()}
+
+
+def adam(params, lr: float, betas) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update where this torch has it; same algorithm, else the default."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
+
+
+def weights_hash(module: nn.Module) -> str:
+    """sha256 over parameter and buffer names and values: the generator's 'checkpoint hash'."""
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def to_model(images: np.ndarray) -> torch.Tensor:
+    """[0, 1] images -> [-1, 1] tensor (tanh range of the generator)."""
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)) * 2 - 1
+
+
+def from_model(x: torch.Tensor) -> np.ndarray:
+    """[-1, 1] tensor -> [0, 1] float32 array."""
+    return ((x.detach().float().clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)
+
+
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, C, s, s) -> (N, C, size, size), bilinear with antialiasing (for shrinking), clipped to [0, 1]."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.clamp(0, 1).numpy()
+
+
+def sample_grid(images: np.ndarray, rows: int, path) -> None:
+    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    cols = n // rows
+    grid = images[:rows * cols].reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+    pixels = (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(pixels[0]) if c == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
+    image.save(path)

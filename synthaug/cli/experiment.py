@@ -1,0 +1,102 @@
+"""``synthaug experiment``: run a spec's grid (arms x classifiers x seeds) and report it."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from synthaug.cli import main
+from synthaug.cli.common import parse_key_values
+
+
+@main.group("experiment")
+def experiment_group() -> None:
+    """Both papers' tables as commands: balance with every arm, train, compare, with error bars."""
+
+
+@experiment_group.command("list")
+def list_command() -> None:
+    """The experiments that ship with synthaug."""
+    from synthaug.experiments.spec import bundled_specs, read_spec_file
+
+    for name, path in sorted(bundled_specs().items()):
+        raw, _ = read_spec_file(path)
+        presets = ", ".join(sorted(set(raw.get("presets", {})) | {"paper"}))
+        click.echo(f"{name:<12} {raw.get('title', '')}  [presets: {presets}]")
+
+
+def _spec_options(func):
+    options = [
+        click.argument("spec"),
+        click.option("--preset", type=click.Choice(["tiny", "demo", "paper"]), default=None,
+                     help="tiny (tests, seconds), demo (2 CPU cores; default on the built-in data), paper (the "
+                          "papers' sizes, a GPU; default on other data)."),
+        click.option("--seeds", type=int, default=None, help="Run seeds 0..N-1 (default: the spec's)."),
+        click.option("--data", "source", default=None, help="Another data source than the spec's (kaggle, h5, ...)."),
+        click.option("--data-dir", type=click.Path(path_type=str), default=None),
+        click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
+        click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE"),
+        click.option("--volumes", default=None, help="Volume source for arms that project CT (mosmed, nifti)."),
+        click.option("--volumes-dir", type=click.Path(path_type=str), default=None),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(spec, preset, seeds, source, data_dir, size, source_options, volumes, volumes_dir):
+    from synthaug.experiments.spec import load_spec
+
+    data = {"source": source, "dir": data_dir, "size": size, "volumes": volumes, "volumes_dir": volumes_dir,
+            "options": parse_key_values(source_options, "--source-option")}
+    return load_spec(spec, preset=preset, seeds=seeds, data=data)
+
+
+@experiment_group.command("show")
+@_spec_options
+def show_command(**options) -> None:
+    """Print the resolved spec (preset and overrides applied) as JSON, checked but not run."""
+    from synthaug.experiments.spec import spec_json
+
+    click.echo(spec_json(_load(**options)))
+
+
+@experiment_group.command("run")
+@_spec_options
+@click.option("--weights", multiple=True, metavar="[CLASSIFIER=]PATH",
+              help="Local torchvision-format ImageNet state dict for transfer/fine-tuning recipes and jointly "
+                   "trained classifiers; repeat per network (resnet50=r.pt densenet121=d.pt).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=str, file_okay=False), required=True)
+def run_command(weights, device, out, **options) -> None:
+    """Run every cell of SPEC (a bundled name or a TOML file); a rerun finishes an interrupted one."""
+    from synthaug.experiments.runner import run_experiment
+    from synthaug.experiments.spec import parse_weights
+
+    spec = _load(**options)
+    weight_files = parse_weights(weights)
+    command = shlex.join(["synthaug", *sys.argv[1:]]) if sys.argv and "synthaug" in sys.argv[0] else None
+    report = run_experiment(spec, out, weights=weight_files, device=device, command=command)
+    _print_summary(report)
+
+
+@experiment_group.command("report")
+@click.argument("directory", type=click.Path(path_type=str, file_okay=False))
+def report_command(directory) -> None:
+    """Write results.csv, report.md and figures of an experiment directory (finished or not)."""
+    from synthaug.experiments.report import write_report
+
+    write_report(directory)
+    _print_summary(directory)
+
+
+def _print_summary(directory) -> None:
+    import json
+    from pathlib import Path
+
+    comparisons = json.loads((Path(directory) / "comparisons.json").read_text())
+    for c in comparisons:
+        click.echo(c["sentence"])
+    click.echo(f"report: {Path(directory) / 'report.md'}")

@@ -1,0 +1,261 @@
+"""``synthaug experiment run``: every cell (arm x classifier x seed) of a spec, resumable.
+
+An experiment directory::
+
+    experiment.json              the resolved spec (a rerun must resolve to the same one)
+    fits/<synth>-<hash>-seed<S>/ fitted synthesizers (shared by arms that fit the same one)
+    stores/<arm>-seed<S>.h5      the balanced training split + the real test split of seed S
+    stores/<arm>-seed<S>.json    how long fitting and balancing took
+    cells/<arm>--<clf>--seed<S>/ run/ (a training run: resumable) and cell.json (written last)
+    not-run.json                 cells that could not run, and why (missing weights, volumes)
+    results.csv, report.md, figures/   (synthaug.experiments.report)
+
+The seed S fixes the test split (every arm of a seed is measured on the same real test images), the
+synthesizer's seed and the classifier's seed; the data set itself is generated/read once. Every file
+is written atomically, a cell's ``cell.json`` last: a rerun skips finished cells, resumes a training
+run from its last epoch, and reuses finished stores and fits, so a killed experiment loses at most
+the cell in progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from synthaug.errors import SynthaugError
+from synthaug.experiments.spec import EXPERIMENT_FILE, Arm, Cell, Spec, grid, weights_for
+from synthaug.experiments.report import write_report
+from synthaug.kit.files import write_json
+
+class Experiment:
+    """An experiment directory and the resolved spec it holds."""
+
+    def __init__(self, out: str | Path, spec: Spec, *, weights: Mapping[str, str] | None = None,
+                 device: str = "auto"):
+        self.out, self.spec, self.weights, self.device = Path(out), spec, dict(weights or {}), device
+        self._data: tuple[Any, Any] | None = None
+
+    # ---- paths ----------------------------------------------------------------------------
+    def cell_dir(self, cell: Cell) -> Path:
+        return self.out / "cells" / cell.key
+
+    def store_path(self, arm: Arm, seed: int) -> Path:
+        return self.out / "stores" / f"{arm.store_key}-seed{seed}.h5"
+
+    def fit_dir(self, arm: Arm, seed: int) -> Path:
+        text = json.dumps({"synthesizer": arm.synthesizer, "options": arm.options}, sort_keys=True)
+        return self.out / "fits" / f"{arm.synthesizer}-{hashlib.sha256(text.encode()).hexdigest()[:8]}-seed{seed}"
+
+    # ---- the experiment file ----------------------------------------------------------------
+    def claim(self) -> None:
+        """Write experiment.json, or check that the directory holds this very experiment."""
+        path = self.out / EXPERIMENT_FILE
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            now = json.loads(json.dumps(self.spec.identity(), default=str))
+            before = {k: v for k, v in saved.get("spec", {}).items() if k not in ("seeds", "origin")}
+            if before != now:
+                differing = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+                raise SynthaugError(f"{self.out} holds another experiment ({', '.join(differing)} differ); "
+                                    f"choose another --out or run it with the same spec and options")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise SynthaugError(f"{self.out} is not empty and holds no {EXPERIMENT_FILE}; choose another --out")
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(path, {"kind": "synthaug-experiment", "spec": self.spec.to_dict()})
+
+    # ---- data -------------------------------------------------------------------------------
+    def data(self):
+        """(images, volumes or None), read once: the task applied (binary: positive vs rest)."""
+        if self._data is None:
+            from synthaug.pipeline.load import as_binary, load_images, load_volumes
+
+            d = self.spec.data
+            images = load_images(d["source"], d["dir"], size=d["size"], channels=d["channels"], seed=d["seed"],
+                                 **d["options"])
+            volumes = None
+            if d["volumes"]:
+                # The same source as the images gives the CTs of the very patients the radiographs show.
+                extra = d["options"] if d["volumes"] == d["source"] else {}
+                volumes = load_volumes(d["volumes"], d["volumes_dir"] if d["volumes"] != d["source"] or
+                                       d["volumes_dir"] else d["dir"], seed=d["seed"], **extra)
+            if self.spec.binary:
+                images = as_binary(images, self.spec.binary)
+                if volumes is not None and self.spec.binary in volumes.class_names:
+                    # volumes with other classes (MosMed's CT-0..CT-4) keep them for the synthesizer's label_map
+                    volumes = as_binary(volumes, self.spec.binary)
+            self._data = images, volumes
+        return self._data
+
+    def split_options(self) -> dict[str, Any]:
+        split = self.spec.split
+        if "test_fraction" in split:
+            return {"test_fraction": split["test_fraction"]}
+        return {"test_per_class": split["test_per_class"]}
+
+    # ---- why a cell cannot run ----------------------------------------------------------------
+    def not_runnable(self, cell: Cell) -> str | None:
+        from synthaug.registry import get_registry
+
+        if cell.arm.synthesizer is not None:
+            cls = get_registry().entry("synthesizer", cell.arm.synthesizer).resolve()
+            if cls.needs_volumes and not self.spec.data["volumes"]:
+                return (f"synthesizer {cell.arm.synthesizer!r} needs labeled CT volumes; the data source gives "
+                        f"none (pass --volumes SOURCE)")
+        if cell.classifier is not None and cell.classifier.needs_weights and \
+                not weights_for(self.weights, cell.classifier.classifier):
+            return (f"{cell.classifier.recipe['mode']} training starts from ImageNet weights: pass --weights "
+                    f"{cell.classifier.classifier}=PATH (a local torchvision-format state dict)")
+        return None
+
+    # ---- fitting and balancing ----------------------------------------------------------------
+    def fitted(self, arm: Arm, seed: int) -> Path | None:
+        """The fitted synthesizer's directory (fitted now if missing), or None for one that learns nothing."""
+        from synthaug.pipeline.checkpoint import fit_synthesizer
+        from synthaug.registry import get_registry
+
+        if arm.synthesizer is None or not get_registry().entry("synthesizer", arm.synthesizer).resolve().trainable:
+            return None
+        directory = self.fit_dir(arm, seed)
+        if not directory.is_dir():
+            images, volumes = self.data()
+            started = time.perf_counter()
+            fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
+                            volumes=volumes, strategy=arm.strategy, work_dir=directory.with_name(directory.name + ".work"),
+                            **self.split_options())
+            shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
+            write_json(directory.with_name(directory.name + ".json"), {"fit_seconds": time.perf_counter() - started})
+        return directory
+
+    def synth_options(self, arm: Arm) -> dict[str, Any]:
+        """The arm's options, with --device and, for a synthesizer that trains a classifier from ImageNet
+        weights (``classifier_weights``), the --weights of that classifier unless the spec names a file."""
+        from dataclasses import fields
+
+        from synthaug.registry import get_registry
+
+        options = dict(arm.options)
+        config = getattr(get_registry().entry("synthesizer", arm.synthesizer).resolve(), "Config", None)
+        names = {f.name for f in fields(config)} if config is not None else set()
+        if "device" in names and "device" not in options:
+            options["device"] = self.device
+        if "classifier_weights" in names and not options.get("classifier_weights"):
+            default = next((f.default for f in fields(config) if f.name == "classifier"), None)
+            path = weights_for(self.weights, options.get("classifier", default) or "")
+            if path:
+                options["classifier_weights"] = path
+        return options
+
+    def store(self, arm: Arm, seed: int) -> Path:
+        """The arm's store for ``seed`` (fitting its synthesizer first if it learns), built once."""
+        from synthaug.api import balance
+
+        path = self.store_path(arm, seed)
+        if path.is_file():
+            return path
+        images, volumes = self.data()
+        started = time.perf_counter()
+        if arm.store_key == "unbalanced":
+            balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data, **self.split_options())
+        else:
+            checkpoint = self.fitted(arm, seed)
+            balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
+                    synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
+                    synth_checkpoint=checkpoint, source=self.spec.data, **self.split_options())
+        write_json(path.with_suffix(".json"), {"balance_seconds": time.perf_counter() - started})
+        return path
+
+    # ---- one cell ------------------------------------------------------------------------------
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        from synthaug.pipeline.evaluate import evaluate
+        from synthaug.pipeline.runs import RunPaths, read_manifest
+        from synthaug.pipeline.train import TrainConfig, train
+
+        directory = self.cell_dir(cell)
+        done = directory / "cell.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        store = self.store(cell.arm, cell.seed)
+        started = time.perf_counter()
+        if cell.classifier is None:  # the synthesizer's own classifier, on this seed's test split
+            from synthaug.registry import get_registry
+
+            fit = self.fitted(cell.arm, cell.seed)
+            run = fit / get_registry().entry("synthesizer", cell.arm.synthesizer).resolve().classifier_run
+            metrics = evaluate(run, data=store, positive_class=self.spec.positive, device=self.device)
+            classifier_name = read_manifest(run)["config"]["classifier"]
+        else:
+            run = directory / "run"
+            clf = cell.classifier
+            config = TrainConfig.from_dict({**clf.recipe, "classifier": clf.classifier, "seed": cell.seed,
+                                            "device": self.device, "positive_class": self.spec.positive,
+                                            "weights": weights_for(self.weights, clf.classifier)
+                                            if clf.needs_weights else None})
+            paths = RunPaths(run)
+            resume = paths.last.is_file() and paths.manifest.is_file()
+            if run.exists() and not resume:
+                shutil.rmtree(run)  # killed before its first epoch ended: nothing to keep
+            if not (resume and read_manifest(run).get("status") == "finished"):
+                train(store, run, config, resume=resume)
+            metrics = evaluate(run, positive_class=self.spec.positive, device=self.device)
+            classifier_name = clf.classifier
+        result = {"cell": cell.key, "arm": cell.arm.key, "classifier": cell.classifier_key,
+                  "network": classifier_name, "seed": cell.seed, "status": "done",
+                  "store": str(store.relative_to(self.out)),
+                  "predictions": str(Path(metrics["files"]["predictions"]).resolve().relative_to(self.out.resolve())),
+                  "metrics": {k: v for k, v in metrics.items() if k not in ("files", "data")},
+                  "train_counts": _train_counts(store), "seconds": time.perf_counter() - started}
+        write_json(done, result)
+        return result
+
+
+def _train_counts(store: Path) -> dict[str, Any]:
+    from synthaug.pipeline.store import store_info
+
+    info = store_info(store)["splits"]
+    return {"train": info["train"]["classes"], "synthetic": info["train"]["synthetic"], "test": info["test"]["classes"]}
+
+
+def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | None = None, device: str = "auto",
+                   on_cell=None, command: str | None = None) -> Path:
+    """Run (or finish) every cell of ``spec`` in ``out``, then write the report; return ``out``.
+
+    ``on_cell(cell, result)`` is called after each finished cell (progress, or a test's interruption).
+    """
+    from synthaug.kit.device import resolve_device
+
+    resolve_device(device)  # an unusable --device fails before any work
+    started = time.perf_counter()
+    experiment = Experiment(out, spec, weights=weights, device=device)
+    experiment.claim()
+    cells = grid(spec)
+    reasons = {cell.key: experiment.not_runnable(cell) for cell in cells}
+    write_json(experiment.out / "not-run.json", {k: v for k, v in reasons.items() if v})
+    if any(reasons[c.key] is None for c in cells):
+        experiment.data()  # a bad source, class or split fails here, before any training
+        _check_task(experiment)
+    for cell in cells:
+        if reasons[cell.key] is None:
+            result = experiment.run_cell(cell)
+            if on_cell is not None:
+                on_cell(cell, result)
+    path = experiment.out / EXPERIMENT_FILE
+    write_json(path, {**json.loads(path.read_text()), "command": command,
+                      "seconds": time.perf_counter() - started})
+    write_report(experiment.out)
+    return experiment.out
+
+
+def _check_task(experiment: Experiment) -> None:
+    """The split and the positive class are checked on the real data before anything trains."""
+    from synthaug.pipeline.split import split_test
+
+    images, _ = experiment.data()
+    positive = experiment.spec.positive
+    if positive is not None and positive not in images.class_names:
+        raise SynthaugError(f"positive = {positive!r} is not a class of the data ({', '.join(images.class_names)})")
+    options = experiment.split_options()
+    split_test(images, options.get("test_per_class", 0), 0, fraction=options.get("test_fraction"))

@@ -1,0 +1,397 @@
+"""Experiment specs: a TOML file that names the data, the split, the task, the grid of arms (ways of
+balancing the training split) x classifiers (networks with a training recipe), the seeds and the
+measures. ``synthaug experiment run SPEC`` runs it; see docs/experiments.md for the format.
+
+Everything a spec names is checked here, before any data is read or any network trained: unknown
+keys at every level, unregistered synthesizers / classifiers / sources, synthesizer options (through
+the plugin's own Config), training recipes (through :class:`~synthaug.pipeline.train.TrainConfig`),
+strategies and measures. Each error names the key, e.g. ``arms.pix2pix.options: unknown option 'epoch'``.
+
+Presets (``[presets.NAME]``) are overrides merged into the spec: ``seeds``, ``data``, ``split``
+(replaced whole), ``arms.KEY`` / ``classifiers.KEY`` (merged into the arm or classifier of that key),
+and ``recipe`` (merged into every classifier's recipe).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from synthaug.errors import SynthaugError
+
+SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "headline", "positive", "default_preset",
+             "data", "task", "split", "arms", "classifiers", "presets")
+DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
+TASK_KEYS = ("binary",)
+SPLIT_KEYS = ("test_per_class", "test_fraction")
+ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note")
+CLASSIFIER_KEYS = ("label", "classifier", "recipe", "note")
+PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "recipe")
+#: How an arm is measured: a fresh classifier trained on its store, or the synthesizer's own jointly
+#: trained classifier (quan2021 measures XPGAN through its classifier C).
+ARM_MEASURES = ("classifier", "joint")
+#: Recipe modes that start from local ImageNet weights (``--weights``).
+WEIGHTED_MODES = ("transfer", "finetune")
+BUNDLED = "synthaug.experiments"
+EXPERIMENT_FILE = "experiment.json"
+JOINT = "joint"  # the classifier column of arms measured through their synthesizer's own classifier
+
+
+@dataclass(frozen=True)
+class Arm:
+    key: str
+    label: str
+    synthesizer: str | None  # None: nothing is generated (strategy "none")
+    strategy: Any = "auto"
+    options: dict = field(default_factory=dict)
+    baseline: bool = False  # a classical arm: the comparisons measure synthesis against the strongest of these
+    measure: str = "classifier"
+    note: str = ""
+
+    @property
+    def store_key(self) -> str:
+        """Arms with the same store share it: every unbalanced arm, and joint-classifier arms (which only
+        need the test split) use the seed's unbalanced store."""
+        return "unbalanced" if self.synthesizer is None or self.measure == "joint" else self.key
+
+
+@dataclass(frozen=True)
+class ClassifierArm:
+    key: str
+    label: str
+    classifier: str
+    recipe: dict = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def needs_weights(self) -> bool:
+        return self.recipe.get("mode", "scratch") in WEIGHTED_MODES
+
+
+@dataclass
+class Spec:
+    name: str
+    title: str
+    description: str
+    paper: str
+    preset: str
+    seeds: int
+    measures: list[str]
+    headline: str
+    positive: str | None
+    data: dict
+    binary: str | None
+    split: dict
+    arms: list[Arm]
+    classifiers: list[ClassifierArm]
+    origin: str = ""  # the file the spec came from
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change when an experiment directory is run again (the seed count may grow)."""
+        out = self.to_dict()
+        out.pop("seeds")
+        out.pop("origin")
+        return out
+
+    def arm(self, key: str) -> Arm:
+        return next(a for a in self.arms if a.key == key)
+
+    def classifier(self, key: str) -> ClassifierArm:
+        return next(c for c in self.classifiers if c.key == key)
+
+
+@dataclass(frozen=True)
+class Cell:
+    arm: Arm
+    classifier: ClassifierArm | None  # None: the synthesizer's jointly trained classifier
+    seed: int
+
+    @property
+    def classifier_key(self) -> str:
+        return JOINT if self.classifier is None else self.classifier.key
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm.key}--{self.classifier_key}--seed{self.seed}"
+
+
+def grid(spec: Spec) -> list[Cell]:
+    """Every cell of the spec, in report order: arms, then classifiers, then seeds."""
+    cells = []
+    for arm in spec.arms:
+        for clf in ([None] if arm.measure == JOINT else spec.classifiers):
+            cells.extend(Cell(arm, clf, seed) for seed in range(spec.seeds))
+    return cells
+
+
+# ---------------------------------------------------------------------------------------------
+# finding and reading
+# ---------------------------------------------------------------------------------------------
+def bundled_specs() -> dict[str, Path]:
+    """The specs that ship with synthaug: name -> file."""
+    folder = resources.files(BUNDLED) / "specs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".toml")}
+
+
+def read_spec_file(spec: str | Path) -> tuple[dict[str, Any], str]:
+    """The raw TOML table of a spec file or bundled spec name, and where it came from."""
+    path = Path(spec)
+    if not path.is_file():
+        bundled = bundled_specs()
+        if str(spec) not in bundled:
+            raise SynthaugError(f"experiment {str(spec)!r}: no such spec file, and the bundled experiments are "
+                                f"{', '.join(sorted(bundled))}")
+        path = bundled[str(spec)]
+    try:
+        return tomllib.loads(path.read_text()), str(path)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SynthaugError(f"{path}: not a valid TOML experiment spec ({exc})") from None
+
+
+def _keys(table: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise SynthaugError(f"{where}: expected a table; got {table!r}")
+    for key in table:
+        if key not in allowed:
+            raise SynthaugError(f"{where}: unknown key {key!r}; expected one of {', '.join(allowed)}")
+    return table
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_preset(raw: dict[str, Any], preset: str, where: str) -> dict[str, Any]:
+    """The spec table with preset ``preset`` merged in (``paper`` may be absent: the spec as written)."""
+    presets = raw.get("presets", {})
+    _keys(presets, tuple(presets) if isinstance(presets, dict) else (), f"{where}: presets")
+    if preset not in presets:
+        if preset == "paper":
+            return raw
+        raise SynthaugError(f"{where}: unknown preset {preset!r}; the spec has "
+                            f"{', '.join(sorted(set(presets) | {'paper'}))}")
+    over = _keys(presets[preset], PRESET_KEYS, f"presets.{preset}")
+    out = copy.deepcopy(raw)
+    for key in ("seeds", "description"):
+        if key in over:
+            out[key if key == "seeds" else "preset_description"] = over[key]
+    out.pop("preset_description", None)
+    if "data" in over:
+        out["data"] = _merge(out.get("data", {}), over["data"])
+    if "split" in over:
+        out["split"] = copy.deepcopy(over["split"])
+    for group in ("arms", "classifiers"):
+        for key, value in _keys(over.get(group, {}), tuple(out.get(group, {})), f"presets.{preset}.{group}").items():
+            out[group][key] = _merge(out[group][key], value)
+    if "recipe" in over:
+        for key, value in out.get("classifiers", {}).items():
+            value["recipe"] = _merge(value.get("recipe", {}), over["recipe"])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# resolving and checking
+# ---------------------------------------------------------------------------------------------
+def load_spec(spec: str | Path, *, preset: str | None = None, seeds: int | None = None,
+              data: Mapping[str, Any] | None = None) -> Spec:
+    """A checked :class:`Spec` from a file or bundled name, with a preset and command-line overrides.
+
+    ``data``: overrides of the ``[data]`` table (``source``, ``dir``, ``size``, ``options``, ``volumes``,
+    ``volumes_dir``). Another source than the spec's drops the spec's source options (they belong to
+    its source) and makes ``paper`` the default preset (real data: the papers' sizes).
+    """
+    raw, origin = read_spec_file(spec)
+    where = Path(origin).name
+    _keys(raw, SPEC_KEYS, where)
+    data = {k: v for k, v in dict(data or {}).items() if v not in (None, {}, ())}
+    spec_source = raw.get("data", {}).get("source")
+    other_source = "source" in data and data["source"] != spec_source
+    if preset is None:
+        preset = "paper" if other_source else raw.get("default_preset", "paper")
+    table = apply_preset(raw, preset, where)
+    data_table = dict(_keys(table.get("data", {}), DATA_KEYS, "data"))
+    if other_source:
+        data_table = {k: v for k, v in data_table.items() if k not in ("options", "dir", "volumes", "volumes_dir")}
+    extra_options = data.pop("options", {})
+    data_table.update(data)
+    data_table["options"] = {**data_table.get("options", {}), **extra_options}
+    if seeds is not None:
+        table["seeds"] = seeds
+    return check_spec(table, data_table, preset, origin)
+
+
+def _int(value: Any, where: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SynthaugError(f"{where}: expected an integer >= {low}; got {value!r}")
+    return value
+
+
+def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin: str) -> Spec:
+    from synthaug.experiments.stats import MEASURES, POSITIVE_MEASURES
+
+    name = table.get("name") or Path(origin).stem
+    seeds = _int(table.get("seeds", 1), "seeds", 1)
+    measures = list(table.get("measures", ["accuracy", "macro_f1"]))
+    headline = table.get("headline", measures[0] if measures else "macro_f1")
+    positive = table.get("positive")
+    for key, value in [*((f"measures[{i}]", m) for i, m in enumerate(measures)), ("headline", headline)]:
+        if value not in MEASURES:
+            raise SynthaugError(f"{key}: unknown measure {value!r}; measures are {', '.join(MEASURES)}")
+        if value in POSITIVE_MEASURES and positive is None:
+            raise SynthaugError(f"{key}: measure {value!r} is about the positive class; set positive = \"CLASS\"")
+    task = _keys(table.get("task", {}), TASK_KEYS, "task")
+    binary = task.get("binary")
+    if binary is not None and positive is not None and positive != binary:
+        raise SynthaugError(f"task.binary is {binary!r} but positive is {positive!r}; a binary task's positive class "
+                            f"is its named class")
+    positive = positive or binary
+    split = dict(_keys(table.get("split", {"test_per_class": 60}), SPLIT_KEYS, "split"))
+    if len(split) != 1:
+        raise SynthaugError("split: give exactly one of test_per_class (images per class) or test_fraction (0..1)")
+    if "test_per_class" in split:
+        _int(split["test_per_class"], "split.test_per_class", 1)
+    elif not (isinstance(split["test_fraction"], float) and 0 < split["test_fraction"] < 1):
+        raise SynthaugError(f"split.test_fraction: expected a number in (0, 1); got {split['test_fraction']!r}")
+    data = check_data(data)
+    arms = [check_arm(key, value) for key, value in _keys(table.get("arms", {}), tuple(table.get("arms", {})),
+                                                          "arms").items()]
+    classifiers = [check_classifier(key, value) for key, value in table.get("classifiers", {}).items()]
+    if not arms:
+        raise SynthaugError(f"{Path(origin).name}: the spec names no arms ([arms.NAME] tables)")
+    if not classifiers and any(a.measure == "classifier" for a in arms):
+        raise SynthaugError(f"{Path(origin).name}: the spec names no classifiers ([classifiers.NAME] tables)")
+    return Spec(name=name, title=table.get("title", name), description=table.get("description", ""),
+                paper=table.get("paper", ""), preset=preset, seeds=seeds, measures=measures, headline=headline,
+                positive=positive, data=data, binary=binary, split=split, arms=arms, classifiers=classifiers,
+                origin=origin)
+
+
+def check_data(data: dict[str, Any]) -> dict[str, Any]:
+    from synthaug.registry import get_registry
+
+    if not data.get("source"):
+        raise SynthaugError("data.source: missing (a registered data source, e.g. kaggle or ctsim)")
+    get_registry().entry("dataset", data["source"])
+    if data.get("volumes"):
+        get_registry().entry("dataset", data["volumes"])
+    if data.get("size") is not None:
+        _int(data["size"], "data.size", 8)
+    if data.get("channels", 1) not in (1, 3):
+        raise SynthaugError(f"data.channels: expected 1 or 3; got {data['channels']!r}")
+    _keys(data.get("options", {}), tuple(data.get("options", {})), "data.options")
+    return {"source": data["source"], "dir": data.get("dir"), "size": data.get("size"),
+            "channels": data.get("channels", 1), "seed": _int(data.get("seed", 0), "data.seed", 0),
+            "options": dict(data.get("options", {})), "volumes": data.get("volumes"),
+            "volumes_dir": data.get("volumes_dir")}
+
+
+def check_strategy(value: Any, where: str) -> Any:
+    from synthaug.pipeline.balance import parse_strategy
+
+    if isinstance(value, dict):
+        for cls, count in value.items():
+            _int(count, f"{where}.{cls}", 0)
+        return dict(value)
+    if not isinstance(value, str):
+        raise SynthaugError(f"{where}: expected a strategy name or a table of final counts; got {value!r}")
+    try:
+        return parse_strategy(value)
+    except SynthaugError as exc:
+        raise SynthaugError(f"{where}: {exc}") from None
+
+
+def check_arm(key: str, value: dict[str, Any]) -> Arm:
+    from synthaug.pipeline.balance import resolve_synthesizer
+    from synthaug.registry import get_registry
+
+    where = f"arms.{key}"
+    _keys(value, ARM_KEYS, where)
+    synth = value.get("synthesizer")
+    strategy = check_strategy(value.get("strategy", "auto" if synth else "none"), f"{where}.strategy")
+    if synth is None and strategy != "none":
+        raise SynthaugError(f"{where}: strategy {strategy!r} needs a synthesizer; an arm without one is unbalanced "
+                            f"(strategy = \"none\")")
+    measure = value.get("measure", "classifier")
+    if measure not in ARM_MEASURES:
+        raise SynthaugError(f"{where}.measure: expected one of {', '.join(ARM_MEASURES)}; got {measure!r}")
+    options = dict(value.get("options", {}))
+    if synth is not None:
+        try:
+            cls = get_registry().entry("synthesizer", synth).resolve()
+        except SynthaugError as exc:
+            raise SynthaugError(f"{where}.synthesizer: {exc}") from None
+        try:
+            resolve_synthesizer(synth, options)  # the plugin's Config refuses unknown or ill-typed options
+        except SynthaugError as exc:
+            raise SynthaugError(f"{where}.options: {exc}") from None
+        if measure == "joint" and not getattr(cls, "classifier_run", None):
+            raise SynthaugError(f"{where}.measure: synthesizer {synth!r} trains no classifier of its own; "
+                                f"measure = \"joint\" needs one (e.g. xpgan's C)")
+    elif measure == "joint":
+        raise SynthaugError(f"{where}.measure: \"joint\" needs a synthesizer that trains a classifier")
+    baseline = value.get("baseline", synth is None)
+    if not isinstance(baseline, bool):
+        raise SynthaugError(f"{where}.baseline: expected true or false; got {baseline!r}")
+    return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure, str(value.get("note", "")))
+
+
+def check_classifier(key: str, value: dict[str, Any]) -> ClassifierArm:
+    from synthaug.pipeline.train import TrainConfig
+    from synthaug.registry import get_registry
+
+    where = f"classifiers.{key}"
+    _keys(value, CLASSIFIER_KEYS, where)
+    name = value.get("classifier")
+    if not name:
+        raise SynthaugError(f"{where}.classifier: missing (a registered classifier, e.g. resnet50)")
+    try:
+        get_registry().entry("classifier", name)
+    except SynthaugError as exc:
+        raise SynthaugError(f"{where}.classifier: {exc}") from None
+    recipe = dict(_keys(value.get("recipe", {}), tuple(value.get("recipe", {})), f"{where}.recipe"))
+    for fixed in ("classifier", "seed", "weights", "device"):
+        if fixed in recipe:
+            raise SynthaugError(f"{where}.recipe.{fixed}: set by the experiment (classifier, seed, --weights, "
+                                f"--device), not by the recipe")
+    probe = {**recipe, "classifier": name}
+    if recipe.get("mode") in WEIGHTED_MODES:
+        probe["weights"] = "imagenet.pt"  # a placeholder: the real file comes with --weights
+    try:
+        TrainConfig.from_dict(probe)
+    except SynthaugError as exc:
+        raise SynthaugError(f"{where}.recipe: {exc}") from None
+    return ClassifierArm(key, str(value.get("label", key)), name, recipe, str(value.get("note", "")))
+
+
+def parse_weights(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``--weights PATH`` (every classifier) or ``--weights CLASSIFIER=PATH``, each file checked to exist."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        key, path = (name.strip(), path) if sep and not Path(value).is_file() else ("*", value)
+        if not Path(path).is_file():
+            raise SynthaugError(f"--weights {value}: no such file {path!r} (a local torchvision-format ImageNet state dict)")
+        out[key] = str(Path(path).resolve())
+    return out
+
+
+def weights_for(weights: Mapping[str, str], classifier: str) -> str | None:
+    return weights.get(classifier) or weights.get("*")
+
+
+def spec_json(spec: Spec) -> str:
+    return json.dumps(spec.to_dict(), indent=2, default=str)
