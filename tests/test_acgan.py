@@ -192,6 +192,20 @@ def test_save_load_round_trip(tmp_path, fitted):
         ACGAN.load(tmp_path / "ckpt")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+def test_cuda_without_cuda(tmp_path, fitted):
+    synth, data = fitted
+    with pytest.raises(SynthaugError, match="device 'cuda': no CUDA device is available"):
+        ACGAN(device="cuda", **TINY).check(data, {"dark": 1})  # training: refused before it starts
+    synth.save(tmp_path)
+    info = json.loads((tmp_path / "synthesizer.json").read_text())
+    info["config"]["device"] = "cuda"  # a checkpoint trained on a GPU machine
+    (tmp_path / "synthesizer.json").write_text(json.dumps(info))
+    loaded = ACGAN.load(tmp_path)
+    loaded.check(data, {"dark": 1})  # generating needs no GPU: it runs on the CPU
+    assert np.array_equal(loaded.generate(data, "dark", 2, seed=0).images, synth.generate(data, "dark", 2, seed=0).images)
+
+
 def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
     data = two_class(8)  # 16 images, batch 8: 2 steps an epoch
     uninterrupted = ACGAN(epochs=3, **TINY)

@@ -40,9 +40,9 @@ GENERATE_CHUNK = 64
 class ACGANConfig:
     """CovidGAN's ACGAN settings where this project knows them, DCGAN/ACGAN conventions elsewhere.
 
-    The CovidGAN paper is not in this repository; the defaults below are those the project's brief
-    gives for it (latent 100, Adam 2e-4 with beta1 0.5) and the usual ACGAN/DCGAN values. CovidGAN's
-    own epoch count and batch size are not reproduced (docs/acgan.md).
+    The CovidGAN paper is not in this repository: the defaults are CovidGAN's as described to this
+    project (latent 100, Adam 2e-4 with beta1 0.5) and the usual ACGAN/DCGAN values elsewhere.
+    CovidGAN's own epoch count, batch size and dropout are not reproduced (docs/acgan.md).
     """
 
     epochs: int = 100  # passes over the real training images; chosen (100, as pix2pix), not CovidGAN's own count
@@ -51,9 +51,9 @@ class ACGANConfig:
     beta1: float = 0.5  # Adam beta1 (ACGAN, DCGAN)
     beta2: float = 0.999  # Adam beta2 (torch's default)
     latent_dim: int = 100  # length of the noise vector z (and of the class embedding it is multiplied with)
-    ngf: int = 64  # generator width at the output resolution; doubles per coarser level, up to 8 x ngf
+    ngf: int = 64  # generator width of its last hidden layer; doubles per coarser level, up to 8 x ngf
     ndf: int = 64  # discriminator width after its first convolution; doubles per level, up to 8 x ndf
-    dropout: float = 0.25  # dropout after every LeakyReLU of the discriminator (the Keras ACGAN value)
+    dropout: float = 0.25  # dropout after every LeakyReLU of the discriminator; chosen, not CovidGAN's own value
     seed: int = 0  # initial weights, batch order, noise (the run's --seed unless set here)
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda
 
@@ -93,7 +93,6 @@ class ACGAN(Synthesizer):
         if h != w:
             raise SynthaugError(f"acgan needs square images; got {h}x{w}")
         acgan_geometry(h)
-        resolve_device(self.config.device)
         real = train.synth == REAL
         if not real.any():
             raise SynthaugError("acgan: the training split has no real images to learn from")
@@ -109,7 +108,8 @@ class ACGAN(Synthesizer):
             if tuple(self.class_names) != tuple(train.class_names):
                 raise SynthaugError(f"acgan checkpoint was trained on classes {', '.join(self.class_names)}; "
                                     f"the data has {', '.join(train.class_names)}")
-            return
+            return  # fitted: generates on the configured device, or the CPU where it is missing
+        resolve_device(self.config.device)  # training on cuda without CUDA: refused before it starts
         self._check_resume((c, h, w), train.class_names)
 
     def _check_resume(self, shape, class_names) -> None:
