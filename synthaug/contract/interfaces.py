@@ -62,6 +62,11 @@ class Synthesizer(Configurable, ABC):
     needs_volumes: ClassVar[bool] = False
     #: True if ``fit`` trains something worth saving.
     trainable: ClassVar[bool] = False
+    #: A synthesizer that trains a classifier of its own (xpgan's C, jointly with G and D) names the
+    #: subdirectory of its saved checkpoint holding that classifier as a training run (the layout
+    #: ``synthaug.pipeline.runs.write_run`` writes); an experiment arm with ``measure = "joint"``
+    #: evaluates it there. ``None``: no classifier of its own.
+    classifier_run: ClassVar[str | None] = None
     #: Set by the core before ``fit``: the one directory where ``fit`` may keep resumable state (per-epoch
     #: checkpoints) and progress samples. It survives an interrupted fit, so a rerun resumes; ``None``: keep
     #: nothing. ``save`` copies what the checkpoint should keep (e.g. sample grids) out of it.
