@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from synthaug.kit.gan import dcgan_init
+
 from synthaug.errors import SynthaugError
 
 #: Widths stop doubling at this multiple of ``ngf`` / ``ndf`` (as in DCGAN-style networks).
@@ -95,13 +97,5 @@ class Discriminator(nn.Module):
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """DCGAN initialisation: (transposed) convolutions and linear layers N(0, std), BatchNorm N(1, std)
-    with zero bias; the class embedding keeps torch's N(0, 1), so ``z * embed(y)`` has unit variance."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
+    """DCGAN initialisation, linear layers included (synthaug.kit.gan.dcgan_init)."""
+    dcgan_init(module, std, linear=True)

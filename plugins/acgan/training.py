@@ -6,11 +6,14 @@ Kept free of ImageSet handling so that ``benchmarks/acgan_step.py`` times exactl
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from torch import nn
+
+from synthaug.kit.gan import fused_adam as adam
+from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401  (imported from here by the plugin)
+from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
+from synthaug.kit.gan import weights_hash  # noqa: F401
 
 from .networks import Discriminator, Generator, init_weights
 
@@ -62,34 +65,6 @@ class ACGANNets(nn.Module):
         accuracy = (real_cls.detach().argmax(1) == labels).float().mean()
         return {"D": d_loss.item(), "G_adv": g_adv.item(), "G_cls": g_cls.item(),
                 "D_cls_real": d_cls_real.item(), "acc_real": accuracy.item()}
-
-
-def adam(params, lr: float, betas) -> torch.optim.Adam:
-    """Adam with the fused (single-kernel) update where this torch has it; same algorithm, else the default."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
-
-
-def weights_hash(module: nn.Module) -> str:
-    """sha256 over parameter and buffer names and values: the generator's 'checkpoint hash'."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def to_model(images: np.ndarray) -> torch.Tensor:
-    """[0, 1] images -> [-1, 1] tensor (tanh range of the generator)."""
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)) * 2 - 1
-
-
-def from_model(x: torch.Tensor) -> np.ndarray:
-    """[-1, 1] tensor -> [0, 1] float32 array."""
-    return ((x.detach().float().clamp(-1, 1) + 1) / 2).cpu().numpy().astype(np.float32)
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:

@@ -23,6 +23,8 @@ import math
 import torch
 from torch import nn
 
+from synthaug.kit.gan import dcgan_init
+
 MAX_DEPTH = 8
 MAX_BOTTLENECK = 8
 
@@ -140,12 +142,5 @@ def patch_layers(size: int, wanted: int) -> int:
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """pix2pix init: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
+    """pix2pix init: conv weights N(0, 0.02); BatchNorm weights N(1, 0.02), biases 0 (synthaug.kit.gan.dcgan_init)."""
+    dcgan_init(module, std)

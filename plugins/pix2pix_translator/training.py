@@ -6,11 +6,14 @@ Kept free of ImageSet handling so that ``benchmarks/pix2pix_step.py`` times exac
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 from torch import nn
+
+from synthaug.kit.gan import fused_adam as adam  # noqa: F401  (the names this module's users import)
+from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401
+from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
+from synthaug.kit.gan import weights_hash  # noqa: F401
 
 from .networks import PatchDiscriminator, UNetGenerator, init_weights
 
@@ -62,17 +65,6 @@ class Pix2PixNets(nn.Module):
         return {"D": d_loss.item(), "G_adv": g_adv.item(), "L1": g_l1.item()}
 
 
-def adam(params, lr: float, betas) -> torch.optim.Adam:
-    """Adam with the fused (single-kernel) update where this torch has it: the generator has 54M
-    parameters at 256 px, and the default per-tensor update of that many is a sizeable share of a CPU
-    training step (benchmarks/pix2pix_step.py). Same algorithm; falls back to the default update."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas), fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, betas=tuple(betas))
-
-
 def linear_decay(epochs: int, decay_epochs: int):
     """lr factor per epoch: 1 for the first ``epochs - decay_epochs`` epochs, then linearly towards 0."""
     constant = epochs - decay_epochs
@@ -114,24 +106,6 @@ def _features(images: np.ndarray, grid: int) -> np.ndarray:
     x = nn.functional.adaptive_avg_pool2d(x, min(grid, x.shape[-1])).flatten(1)
     x = x - x.mean(1, keepdim=True)
     return (x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy().astype(np.float64)
-
-
-def weights_hash(module: nn.Module) -> str:
-    """sha256 over parameter and buffer names and values: the generator's 'checkpoint hash'."""
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def to_model(images: np.ndarray) -> torch.Tensor:
-    """[0, 1] images -> [-1, 1] tensor (tanh range of the generator)."""
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)) * 2 - 1
-
-
-def from_model(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().clamp(-1, 1) + 1) / 2).numpy().astype(np.float32)
 
 
 def sample_grid(source: np.ndarray, generated: np.ndarray, target: np.ndarray, path) -> None:

@@ -320,6 +320,8 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
             seen.add(r.cell.arm.key)
             lines.append(f"| {r.cell.arm.label} | {_counts(r.counts['train'])} | {_counts(r.counts['synthetic'])} |")
     lines.append("")
+    lines += [f"![{key}]({path})" for key, path in figures.items() if key.startswith("samples-")]
+    lines.append("")
 
     missing = [r for r in rows if r.status != "done"]
     if missing:
@@ -389,6 +391,22 @@ def headline_figure(spec: Spec, done: dict[tuple[str, str], list[Row]], path: Pa
     return save_figure(fig, path)
 
 
+def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
+    """Real and synthetic training images per class, from each synthesizing arm's first store."""
+    from synthaug.experiments.figures import sample_grid
+    from synthaug.pipeline.store import read_store
+
+    figures = {}
+    for arm in spec.arms:
+        store = out / "stores" / f"{arm.store_key}-seed0.h5"
+        if arm.synthesizer is None or arm.store_key != arm.key or not store.is_file():
+            continue
+        path = out / "figures" / f"samples-{arm.key}.png"
+        sample_grid(read_store(store, "train"), path, title=f"{arm.label}: real and synthetic training images")
+        figures[f"samples-{arm.key}"] = f"figures/samples-{arm.key}.png"
+    return figures
+
+
 def write_report(out: str | Path) -> Path:
     """Write results.csv, report.md and the figures of experiment directory ``out``; return report.md."""
     from synthaug.pipeline.report import plot_confusion
@@ -406,6 +424,7 @@ def write_report(out: str | Path) -> Path:
             plot_confusion(sum(r.confusion for r in members), members[0].class_names,
                            out / "figures" / f"confusion-{name}.png", title=f"{arm_key}, {clf_key}")
             figures[name] = f"figures/confusion-{name}.png"
+        figures.update(sample_grids(spec, out))
     comps = comparisons(spec, rows)
     with atomic_path(out / RESULTS) as tmp:
         tmp.write_text(results_csv(spec, rows))
