@@ -149,7 +149,7 @@ def test_as_binary_errors_name_the_class(tiny_images):
 
 
 def test_cli_binary_applies_to_volumes_that_have_the_class():
-    from synthaug.cli.common import binary_volumes
+    from synthaug.pipeline.load import binary_volumes
     from synthaug.contract.types import Volume, VolumeSet
 
     vols = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1))] * 3, [0, 1, 2], ("covid", "normal", "viral"),

@@ -102,23 +102,13 @@ def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_opti
     return images, source
 
 
-def binary_volumes(volumes, binary: str | None):
-    """``--binary CLASS`` applied to CT volumes that have that class; volumes with other classes
-    (MosMed's CT-0..CT-4) keep them, for the synthesizer's ``label_map`` to map."""
-    if binary is None or binary not in volumes.class_names:
-        return volumes
-    from synthaug.pipeline.load import as_binary
-
-    return as_binary(volumes, binary)
-
-
 def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(), binary=None, **_images):
     """The VolumeSet of ``--volumes`` (None without it). A volume source that is also the image source
     (a simulator giving both, such as the built-in data) gets the same source options, so its CTs are
     those of the patients whose radiographs were loaded."""
     if not volumes:
         return None
-    from synthaug.pipeline.load import load_volumes
+    from synthaug.pipeline.load import binary_volumes, load_volumes
 
     extra = parse_key_values(source_options, "--source-option") if volumes == data else {}
     return binary_volumes(load_volumes(volumes, volumes_dir, seed=seed, **extra), binary)

@@ -10,7 +10,7 @@ import click
 from synthaug.errors import SynthaugError
 
 from synthaug.cli import main
-from synthaug.cli.common import binary_volumes, load_from_cli, parse_key_values, source_options
+from synthaug.cli.common import load_from_cli, parse_key_values, source_options
 
 
 def describe_source(data: str, **options) -> dict:
@@ -23,7 +23,7 @@ def describe_source(data: str, **options) -> dict:
         info.update({"splits": {"all": {"classes": images.counts(), "synthetic": images.counts(synthetic=True)}},
                      "image_shape": list(images.image_shape), "skipped": images.meta.get("skipped", 0)})
     if "volumes" in source.provides:
-        from synthaug.pipeline.load import load_volumes
+        from synthaug.pipeline.load import binary_volumes, load_volumes
 
         # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
         extra = parse_key_values(options.get("source_options", ()), "--source-option")

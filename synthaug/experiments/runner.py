@@ -71,7 +71,7 @@ class Experiment:
     def data(self):
         """(images, volumes or None), read once: the task applied (binary: positive vs rest)."""
         if self._data is None:
-            from synthaug.pipeline.load import as_binary, load_images, load_volumes
+            from synthaug.pipeline.load import as_binary, binary_volumes, load_images, load_volumes
 
             d = self.spec.data
             images = load_images(d["source"], d["dir"], size=d["size"], channels=d["channels"], seed=d["seed"],
@@ -80,13 +80,11 @@ class Experiment:
             if d["volumes"]:
                 # The same source as the images gives the CTs of the very patients the radiographs show.
                 extra = d["options"] if d["volumes"] == d["source"] else {}
-                volumes = load_volumes(d["volumes"], d["volumes_dir"] if d["volumes"] != d["source"] or
-                                       d["volumes_dir"] else d["dir"], seed=d["seed"], **extra)
+                folder = d["volumes_dir"] or (d["dir"] if d["volumes"] == d["source"] else None)
+                volumes = load_volumes(d["volumes"], folder, seed=d["seed"], **extra)
             if self.spec.binary:
                 images = as_binary(images, self.spec.binary)
-                if volumes is not None and self.spec.binary in volumes.class_names:
-                    # volumes with other classes (MosMed's CT-0..CT-4) keep them for the synthesizer's label_map
-                    volumes = as_binary(volumes, self.spec.binary)
+                volumes = binary_volumes(volumes, self.spec.binary) if volumes is not None else None
             self._data = images, volumes
         return self._data
 

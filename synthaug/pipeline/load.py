@@ -74,3 +74,11 @@ def as_binary(data: Labeled, positive: str, rest: str = "rest") -> Labeled:
     out = data.subset(np.arange(len(data)))  # a new set over the same loaders
     out.labels, out.class_names = labels, binary
     return out
+
+
+def binary_volumes(volumes: VolumeSet, binary: str | None) -> VolumeSet:
+    """``--binary CLASS`` applied to CT volumes that have that class; volumes with other classes
+    (MosMed's CT-0..CT-4) keep them, for the synthesizer's ``label_map`` to map."""
+    if binary is None or binary not in volumes.class_names:
+        return volumes
+    return as_binary(volumes, binary)
