@@ -9,8 +9,12 @@ import numpy as np
 from synthaug.contract.types import REAL, ImageSet
 
 
-def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 0, title: str = "") -> Path:
-    """One row of real and one row of synthetic images per class (synthetic rows only where any exist)."""
+def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 0, title: str = "",
+                image=None) -> Path:
+    """One row of real and one row of synthetic images per class (synthetic rows only where any exist).
+
+    ``image(i)``: how to get image ``i`` when ``data`` holds only labels and provenance (a store read
+    with ``images=False``: only the images drawn are read); default ``data.images[i]``."""
     from synthaug.pipeline.report import pyplot, save_figure
 
     plt = pyplot()
@@ -31,8 +35,8 @@ def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 
             for side in ax.spines.values():
                 side.set_visible(False)
             if k < len(idx):
-                image = data.images[idx[k]]
-                ax.imshow(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+                shown = data.images[idx[k]] if image is None else image(int(idx[k]))
+                ax.imshow(shown[0] if shown.shape[0] == 1 else shown.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)

@@ -394,7 +394,7 @@ def headline_figure(spec: Spec, done: dict[tuple[str, str], list[Row]], path: Pa
 def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
     """Real and synthetic training images per class, from each synthesizing arm's first store."""
     from synthaug.experiments.figures import sample_grid
-    from synthaug.pipeline.store import read_store
+    from synthaug.pipeline.store import open_store, read_store
 
     figures = {}
     for arm in spec.arms:
@@ -402,7 +402,10 @@ def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
         if arm.synthesizer is None or arm.store_key != arm.key or not store.is_file():
             continue
         path = out / "figures" / f"samples-{arm.key}.png"
-        sample_grid(read_store(store, "train"), path, title=f"{arm.label}: real and synthetic training images")
+        dataset = open_store(store, "train")  # only the images drawn are read, not the whole split
+        sample_grid(read_store(store, "train", images=False), path, image=lambda i: dataset[i][0].numpy(),
+                    title=f"{arm.label}: real and synthetic training images")
+        dataset.close()
         figures[f"samples-{arm.key}"] = f"figures/samples-{arm.key}.png"
     return figures
 
