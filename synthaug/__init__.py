@@ -45,6 +45,7 @@ _LAZY = {
     "evaluate": "synthaug.pipeline.evaluate",
     "balance": "synthaug.api",
     "train_and_evaluate": "synthaug.api",
+    "quality": "synthaug.assess.run",
     "get_registry": "synthaug.registry",
     "register_plugin": "synthaug.registry",
 }
