@@ -23,6 +23,7 @@ def _run_demo(out, *args: str) -> list[dict]:
     comparisons = json.loads((out / "comparisons.json").read_text())
     assert [c["arm"] for c in comparisons] == ["synthesis"]
     assert comparisons[0]["sentence"] in result.output
+    (out / "demo-output.txt").write_text(result.output)
     with open(out / "results.csv", newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -75,6 +76,26 @@ def test_demo_measures_follow_from_the_confusion_matrices(tiny_demo):
         label = {"synthesis": "pix2pix"}.get(row["arm"], row["arm"])
         assert f"| {label} | resnet50 from scratch | 1 | {float(row['accuracy']):.3f} | {float(row['macro_f1']):.3f} |" in report
     assert "best mean macro_f1" in report  # which arm won, and by how much
+
+
+def test_demo_measures_the_synthetic_images_and_reports_their_quality(tiny_demo):
+    out, _ = tiny_demo
+    # one feature network for the seed, and a quality directory per synthesizing arm
+    assert (out / "quality" / "features-seed0" / "features.json").is_file()
+    tables = {arm: json.loads((out / "quality" / f"{arm}-seed0" / "quality.json").read_text())["table"]
+              for arm in ("duplicate", "augment", "synthesis")}
+    covid = {arm: next(r for r in rows if r["class"] == "covid" and r["synthesizer"] != "real (train)")
+             for arm, rows in tables.items()}
+    assert covid["duplicate"]["synthesizer"] == "duplicate" and covid["duplicate"]["copies_pixels"] == 1.0
+    assert covid["synthesis"]["synthesizer"] == "pix2pix" and covid["synthesis"]["n"] == 5
+    # 2 test images per class in the tiny preset: too few for FID and the rest, said so rather than faked
+    assert "needs at least 4 images" in covid["augment"]["skipped"]
+    report = (out / "report.md").read_text()
+    assert "## Quality of the synthetic images" in report
+    assert "](quality/duplicate-seed0/figures/nearest-duplicate-covid.png)" in report
+    assert (out / "quality" / "duplicate-seed0" / "figures" / "nearest-duplicate-covid.png").stat().st_size > 0
+    printed = (out / "demo-output.txt").read_text()
+    assert "quality of duplicate covid images (seed 0, 5 images)" in printed and "100% copies" in printed
 
 
 def test_demo_runs_are_complete_run_directories(tiny_demo):

@@ -32,15 +32,18 @@ def ssim_psnr(images: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"ssim": float(ssim), "psnr": float(psnr)}
 
 
-def truth_rows(dataset, synthetic: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray]:
+def truth_rows(dataset, synthetic: np.ndarray, label: int,
+               sources: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(synthetic rows, truth rows): synthetic images whose patient has a real image of the same class
-    in the same split."""
+    in the same split, other than the image the synthetic one was made from (``sources``, aligned with
+    ``synthetic``; -1 where none): a copy compared with its own source says nothing."""
     real = np.flatnonzero((np.asarray(dataset.synth) == "real") & (np.asarray(dataset.labels) == label))
     by_patient = {}
     for row in real:
         by_patient.setdefault(str(dataset.patient_ids[row]), int(row))
-    pairs = [(int(s), by_patient[str(dataset.patient_ids[s])]) for s in synthetic
-             if str(dataset.patient_ids[s]) in by_patient]
+    made_from = np.full(len(synthetic), -1) if sources is None else sources
+    pairs = [(int(s), by_patient[str(dataset.patient_ids[s])]) for s, source in zip(synthetic, made_from)
+             if str(dataset.patient_ids[s]) in by_patient and by_patient[str(dataset.patient_ids[s])] != source]
     if not pairs:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     s_rows, t_rows = zip(*pairs)
@@ -51,7 +54,7 @@ def in_store(dataset, synthetic: np.ndarray, label: int, source_rows: np.ndarray
     """Paired figures for the synthetic rows that have a truth in the store (None if none has)."""
     from synthaug.assess.features import batches
 
-    s_rows, t_rows = truth_rows(dataset, synthetic, label)
+    s_rows, t_rows = truth_rows(dataset, synthetic, label, source_rows)
     if s_rows.size == 0:
         return None
     synth_images = np.concatenate([b.numpy() for b in batches(dataset, s_rows)])

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from synthaug.assess import measures, memorise, paired
 from synthaug.assess.features import FeatureConfig, FeatureNet, extract, feature_net
+from synthaug.assess.report import summary_rows, write_quality  # noqa: F401 (summary_rows: re-exported)
 from synthaug.errors import SynthaugError
 
 REAL = "real"
@@ -179,8 +180,6 @@ def quality(store: str | Path, *, classes: Sequence[str] | None = None,
             checkpoint = _checkpoint_measures(Path(synth_checkpoint), names[0], store)
         result = QualityResult(store, tuple(train.class_names), net.describe(), sets, groups, checkpoint, net)
         if out is not None:
-            from synthaug.assess.report import write_quality
-
             result.path = write_quality(result, out, train=train, test=test, figures=figures)
         return result
     finally:
@@ -205,33 +204,3 @@ def _image_sources(train, rows: np.ndarray, source_index: np.ndarray) -> np.ndar
     if not ok.any():
         return None
     return np.where(ok, src, -1)
-
-
-def summary_rows(result: QualityResult | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per synthesizer and class (and per class for the real reference): the table of the
-    report, of docs/quality.md and of the experiment report."""
-    data = result.to_dict() if isinstance(result, QualityResult) else result
-    rows = []
-
-    def row(synth: str, class_name: str, n: int, fid: Mapping[str, Any], memo: Mapping[str, Any] | None) -> dict:
-        if "skipped" in fid:
-            return {"synthesizer": synth, "class": class_name, "n": n, "skipped": fid["skipped"]}
-        out = {"synthesizer": synth, "class": class_name, "n": n,
-               "fid": fid["fid"]["value"], "fid_se": fid["fid"]["se"],
-               "fid_inf": fid["fid_inf"]["value"], "fid_inf_se": fid["fid_inf"]["se"],
-               "kid": fid["kid"]["value"], "kid_std": fid["kid"]["std"],
-               "precision": fid["precision"], "recall": fid["recall"], "density": fid["density"],
-               "coverage": fid["coverage"], "auc": fid["two_sample"]["auc"],
-               "auc_low": fid["two_sample"]["low"], "auc_high": fid["two_sample"]["high"]}
-        if memo:
-            for space in ("features", "pixels"):
-                if space in memo:
-                    out[f"copies_{space}"] = memo[space]["copies"]
-                    out[f"near_copies_{space}"] = memo[space]["near_copies"]
-        return out
-
-    for class_name, info in data["classes"].items():
-        rows.append(row("real (train)", class_name, info["real_train"], info["reference"], None))
-    for g in data["groups"]:
-        rows.append(row(g["synthesizer"], g["class"], g["n"], g["fidelity"], g["memorisation"]))
-    return rows

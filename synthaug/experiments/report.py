@@ -249,7 +249,8 @@ def _cell_text(interval: dict | None) -> str:
 
 
 def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: list[dict[str, Any]],
-                    figures: dict[str, str]) -> str:
+                    figures: dict[str, str], out: Path | None = None) -> str:
+    """report.md; ``out``: the experiment directory, whose quality/ measures get a section when present."""
     done = groups(rows)
     first = next((r for r in rows if r.status == "done"), None)
     lines = [f"# {spec.title}", ""]
@@ -261,7 +262,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
               (f", options {json.dumps(spec.data['options'])}" if spec.data["options"] else "") +
               (f", size {spec.data['size']}" if spec.data.get("size") else "") +
               (f"; task: {spec.binary} vs rest" if spec.binary else "; task: all classes"),
-              f"- split: " + (f"{spec.split['test_per_class']} real test images per class"
+              "- split: " + (f"{spec.split['test_per_class']} real test images per class"
                               if "test_per_class" in spec.split else
                               f"{spec.split['test_fraction']:.0%} of every class's real images (whole patients)") +
               ", fixed by the seed, the same for every arm of a seed"]
@@ -323,6 +324,8 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
     lines += [f"![{key}]({path})" for key, path in figures.items() if key.startswith("samples-")]
     lines.append("")
 
+    lines += _quality_lines(spec, done, out)
+
     missing = [r for r in rows if r.status != "done"]
     if missing:
         lines += ["## Cells not run", "", "| cell | status | why |", "|---|---|---|"]
@@ -330,6 +333,24 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines.append("")
     lines += ["## Run time", "", _timings(rows, saved), ""]
     return "\n".join(lines)
+
+
+def _quality_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], out: Path | None) -> list[str]:
+    """The section on the synthetic images themselves (experiments/quality.py), when it was measured."""
+    from synthaug.experiments.quality import headline_text, quality_section
+    from synthaug.kit.markdown import escape
+
+    if out is None:
+        return []
+    labels = {arm.store_key: arm.label for arm in spec.arms}
+    first_classifier = next((clf for _, clf in done), None)
+
+    def downstream(store_key: str) -> str:
+        members = [r for (arm, clf), rows in done.items() for r in rows
+                   if spec.arm(arm).store_key == store_key and clf == first_classifier]
+        return headline_text(members, spec.headline)
+
+    return quality_section(out, labels, spec.headline, downstream, escape)
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -434,5 +455,5 @@ def write_report(out: str | Path) -> Path:
     with atomic_path(out / "comparisons.json") as tmp:
         tmp.write_text(json.dumps(comps, indent=2, default=str))
     with atomic_path(out / REPORT) as tmp:
-        tmp.write_text(report_markdown(spec, rows, saved, comps, figures))
+        tmp.write_text(report_markdown(spec, rows, saved, comps, figures, out))
     return out / REPORT

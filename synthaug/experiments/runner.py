@@ -8,6 +8,8 @@ An experiment directory::
     stores/<arm>-seed<S>.json    how long fitting and balancing took
     cells/<arm>--<clf>--seed<S>/ run/ (a training run: resumable) and cell.json (written last)
     not-run.json                 cells that could not run, and why (missing weights, volumes)
+    quality/features-seed<S>/    the feature network of `synthaug quality`, trained once per seed
+    quality/<arm>-seed<S>/       `synthaug quality` of each synthesizing arm's store ([quality] seeds)
     results.csv, report.md, figures/   (synthaug.experiments.report)
 
 The seed S fixes the test split (every arm of a seed is measured on the same real test images), the
@@ -209,6 +211,50 @@ class Experiment:
         write_json(done, result)
         return result
 
+    # ---- quality of the synthetic images ---------------------------------------------------------
+    def quality_dir(self, arm: Arm, seed: int) -> Path:
+        return self.out / "quality" / f"{arm.store_key}-seed{seed}"
+
+    def measure_quality(self, seed: int) -> None:
+        """``synthaug quality`` of every synthesizing arm's store of ``seed`` (each once), in one feature
+        space: a network trained on the real training images of the seed's split, shared by the arms
+        so that their figures compare."""
+        from synthaug.assess.features import FeatureConfig, feature_net, load_saved
+        from synthaug.assess.run import quality
+        from synthaug.pipeline.store import open_store
+
+        arms = [a for a in self.spec.arms if a.synthesizer is not None and self.store_path(a, seed).is_file()
+                and _has_synthetic(self.store_path(a, seed))]
+        arms = list({a.store_key: a for a in arms}.values())
+        todo = [a for a in arms if not (self.quality_dir(a, seed) / "quality.json").is_file()]
+        if not todo:
+            return
+        settings = self.spec.quality
+        config = FeatureConfig(seed=seed, **{k: settings[f"feature_{k}"] for k in ("epochs", "size")
+                                            if f"feature_{k}" in settings})
+        features_dir = self.out / "quality" / f"features-seed{seed}"
+        if (features_dir / "features.json").is_file():
+            net = load_saved(features_dir)
+        else:
+            unbalanced = [a for a in self.spec.arms if a.store_key == "unbalanced" and self.store_path(a, seed).is_file()]
+            source = self.store_path((unbalanced or arms)[0], seed)  # every real training image of the split
+            dataset = open_store(source, "train")
+            try:
+                net = feature_net(None, dataset, config)
+            finally:
+                dataset.close()
+            net.save(features_dir)
+        for arm in todo:
+            checkpoint = self.fit_dir(arm, seed)
+            quality(self.store_path(arm, seed), features=net, out=self.quality_dir(arm, seed), seed=seed,
+                    synth_checkpoint=checkpoint if checkpoint.is_dir() else None, feature_config=config)
+
+
+def _has_synthetic(store: Path) -> bool:
+    from synthaug.pipeline.store import store_info
+
+    return any(store_info(store)["splits"]["train"]["synthetic"].values())
+
 
 def _train_counts(store: Path) -> dict[str, Any]:
     from synthaug.pipeline.store import store_info
@@ -240,6 +286,8 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
             result = experiment.run_cell(cell)
             if on_cell is not None:
                 on_cell(cell, result)
+    for seed in range(min(spec.quality["seeds"], spec.seeds)):
+        experiment.measure_quality(seed)
     path = experiment.out / EXPERIMENT_FILE
     write_json(path, {**json.loads(path.read_text()), "command": command,
                       "seconds": time.perf_counter() - started})

@@ -25,13 +25,16 @@ from typing import Any, Mapping
 from synthaug.errors import SynthaugError
 
 SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "headline", "positive", "default_preset",
-             "data", "task", "split", "arms", "classifiers", "presets")
+             "data", "task", "split", "arms", "classifiers", "presets", "quality")
 DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
 ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note")
 CLASSIFIER_KEYS = ("label", "classifier", "recipe", "note")
-PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "recipe")
+PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "recipe", "quality")
+#: ``[quality]``: how many seeds' stores get ``synthaug quality`` (0: none), and its feature network.
+QUALITY_KEYS = ("seeds", "feature_epochs", "feature_size")
+DEFAULT_QUALITY = {"seeds": 1}
 #: How an arm is measured: a fresh classifier trained on its store, or the synthesizer's own jointly
 #: trained classifier (quan2021 measures XPGAN through its classifier C).
 ARM_MEASURES = ("classifier", "joint")
@@ -90,6 +93,7 @@ class Spec:
     arms: list[Arm]
     classifiers: list[ClassifierArm]
     origin: str = ""  # the file the spec came from
+    quality: dict = field(default_factory=lambda: dict(DEFAULT_QUALITY))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +103,7 @@ class Spec:
         out = self.to_dict()
         out.pop("seeds")
         out.pop("origin")
+        out.pop("quality")  # measured after the cells, from their stores: it changes no cell
         return out
 
     def arm(self, key: str) -> Arm:
@@ -194,6 +199,8 @@ def apply_preset(raw: dict[str, Any], preset: str, where: str) -> dict[str, Any]
         out["data"] = _merge(out.get("data", {}), over["data"])
     if "split" in over:
         out["split"] = copy.deepcopy(over["split"])
+    if "quality" in over:
+        out["quality"] = _merge(out.get("quality", {}), over["quality"])
     for group in ("arms", "classifiers"):
         for key, value in _keys(over.get(group, {}), tuple(out.get(group, {})), f"presets.{preset}.{group}").items():
             out[group][key] = _merge(out[group][key], value)
@@ -277,7 +284,17 @@ def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin:
     return Spec(name=name, title=table.get("title", name), description=table.get("description", ""),
                 paper=table.get("paper", ""), preset=preset, seeds=seeds, measures=measures, headline=headline,
                 positive=positive, data=data, binary=binary, split=split, arms=arms, classifiers=classifiers,
-                origin=origin)
+                origin=origin, quality=check_quality(table.get("quality", {})))
+
+
+def check_quality(value: Any) -> dict[str, Any]:
+    """The ``[quality]`` table: ``seeds`` (default 1; 0 turns it off), ``feature_epochs``, ``feature_size``."""
+    quality = {**DEFAULT_QUALITY, **_keys(value, QUALITY_KEYS, "quality")}
+    _int(quality["seeds"], "quality.seeds", 0)
+    for key in ("feature_epochs", "feature_size"):
+        if key in quality:
+            _int(quality[key], f"quality.{key}", 1)
+    return quality
 
 
 def check_data(data: dict[str, Any]) -> dict[str, Any]:
