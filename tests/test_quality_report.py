@@ -222,3 +222,31 @@ def test_cli_measures_a_store(measured, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"wrote {target}" in result.output and FRESH in result.output and COPIES not in result.output
     assert (target / "quality.md").is_file() and not (target / "figures").exists()
+
+
+def test_features_from_a_local_torchvision_weights_file(measured, tmp_path):
+    """``--features PATH``: the registered classifier whose layout the file fits is found by its keys
+    (a DenseNet-121 state dict here), its weights hash is recorded, and the run measures in its 1024
+    features; a file that fits no registered layout is refused, naming the file."""
+    from _classifier_data import torchvision_densenet121_shapes, write_state_dict
+
+    from synthaug.assess.run import quality
+    from synthaug.errors import SynthaugError
+    from synthaug.kit.files import file_hash
+
+    store, *_ = measured
+    weights = tmp_path / "densenet121.pth"
+    write_state_dict(weights, torchvision_densenet121_shapes())
+    result = quality(store, features=weights, classes=[ODD], feature_config=FeatureConfig(size=32))
+    assert result.features["network"] == "densenet121" and result.features["dim"] == 1024
+    assert result.features["weights_sha256"] == file_hash(weights) and result.features["source"] == str(weights)
+    assert result.groups[0].features.shape == (10, 1024)
+    memorisation = result.groups[0].memorisation
+    # a copy lies at distance 0 from its source in any feature space (random weights here: the copy
+    # threshold, the closest test image, may be 0 too, so the fraction of copies proves nothing)
+    assert np.all(memorisation["features"]["synthetic_distance"] < 1e-6) and memorisation["pixels"]["copies"] == 1.0
+
+    foreign = tmp_path / "inception.pth"
+    write_state_dict(foreign, {"Mixed_5b.branch1x1.conv.weight": (64, 192, 1, 1)})
+    with pytest.raises(SynthaugError, match="inception.pth: its tensors fit no registered classifier"):
+        quality(store, features=foreign, classes=[ODD])

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from synthaug.errors import SynthaugError
-from synthaug.experiments.spec import EXPERIMENT_FILE, Arm, Cell, Spec, grid, weights_for
+from synthaug.experiments.spec import EXPERIMENT_FILE, NOT_IDENTITY, Arm, Cell, Spec, grid, weights_for
 from synthaug.experiments.report import write_report
 from synthaug.kit.files import write_json
 
@@ -59,7 +59,7 @@ class Experiment:
         if path.is_file():
             saved = json.loads(path.read_text())
             now = json.loads(json.dumps(self.spec.identity(), default=str))
-            before = {k: v for k, v in saved.get("spec", {}).items() if k not in ("seeds", "origin")}
+            before = {k: v for k, v in saved.get("spec", {}).items() if k not in NOT_IDENTITY}
             if before != now:
                 differing = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                 raise SynthaugError(f"{self.out} holds another experiment ({', '.join(differing)} differ); "

@@ -35,6 +35,9 @@ PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "
 #: ``[quality]``: how many seeds' stores get ``synthaug quality`` (0: none), and its feature network.
 QUALITY_KEYS = ("seeds", "feature_epochs", "feature_size")
 DEFAULT_QUALITY = {"seeds": 1}
+#: Spec fields a rerun may change: more seeds, another file holding the spec, and [quality] (measured
+#: after the cells from their stores, it changes no cell).
+NOT_IDENTITY = ("seeds", "origin", "quality")
 #: How an arm is measured: a fresh classifier trained on its store, or the synthesizer's own jointly
 #: trained classifier (quan2021 measures XPGAN through its classifier C).
 ARM_MEASURES = ("classifier", "joint")
@@ -100,11 +103,7 @@ class Spec:
 
     def identity(self) -> dict[str, Any]:
         """What must not change when an experiment directory is run again (the seed count may grow)."""
-        out = self.to_dict()
-        out.pop("seeds")
-        out.pop("origin")
-        out.pop("quality")  # measured after the cells, from their stores: it changes no cell
-        return out
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
 
     def arm(self, key: str) -> Arm:
         return next(a for a in self.arms if a.key == key)
