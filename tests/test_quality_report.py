@@ -250,3 +250,10 @@ def test_features_from_a_local_torchvision_weights_file(measured, tmp_path):
     write_state_dict(foreign, {"Mixed_5b.branch1x1.conv.weight": (64, 192, 1, 1)})
     with pytest.raises(SynthaugError, match="inception.pth: its tensors fit no registered classifier"):
         quality(store, features=foreign, classes=[ODD])
+
+
+def test_the_python_call_is_the_top_level_synthaug_quality():
+    import synthaug
+    from synthaug.assess.run import quality
+
+    assert synthaug.quality is quality and "quality" in synthaug.__all__
