@@ -321,7 +321,11 @@ class Pix2Pix(Synthesizer):
             if not path.is_file():
                 raise SynthaugError(f"{path}: missing generator weights for {target!r}")
             generator = UNetGenerator(c, size, synth.config.ngf, residual=synth.config.residual)
-            generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                generator.load_state_dict(load_checkpoint(path))  # weights_only: nothing unpickled
+            except RuntimeError as exc:  # tensors of another network
+                first = str(exc).strip().splitlines()[0]
+                raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json ({first[:160]})") from exc
             synth.generators[target] = generator
             synth.hashes[target] = weights_hash(generator)
             if synth.hashes[target] != info["hashes"].get(target):

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_dir, file_hash, write_json
+from synthaug.kit.files import atomic_dir, file_hash, load_torch_file, write_json
 
 #: The network trained on the store's real images when ``features`` names no other. A CLI-style
 #: default (the one place outside cli/ and experiments/ that names a bundled plugin; docs/quality.md).
@@ -147,8 +147,6 @@ def in_channels(dataset) -> int:
 
 
 def load_saved(directory: Path) -> FeatureNet:
-    import torch
-
     from synthaug.registry import get_registry
 
     info_path = directory / INFO_FILE
@@ -161,10 +159,10 @@ def load_saved(directory: Path) -> FeatureNet:
     except (ValueError, KeyError, TypeError) as exc:
         raise SynthaugError(f"{info_path}: not a feature-network description ({exc})") from exc
     model = get_registry().create("classifier", network, **options).build(channels, classes)
+    state = load_torch_file(directory / WEIGHTS_FILE, f"state dict of {network}")
     try:
-        state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except Exception as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise SynthaugError(f"{directory / WEIGHTS_FILE}: does not hold {network}'s weights ({str(exc).splitlines()[0][:160]})") from exc
     keep = {k: v for k, v in info.items() if k not in ("network", "size", "dim", "source")}
     return FeatureNet(model, network=network, size=size, source=info.get("source", str(directory)), info=keep)

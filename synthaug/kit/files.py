@@ -1,4 +1,5 @@
-"""Files that are complete or absent: atomic writes of files, directories and JSON, and file hashes.
+"""Files that are complete or absent: atomic writes of files, directories and JSON, and file hashes;
+and the one place torch files are read (``weights_only=True``: nothing in them is ever unpickled).
 
 Every file synthaug writes goes through here: a temporary name beside the target, renamed over it
 only when the block succeeded, so an interrupted run never leaves a half-written file behind.
@@ -60,3 +61,26 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_torch_file(path: str | Path, expected: str) -> Any:
+    """A torch file's tensors and plain containers (``torch.load(weights_only=True)``), or a one-line
+    :class:`SynthaugError` naming ``path``: a file holding other pickled objects (which could run code
+    when unpickled) is refused, never unpickled; an unreadable one names what was ``expected``."""
+    import pickle
+
+    import torch
+
+    from synthaug.errors import SynthaugError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "global" in str(exc).lower():  # torch's restricted unpickler met a class or function it won't load
+            raise SynthaugError(f"{path}: refused: it holds pickled Python objects besides tensors, which "
+                                f"synthaug never unpickles (they could run code); expected {expected}") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SynthaugError(f"{path}: not a readable {expected} ({first[:200]})") from exc
+    except Exception as exc:  # corrupt, truncated, not a torch file
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SynthaugError(f"{path}: not a readable {expected} ({first[:200]})") from exc

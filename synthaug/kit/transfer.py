@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping
 
 from synthaug.errors import SynthaugError
 from synthaug.contract.types import WeightsReport
+from synthaug.kit.files import load_torch_file
 
 #: ImageNet statistics of torchvision's pretrained models (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,11 +73,7 @@ def read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SynthaugError(f"{path}: no such weights file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or a pickle of arbitrary objects
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SynthaugError(f"{path}: not a readable torch state dict ({first[:200]})") from exc
+    obj = load_torch_file(path, "torch state dict")
     # Tolerate the usual containers: {"state_dict": ...} / {"model": ...} and DataParallel's "module.".
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_path, write_json
+from synthaug.kit.files import atomic_path, load_torch_file, write_json
 from synthaug.version import __version__
 
 KIND = "synthaug-train-run"
@@ -92,13 +92,7 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SynthaugError(f"{path}: not a readable synthaug checkpoint ({first[:200]})") from exc
+    return load_torch_file(path, "synthaug checkpoint")
 
 
 def write_run(run: str | Path, model, manifest: dict[str, Any], epoch: int) -> Path:
