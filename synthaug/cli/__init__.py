@@ -1,6 +1,7 @@
 """The ``synthaug`` command: thin click commands over the Python API.
 
-Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the file or value).
+Exit codes: 0 success, 2 bad input or usage (one line on stderr naming the file or value), 130
+interrupted by Ctrl-C (one line saying how to go on).
 Commands live one per module in this package and import heavy libraries only inside their body,
 so ``synthaug --help`` and ``synthaug plugins`` answer fast.
 """
@@ -10,6 +11,12 @@ from __future__ import annotations
 import click
 
 from synthaug.errors import SynthaugError
+
+
+#: Ctrl-C: the shell's code for SIGINT, and one line on how to go on.
+INTERRUPTED_EXIT = 130
+INTERRUPTED = ("synthaug: interrupted; nothing half-written was left. Run the same command again: `experiment run` "
+               "and `demo` continue where they stopped, `train --resume` continues a training run, others start over.")
 
 
 class CliError(click.ClickException):
@@ -37,6 +44,11 @@ class SynthaugGroup(click.Group):
             return super().invoke(ctx)
         except SynthaugError as exc:
             raise CliError(str(exc)) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C: every output is written under a temporary name and renamed when complete, and the
+            # temporary one is removed on the way out, so there is nothing half-written to warn about.
+            click.echo(INTERRUPTED, err=True)
+            ctx.exit(INTERRUPTED_EXIT)
 
 
 @click.group(cls=SynthaugGroup, context_settings={"help_option_names": ["-h", "--help"]})
