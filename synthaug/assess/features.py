@@ -15,7 +15,7 @@ batches from the lazily opened store, so memory does not grow with the store.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -110,12 +110,6 @@ def batches(dataset, indices: Sequence[int], batch_size: int = 64) -> Iterable:
     indices = [int(i) for i in indices]
     for k in range(0, len(indices), batch_size):
         yield torch.stack([dataset[i][0] for i in indices[k:k + batch_size]])
-
-
-def extract(net: FeatureNet, dataset, indices: Sequence[int], *, flip: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Features of ``indices`` (of horizontally flipped images when ``flip``)."""
-    out = [net(b.flip(-1) if flip else b) for b in batches(dataset, indices, batch_size)]
-    return np.concatenate(out) if out else np.zeros((0, net.dim))
 
 
 # ---- making a FeatureNet ------------------------------------------------------------------------
@@ -237,7 +231,3 @@ def train_on_real(network: str, dataset, config: FeatureConfig, options: dict[st
                            "store": str(dataset.path), "seed": config.seed}}
     return FeatureNet(model, network=network, size=size, source="trained on the store's real training images",
                       info=info)
-
-
-def config_dict(config: FeatureConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -22,17 +22,20 @@ PIXEL_SIZE = 64
 NEAR_PERCENTILE = 5.0
 
 
-def thumbnails(dataset, indices, *, flip: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Images of ``indices`` reduced to at most ``PIXEL_SIZE`` a side, flattened ``(N, C*h*w)`` float32."""
-    from synthaug.assess.features import batches, resize
+def shrink(batch) -> np.ndarray:
+    """A batch of images reduced to at most ``PIXEL_SIZE`` a side, flattened ``(B, C*h*w)`` float32."""
+    from synthaug.assess.features import resize
 
-    out = []
-    for b in batches(dataset, indices, batch_size):
-        if flip:
-            b = b.flip(-1)
-        if b.shape[-1] > PIXEL_SIZE:
-            b = resize(b, PIXEL_SIZE)
-        out.append(b.flatten(1).numpy().astype(np.float32))
+    if batch.shape[-1] > PIXEL_SIZE:
+        batch = resize(batch, PIXEL_SIZE)
+    return batch.flatten(1).numpy().astype(np.float32)
+
+
+def thumbnails(dataset, indices, *, batch_size: int = 64) -> np.ndarray:
+    """:func:`shrink` of the images of ``indices``, read in batches."""
+    from synthaug.assess.features import batches
+
+    out = [shrink(b) for b in batches(dataset, indices, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

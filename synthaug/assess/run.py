@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from synthaug.assess import measures, memorise, paired
-from synthaug.assess.features import FeatureConfig, FeatureNet, extract, feature_net
+from synthaug.assess.features import FeatureConfig, FeatureNet, batches, feature_net
 from synthaug.assess.report import summary_rows, write_quality  # noqa: F401 (summary_rows: re-exported)
 from synthaug.errors import SynthaugError
 
@@ -97,14 +97,27 @@ def _groups_to_measure(train, classes: Sequence[str] | None) -> list[tuple[str, 
     return found
 
 
+def read_once(net: FeatureNet, dataset, indices: Sequence[int], *, mirrored: bool = False,
+              batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Features and pixel thumbnails (:func:`memorise.shrink`) of ``indices``, each image read from the store
+    once; with ``mirrored`` also those of the horizontally flipped images (``*_mirrored``)."""
+    suffixes = ("", "_mirrored") if mirrored else ("",)
+    parts: dict[str, list] = {kind + suffix: [] for suffix in suffixes for kind in ("features", "pixels")}
+    for batch in batches(dataset, indices, batch_size):
+        for suffix in suffixes:
+            images = batch.flip(-1) if suffix else batch
+            parts["features" + suffix].append(net(images))
+            parts["pixels" + suffix].append(memorise.shrink(images))
+    empty = {"features": np.zeros((0, net.dim)), "pixels": np.zeros((0, 0), np.float32)}
+    return {key: np.concatenate(chunks) if chunks else empty[key.split("_")[0]] for key, chunks in parts.items()}
+
+
 def _class_sets(train, test, net: FeatureNet, label: int) -> ClassSets:
     train_rows = np.flatnonzero((np.asarray(train.synth) == REAL) & (np.asarray(train.labels) == label))
     test_rows = np.flatnonzero((np.asarray(test.synth) == REAL) & (np.asarray(test.labels) == label))
-    return ClassSets(train_rows, test_rows,
-                     extract(net, train, train_rows), extract(net, train, train_rows, flip=True),
-                     extract(net, test, test_rows),
-                     memorise.thumbnails(train, train_rows), memorise.thumbnails(train, train_rows, flip=True),
-                     memorise.thumbnails(test, test_rows))
+    t, r = read_once(net, train, train_rows, mirrored=True), read_once(net, test, test_rows)
+    return ClassSets(train_rows, test_rows, t["features"], t["features_mirrored"], r["features"],
+                     t["pixels"], t["pixels_mirrored"], r["pixels"])
 
 
 def _checkpoint_measures(directory: Path, synthesizer: str, store: Path) -> dict[str, Any]:
@@ -160,8 +173,8 @@ def quality(store: str | Path, *, classes: Sequence[str] | None = None,
                 cs.reference = measures.fidelity(cs.test_features, cs.train_features, seed=seed)
             cs = sets[class_name]
             rows = np.flatnonzero((synth == name) & (np.asarray(train.labels) == label))
-            feats = extract(net, train, rows)
-            pixels = memorise.thumbnails(train, rows)
+            read = read_once(net, train, rows)
+            feats, pixels = read["features"], read["pixels"]
             memo = {}
             if cs.train_rows.size and cs.test_rows.size:
                 memo["features"] = memorise.memorisation(feats, cs.test_features, cs.train_features,
