@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from synthaug_plugins.acgan.training import ACGANNets
+from reference_weights import copy_weights  # benchmarks/ is the script's own folder
 
 CLASSES, LATENT, WIDTH = 3, 100, 64
 
@@ -97,15 +98,6 @@ class ReferenceStep:
         for p in self.D.parameters():
             p.requires_grad = True
         return loss_D.item(), loss_G.item()
-
-
-def copy_weights(src: nn.Module, dst: nn.Module) -> None:
-    """Same architecture means the same tensors in the same order: copy them across."""
-    a, b = list(src.state_dict().values()), dst.state_dict()
-    assert len(a) == len(b), (len(a), len(b))
-    for (name, tensor), value in zip(b.items(), a):
-        assert tensor.shape == value.shape, (name, tensor.shape, value.shape)
-        tensor.copy_(value)
 
 
 # ---- timing ----------------------------------------------------------------------------------

@@ -39,8 +39,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             raise SynthaugError(f"synth_checkpoint {str(synth_checkpoint)!r}: name the synthesizer it holds")
         if not isinstance(synthesizer, str):
             synthesizer = synthesizer.name
-        _, test, report = split_test(data, test_per_class, seed, fraction=test_fraction)
-        synthesizer = load_fitted(synth_checkpoint, synthesizer, test, report)
+        _, test, _ = split_test(data, test_per_class, seed, fraction=test_fraction)
+        synthesizer = load_fitted(synth_checkpoint, synthesizer, test)
     result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class, seed=seed,
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
                                   source=source, test_fraction=test_fraction)

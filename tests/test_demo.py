@@ -88,6 +88,10 @@ def test_demo_measures_the_synthetic_images_and_reports_their_quality(tiny_demo)
              for arm, rows in tables.items()}
     assert covid["duplicate"]["synthesizer"] == "duplicate" and covid["duplicate"]["copies_pixels"] == 1.0
     assert covid["synthesis"]["synthesizer"] == "pix2pix" and covid["synthesis"]["n"] == 5
+    # the fitted pix2pix measured itself on the seed's test split: G(twin) against the 2 covid test images
+    checkpoint = json.loads((out / "quality" / "synthesis-seed0" / "quality.json").read_text())["checkpoint"]
+    assert checkpoint["synthesizer"] == "pix2pix" and checkpoint["measures"]["targets"]["covid"]["n"] == 2
+    assert {"model", "identity"} <= set(checkpoint["measures"]["targets"]["covid"])
     # 2 test images per class in the tiny preset: too few for FID and the rest, said so rather than faked
     assert "needs at least 4 images" in covid["augment"]["skipped"]
     report = (out / "report.md").read_text()

@@ -10,7 +10,6 @@ memorisation is S's nearest neighbours in T, judged by how close R's come. Resul
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -122,20 +121,11 @@ def _class_sets(train, test, net: FeatureNet, label: int) -> ClassSets:
 
 def _checkpoint_measures(directory: Path, synthesizer: str, store: Path) -> dict[str, Any]:
     """A fitted synthesizer's own paired measures (``measure(test split)``) on the store's test images."""
-    from synthaug.pipeline.checkpoint import SPLIT_FILE
+    from synthaug.pipeline.checkpoint import load_fitted
     from synthaug.pipeline.store import read_store
-    from synthaug.registry import get_registry
 
-    if not directory.is_dir():
-        raise SynthaugError(f"{directory}: no such synthesizer checkpoint directory")
     test = read_store(store, "test")
-    split_file = directory / SPLIT_FILE
-    if split_file.is_file():
-        saved = json.loads(split_file.read_text())
-        if saved.get("test_origins") != sorted(map(str, test.origin)):
-            raise SynthaugError(f"{directory} was fitted beside another test split than {store}'s; its measures "
-                                f"would include images it trained on")
-    synth = get_registry().entry("synthesizer", synthesizer).resolve().load(directory)
+    synth = load_fitted(directory, synthesizer, test)  # refused if fitted beside another test split
     measure = getattr(synth, "measure", None)
     result = measure(test) if measure is not None else None
     return {"directory": str(directory), "synthesizer": synthesizer,

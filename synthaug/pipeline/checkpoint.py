@@ -39,7 +39,12 @@ def default_work_dir(out_dir: str | Path) -> Path:
 def split_fingerprint(test: ImageSet, report: SplitReport) -> dict[str, Any]:
     """What ``split.json`` records: the test images (compared) and how the split was asked for (shown)."""
     return {"per_class": report.per_class, "fraction": report.fraction, "seed": report.seed,
-            "test_origins": sorted(map(str, test.origin))}
+            "test_origins": test_origins(test)}
+
+
+def test_origins(test: ImageSet) -> list[str]:
+    """What identifies a test split: the sorted origins of its images."""
+    return sorted(map(str, test.origin))
 
 
 def _split_words(saved: Mapping[str, Any]) -> str:
@@ -86,7 +91,7 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     return synth
 
 
-def load_fitted(directory: str | Path, name: str, test: ImageSet, report: SplitReport) -> Synthesizer:
+def load_fitted(directory: str | Path, name: str, test: ImageSet) -> Synthesizer:
     """The synthesizer ``name`` saved in ``directory``, refused if it was fitted beside another test split."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -95,7 +100,7 @@ def load_fitted(directory: str | Path, name: str, test: ImageSet, report: SplitR
     path = directory / SPLIT_FILE
     if path.is_file():  # a checkpoint made outside fit_synthesizer has nothing recorded to compare
         saved = json.loads(path.read_text())
-        if saved.get("test_origins") != split_fingerprint(test, report)["test_origins"]:
+        if saved.get("test_origins") != test_origins(test):
             raise SynthaugError(
                 f"{directory} was fitted with a different test split ({_split_words(saved)}); use the same "
                 f"--seed and --test-per-class or --test-fraction so that no test image was seen in training")
