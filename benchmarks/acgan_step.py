@@ -20,14 +20,12 @@ import argparse
 import json
 import math
 import platform
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from synthaug_plugins.acgan.training import ACGANNets
-from reference_weights import copy_weights  # benchmarks/ is the script's own folder
+from step_common import copy_weights, time_steps  # benchmarks/ is the script's own folder
 
 CLASSES, LATENT, WIDTH = 3, 100, 64
 
@@ -137,17 +135,7 @@ def main() -> None:
         y, c = torch.randint(CLASSES, (batch,)), torch.randint(CLASSES, (batch,))
         z = torch.randn(batch, LATENT)
         ours.train_step(x, y, z, c), reference(x, y, z, c)  # warm-up (allocator, oneDNN primitives)
-        times = {"synthaug": [], "reference": []}
-        for _ in range(args.steps):
-            for name, step in (("synthaug", ours.train_step), ("reference", reference)):
-                start = time.perf_counter()
-                step(x, y, z, c)
-                times[name].append(time.perf_counter() - start)
-        rate = {k: batch / statistics.median(v) for k, v in times.items()}
-        results.append({"batch": batch, "synthaug_img_s": round(rate["synthaug"], 3),
-                        "reference_img_s": round(rate["reference"], 3),
-                        "ratio": round(rate["synthaug"] / rate["reference"], 3),
-                        "step_s": {k: [round(t, 3) for t in v] for k, v in times.items()}})
+        results.append(time_steps(args.steps, batch, ours.train_step, reference, x, y, z, c))
     print(json.dumps({"benchmark": "acgan_step", "size": args.size, "steps": args.steps,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "machine": platform.machine(), "results": results}))

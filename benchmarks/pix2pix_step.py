@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from synthaug_plugins.pix2pix_translator.training import Pix2PixNets
-from reference_weights import copy_weights  # benchmarks/ is the script's own folder
+from step_common import copy_weights, time_steps  # benchmarks/ is the script's own folder
 
 
 # ---- the reference: plain PyTorch ------------------------------------------------------------
@@ -121,17 +119,7 @@ def main() -> None:
         A = torch.rand(batch, 1, args.size, args.size) * 2 - 1
         B = torch.rand(batch, 1, args.size, args.size) * 2 - 1
         ours.train_step(A, B), reference(A, B)  # warm-up (allocator, oneDNN primitives)
-        times = {"synthaug": [], "reference": []}
-        for _ in range(args.steps):
-            for name, step in (("synthaug", ours.train_step), ("reference", reference)):
-                start = time.perf_counter()
-                step(A, B)
-                times[name].append(time.perf_counter() - start)
-        rate = {k: batch / statistics.median(v) for k, v in times.items()}
-        results.append({"batch": batch, "synthaug_img_s": round(rate["synthaug"], 3),
-                        "reference_img_s": round(rate["reference"], 3),
-                        "ratio": round(rate["synthaug"] / rate["reference"], 3),
-                        "step_s": {k: [round(t, 3) for t in v] for k, v in times.items()}})
+        results.append(time_steps(args.steps, batch, ours.train_step, reference, A, B))
     print(json.dumps({"benchmark": "pix2pix_step", "size": args.size, "steps": args.steps,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "machine": platform.machine(), "results": results}))
