@@ -27,6 +27,7 @@ _LAZY = {
     "Classifier": "synthaug.contract.interfaces",
     "DatasetSource": "synthaug.contract.interfaces",
     "ImageSet": "synthaug.contract.types",
+    "LazyImages": "synthaug.contract.types",
     "Volume": "synthaug.contract.types",
     "VolumeSet": "synthaug.contract.types",
     "Geometry": "synthaug.contract.types",

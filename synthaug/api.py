@@ -17,7 +17,7 @@ from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import load_fitted
 from synthaug.pipeline.evaluate import evaluate
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, split_test
-from synthaug.pipeline.store import write_store
+from synthaug.pipeline.store import read_store, write_store
 from synthaug.pipeline.train import TrainConfig, train
 
 
@@ -45,8 +45,11 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
                                   source=source, test_fraction=test_fraction)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
-    if out is not None:
-        result.path = write_store(out, {"train": result.train, "test": result.test}, result.config)
+    if out is not None:  # streamed: one chunk of images in memory at a time
+        result.path = write_store(out, {"train": result.parts, "test": result.test}, result.config)
+        result._train = read_store(result.path, "train", lazy=True)
+    else:  # no store: the balanced split is made now, in memory
+        result._train = result.parts.in_memory()
     return result
 
 

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthaug import ImageSet, Synthesizer, SynthaugError
-from synthaug.kit.sampling import each_once_per_round
+from synthaug.kit.sampling import chunk_rows, each_once_per_round
 
 
 class _FromOwnClass(Synthesizer):
+    reads_lazily = True  # sources are read a chunk at a time (train.images[idx])
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+
     def check(self, train, deficits, volumes=None):
         super().check(train, deficits, volumes)
         for target, n in deficits.items():
@@ -31,9 +36,10 @@ class Duplicate(_FromOwnClass):
 
     name = "duplicate"
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate_chunks(self, train, target, n, *, seed, volumes=None):
         idx = self._sources(train, target, n, np.random.default_rng(seed))
-        return self._result(train, train.images[idx].copy(), idx)
+        for rows in chunk_rows(n):
+            yield self._result(train, np.array(train.images[idx[rows]], np.float32), idx[rows])
 
 
 @dataclass
@@ -50,7 +56,7 @@ class Augment(_FromOwnClass):
     name = "augment"
     Config = AugmentConfig
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate_chunks(self, train, target, n, *, seed, volumes=None):
         import albumentations as A
         import cv2
 
@@ -60,8 +66,10 @@ class Augment(_FromOwnClass):
             A.HorizontalFlip(p=self.config.flip_p),
             A.Rotate(limit=self.config.max_rotation, border_mode=cv2.BORDER_REFLECT_101, p=1.0),
         ], seed=int(rng.integers(2**31)))
-        out = np.empty((n,) + train.image_shape, np.float32)
-        for k, i in enumerate(idx):
-            hwc = np.ascontiguousarray(train.images[i].transpose(1, 2, 0))
-            out[k] = np.clip(pipeline(image=hwc)["image"].reshape(hwc.shape), 0, 1).transpose(2, 0, 1)
-        return self._result(train, out, idx)
+        for rows in chunk_rows(n):  # one pipeline (one random stream) across chunks: chunking changes nothing
+            sources = train.images[idx[rows]]
+            out = np.empty(sources.shape, np.float32)
+            for k, image in enumerate(sources):
+                hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
+                out[k] = np.clip(pipeline(image=hwc)["image"].reshape(hwc.shape), 0, 1).transpose(2, 0, 1)
+            yield self._result(train, out, idx[rows])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug import DatasetSource, ImageSet, SourceOptions
+from synthaug import DatasetSource, ImageSet, LazyImages, SourceOptions
 from synthaug.contract.types import REAL
 from synthaug.pipeline.store import read_store, store_info
 
@@ -22,21 +22,39 @@ class StoreSource(DatasetSource):
     def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:
         assert data_dir is not None
         split = options.extra.get("split")
+        lazy = options.lazy
         if split:
-            data = read_store(data_dir, split)
+            data = read_store(data_dir, split, lazy=lazy)
         else:
-            parts = [read_store(data_dir, s) for s in store_info(data_dir)["splits"]]
+            parts = [read_store(data_dir, s, lazy=lazy) for s in store_info(data_dir)["splits"]]
             data = ImageSet.concat(parts)
             data = data.subset(np.flatnonzero(data.synth == REAL))
-        if options.size is not None and data.image_shape[1:] != (options.size, options.size):
+        size = data.image_shape[1:] if options.size is None else (options.size, options.size)
+        shape = (options.channels, *size)
+        if shape != data.image_shape:
+            convert = _converter(data.image_shape, shape)
+            if data.is_lazy:  # converted a chunk at a time, when read
+                base = data.images
+                images = LazyImages(lambda positions: convert(base.read(positions)), len(base), shape)
+            else:
+                images = convert(data.images)
+            meta = {k: v for k, v in data.meta.items() if k != "bit_depth" or size == data.image_shape[1:]}
+            data = data.with_provenance(images=images, meta=meta)
+        data.meta = dict(data.meta, source="h5", path=str(data_dir))
+        return data
+
+
+def _converter(have: tuple, want: tuple):
+    """float32 images of shape ``have`` -> ``want`` (resized bilinearly with antialiasing, channels
+    averaged or repeated)."""
+    def convert(images: np.ndarray) -> np.ndarray:
+        if have[1:] != want[1:]:
             import torch
             import torch.nn.functional as F
 
-            resized = F.interpolate(torch.from_numpy(data.images), size=(options.size, options.size),
-                                    mode="bilinear", align_corners=False, antialias=True).clamp(0, 1).numpy()
-            data = data.with_provenance(images=resized)
-        if options.channels != data.image_shape[0]:
-            images = data.images.mean(1, keepdims=True) if options.channels == 1 else np.repeat(data.images, 3, 1)
-            data = data.with_provenance(images=images.astype(np.float32))
-        data.meta = dict(data.meta, source="h5", path=str(data_dir))
-        return data
+            images = F.interpolate(torch.from_numpy(np.ascontiguousarray(images)), size=want[1:], mode="bilinear",
+                                   align_corners=False, antialias=True).clamp(0, 1).numpy()
+        if want[0] != images.shape[1]:
+            images = images.mean(1, keepdims=True) if want[0] == 1 else np.repeat(images, want[0], 1)
+        return images.astype(np.float32)
+    return convert

@@ -92,7 +92,7 @@ def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_opti
 
     extra = parse_key_values(source_options, "--source-option")
     images = load_images(data, data_dir, size=size, channels=int(channels), skip_bad=skip_bad,
-                         classes=include or None, seed=seed, **extra)
+                         classes=include or None, seed=seed, lazy=True, **extra)
     if skip_bad and images.meta.get("skipped"):
         click.echo(f"skipped {images.meta['skipped']} unreadable image file(s)", err=True)
     if binary is not None:

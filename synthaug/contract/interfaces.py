@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -62,6 +62,11 @@ class Synthesizer(Configurable, ABC):
     needs_volumes: ClassVar[bool] = False
     #: True if ``fit`` trains something worth saving.
     trainable: ClassVar[bool] = False
+    #: True if ``check``/``fit``/``generate`` only index ``train.images`` (``train.images[idx]``, a
+    #: batch or a chunk at a time) and never take it whole: the core then hands over the training split
+    #: lazily (:class:`~synthaug.LazyImages`, read from disk when indexed), so memory does not grow with
+    #: the data set. False (the default, safe for any plugin): the split is read into memory first.
+    reads_lazily: ClassVar[bool] = False
     #: A synthesizer that trains a classifier of its own (xpgan's C, jointly with G and D) names the
     #: subdirectory of its saved checkpoint holding that classifier as a training run (the layout
     #: ``synthaug.pipeline.runs.write_run`` writes); an experiment arm with ``measure = "joint"``
@@ -90,6 +95,14 @@ class Synthesizer(Configurable, ABC):
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int,
                  volumes: VolumeSet | None = None) -> ImageSet:
         """Exactly ``n`` new images of class ``target`` (same shape and classes as ``train``)."""
+
+    def generate_chunks(self, train: ImageSet, target: str, n: int, *, seed: int,
+                        volumes: VolumeSet | None = None) -> Iterator[ImageSet]:
+        """The same ``n`` images as :meth:`generate`, as consecutive ImageSets of a few hundred images
+        (``source_index`` still indexes ``train``): what ``balance`` calls, writing each chunk to the
+        store before asking for the next, so memory holds one chunk. Default: one chunk,
+        ``generate(...)``; a synthesizer making many images overrides it (and lets ``generate`` join them)."""
+        yield self.generate(train, target, n, seed=seed, volumes=volumes)
 
     def save(self, directory: str | Path) -> None:
         """Write what ``load`` needs; the default writes the config as JSON."""

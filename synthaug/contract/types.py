@@ -9,7 +9,11 @@ ImageSet conventions (every plugin relies on them):
 - provenance per sample: ``synth`` (``"real"`` or the synthesizer's name), ``origin`` (the file or
   volume a sample came from; for a synthetic one, what it was made from), ``source_index`` (index of
   the source image in the training split or of the source volume, -1 if none), ``seed`` (-1 for real).
-- ``meta``: facts about the whole set (source, layout, skipped files).
+- ``meta``: facts about the whole set (source, layout, skipped files). ``meta["bit_depth"]`` = 8 or 16
+  says every image is ``k / 255`` (``k / 65535``): the store then keeps them as uint8 (uint16) and the
+  core rounds synthetic images of the set to that depth when it makes them.
+- ``images`` may be :class:`LazyImages` (a source asked for ``lazy=True``, a store read lazily): it
+  answers ``shape``, ``len`` and indexing like the array, but reads only the images indexed.
 - ``extras``: optional per-sample arrays with first dimension N, e.g. ``"twin"`` (ctsim's lesion-free
   image of the same patient and pose) with ``"has_twin"`` (bool).
 
@@ -34,6 +38,90 @@ import numpy as np
 from synthaug.errors import SynthaugError
 
 REAL = "real"
+#: The store's integer formats: bit depth -> (numpy dtype name, the scale that maps it to [0, 1]).
+BIT_DEPTHS = {8: ("uint8", 255.0), 16: ("uint16", 65535.0)}
+
+
+class LazyImages:
+    """Images read on demand, behaving like a float32 ``(N, C, H, W)`` array for what the core needs.
+
+    ``read(indices)`` (an int64 array of positions in the underlying collection, any order, repeats
+    allowed) returns their float32 ``(k, C, H, W)`` images. ``images[i]`` reads one image,
+    ``images[index]`` (slice, integer array or boolean mask) reads those, ``np.asarray(images)``
+    reads all. ``take(index)`` is a lazy selection (nothing read): what ``ImageSet.subset`` uses.
+    """
+
+    ndim = 4
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, read: Callable[[np.ndarray], np.ndarray], length: int, image_shape: Sequence[int],
+                 index: np.ndarray | None = None):
+        self._read = read
+        self._index = np.arange(int(length), dtype=np.int64) if index is None else np.asarray(index, np.int64)
+        self.image_shape = tuple(int(s) for s in image_shape)
+        if len(self.image_shape) != 3:
+            raise SynthaugError(f"images must be (N, C, H, W); got image shape {self.image_shape}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self._index), *self.image_shape)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def take(self, index) -> "LazyImages":
+        return LazyImages(self._read, 0, self.image_shape, self._index[np.asarray(index)] if not isinstance(index, slice)
+                          else self._index[index])
+
+    def read(self, index: np.ndarray) -> np.ndarray:
+        positions = self._index[np.asarray(index, dtype=np.int64)] if len(index) else np.zeros(0, np.int64)
+        if not len(positions):
+            return np.zeros((0, *self.image_shape), np.float32)
+        out = np.asarray(self._read(positions), dtype=np.float32)
+        if out.shape != (len(positions), *self.image_shape):
+            raise SynthaugError(f"lazy images: read {out.shape}; expected {(len(positions), *self.image_shape)}")
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self.read(np.arange(len(self))[[int(key)]])[0]
+        if isinstance(key, tuple):  # images[idx, ...] and the like: read the rows, then index the rest
+            return self[key[0]][(slice(None), *key[1:])]
+        return self.read(np.arange(len(self))[key].reshape(-1))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.read(np.arange(len(self)))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def chunks(self, size: int):
+        """``(start, float32 images)`` of at most ``size`` images each, in order."""
+        for start in range(0, len(self), size):
+            yield start, self.read(np.arange(start, min(start + size, len(self))))
+
+    @staticmethod
+    def concat(parts: Sequence["LazyImages | np.ndarray"]) -> "LazyImages":
+        """One lazy sequence of ``parts`` (lazy or in memory), nothing read."""
+        parts = list(parts)
+        bounds = np.cumsum([0] + [len(p) for p in parts])
+        shape = next(tuple(p.shape[1:]) for p in parts)
+
+        def read(positions: np.ndarray) -> np.ndarray:
+            out = np.empty((len(positions), *shape), np.float32)
+            part_of = np.searchsorted(bounds, positions, side="right") - 1
+            for k in np.unique(part_of):
+                rows = np.flatnonzero(part_of == k)
+                local = positions[rows] - bounds[k]
+                part = parts[k]
+                out[rows] = part.read(local) if isinstance(part, LazyImages) else part[local]
+            return out
+
+        return LazyImages(read, int(bounds[-1]), shape)
+
+
+def images_in(images, start: int, stop: int) -> np.ndarray:
+    """``images[start:stop]`` as a float32 array, whether ``images`` is lazy or in memory."""
+    return images.read(np.arange(start, stop)) if isinstance(images, LazyImages) else \
+        np.asarray(images[start:stop], np.float32)
 
 
 @dataclass
@@ -52,7 +140,8 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         n = len(self.images)
-        self.images = np.asarray(self.images, dtype=np.float32)
+        if not isinstance(self.images, LazyImages):
+            self.images = np.asarray(self.images, dtype=np.float32)
         if self.images.ndim != 4:
             raise SynthaugError(f"images must be (N, C, H, W); got shape {self.images.shape}")
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
@@ -91,10 +180,22 @@ class ImageSet:
         found = np.bincount(self.labels[mask], minlength=len(self.class_names))
         return {name: int(found[i]) for i, name in enumerate(self.class_names)}
 
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the images are read on demand (:class:`LazyImages`) rather than held in memory."""
+        return isinstance(self.images, LazyImages)
+
+    def in_memory(self) -> "ImageSet":
+        """This set with every image read into memory (itself when it already is)."""
+        return replace(self, images=np.asarray(self.images)) if self.is_lazy else self
+
     # ---- selection and joining --------------------------------------------------------------
     def subset(self, index: np.ndarray | Sequence[int]) -> "ImageSet":
         idx = np.asarray(index)
-        return ImageSet(self.images[idx], self.labels[idx], self.class_names, self.patient_ids[idx],
+        if idx.dtype != bool:
+            idx = idx.astype(np.int64).reshape(-1)
+        images = self.images.take(idx) if self.is_lazy else self.images[idx]
+        return ImageSet(images, self.labels[idx], self.class_names, self.patient_ids[idx],
                         self.synth[idx], self.origin[idx], self.source_index[idx], self.seed[idx],
                         {k: v[idx] for k, v in self.extras.items()}, dict(self.meta))
 
@@ -123,7 +224,9 @@ class ImageSet:
             extras[key] = np.concatenate([p.extras[key] if key in p.extras
                                           else np.zeros((len(p),) + ref.shape[1:], ref.dtype) for p in parts])
         cat = lambda attr: np.concatenate([getattr(p, attr) for p in parts])  # noqa: E731
-        return ImageSet(cat("images"), cat("labels"), first.class_names, cat("patient_ids"), cat("synth"),
+        lazy = any(p.is_lazy for p in parts)
+        images = LazyImages.concat([p.images for p in parts]) if lazy else cat("images")
+        return ImageSet(images, cat("labels"), first.class_names, cat("patient_ids"), cat("synth"),
                         cat("origin"), cat("source_index"), cat("seed"), extras, dict(first.meta))
 
 
@@ -329,6 +432,9 @@ class SourceOptions:
     classes: tuple[str, ...] | None = None  # extra classes to include (e.g. "lung_opacity")
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # source-specific (e.g. ctsim's scale)
+    #: True: return images as :class:`LazyImages`, read when indexed (what ``balance`` asks for, so a
+    #: data set larger than memory streams through). A source that cannot ignores it (images in memory).
+    lazy: bool = False
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):

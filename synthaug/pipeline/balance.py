@@ -42,7 +42,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from synthaug.contract.interfaces import Synthesizer
-from synthaug.contract.types import REAL, ImageSet, VolumeSet
+from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport, split_test
 from synthaug.registry import get_registry
@@ -226,37 +226,110 @@ def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[s
     return planned
 
 
-def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int) -> ImageSet:
-    """The training split with every deficit filled by ``synth`` (already fitted; unused, and may be
-    ``None``, when the plan makes nothing), provenance stamped."""
-    train, volumes = planned.train, planned.volumes
-    made = []
-    for name, n in planned.deficits.items():
-        if n <= 0:
-            continue
-        c_seed = class_seed(seed, train.class_index(name))
-        part = synth.generate(train, name, n, seed=c_seed, volumes=volumes)
-        if len(part) != n or part.image_shape != train.image_shape or part.class_names != train.class_names:
-            raise SynthaugError(
-                f"synthesizer {synth.name!r} returned {len(part)} images of shape {part.image_shape} for class "
-                f"{name!r}; expected {n} of shape {train.image_shape}")
-        if np.any(part.labels != train.class_index(name)):
-            raise SynthaugError(f"synthesizer {synth.name!r} returned images of other classes when asked for {name!r}")
-        provenance = {"synth": np.full(n, synth.name, dtype=object), "seed": np.full(n, c_seed)}
-        if synth.needs_volumes and volumes is not None and len(volumes) and (part.source_index >= 0).all():
-            provenance["source_index"] = planned.volume_index[part.source_index]  # index in the VolumeSet given
-        made.append(part.with_provenance(**provenance))
-    return ImageSet.concat([train, *made])
+def data_for(synth: Synthesizer, train: ImageSet) -> ImageSet:
+    """The training split as ``synth`` takes it: as given (lazy or not) to one that ``reads_lazily``,
+    read into memory for the rest (whose ``fit``/``generate`` may treat ``images`` as one array)."""
+    return train if synth.reads_lazily else train.in_memory()
+
+
+def quantize(images: np.ndarray, bit_depth: int | None) -> np.ndarray:
+    """Synthetic images of a ``bit_depth``-bit set rounded to that depth (``k / 255``), as the store
+    keeps them: the balanced set in memory equals the one on disk. ``None``: unchanged."""
+    if bit_depth not in BIT_DEPTHS:
+        return images
+    scale = np.float32(BIT_DEPTHS[bit_depth][1])
+    return np.rint(np.clip(images, 0.0, 1.0) * scale).astype(np.float32) / scale
+
+
+@dataclass
+class Generated:
+    """One class's deficit, made chunk by chunk by ``synth.generate_chunks`` when read (nothing is made
+    until then): checked, provenance stamped, rounded to the set's bit depth."""
+
+    synth: Synthesizer
+    train: ImageSet
+    target: str
+    n: int
+    seed: int
+    volumes: VolumeSet | None
+    volume_index: np.ndarray
+    bit_depth: int | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def chunks(self):
+        synth, train, name, made = self.synth, self.train, self.target, 0
+        label = train.class_index(name)
+        for part in synth.generate_chunks(train, name, self.n, seed=self.seed, volumes=self.volumes):
+            made += len(part)
+            if made > self.n or part.image_shape != train.image_shape or part.class_names != train.class_names:
+                raise SynthaugError(
+                    f"synthesizer {synth.name!r} returned {made} images of shape {part.image_shape} for class "
+                    f"{name!r}; expected {self.n} of shape {train.image_shape}")
+            if np.any(part.labels != label):
+                raise SynthaugError(f"synthesizer {synth.name!r} returned images of other classes when asked for {name!r}")
+            k = len(part)
+            provenance = {"synth": np.full(k, synth.name, dtype=object), "seed": np.full(k, self.seed),
+                          "images": quantize(np.asarray(part.images, np.float32), self.bit_depth)}
+            if synth.needs_volumes and self.volumes is not None and len(self.volumes) and (part.source_index >= 0).all():
+                provenance["source_index"] = self.volume_index[part.source_index]  # index in the VolumeSet given
+            yield part.with_provenance(**provenance)
+        if made != self.n:
+            raise SynthaugError(f"synthesizer {synth.name!r} returned {made} images for class {name!r}; expected {self.n}")
+
+
+@dataclass
+class BalancedSplit:
+    """The balanced training split as parts: the real training images (an ImageSet, lazy or not), then
+    one :class:`Generated` per class with a deficit. Streamed into a store by
+    :func:`synthaug.pipeline.store.write_store`, or read into memory by :meth:`in_memory`."""
+
+    parts: list
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    bit_depth: int | None
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def in_memory(self) -> ImageSet:
+        real, *made = self.parts
+        chunks = [c for part in made for c in part.chunks()]
+        return ImageSet.concat([real.in_memory(), *chunks])
+
+
+def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int, train: ImageSet | None = None) -> BalancedSplit:
+    """The training split with every deficit to be filled by ``synth`` (already fitted; unused, and may
+    be ``None``, when the plan makes nothing). ``train``: the split as the synthesizer takes it
+    (:func:`data_for`; default the plan's). Nothing is made until the parts are read."""
+    train = planned.train if train is None else train
+    depth = planned.train.meta.get("bit_depth")
+    made = [Generated(synth, train, name, n, class_seed(seed, train.class_index(name)), planned.volumes,
+                      planned.volume_index, depth)
+            for name, n in planned.deficits.items() if n > 0]
+    return BalancedSplit([train, *made], train.class_names, train.image_shape, depth)
 
 
 @dataclass
 class BalanceResult:
-    train: ImageSet
+    """What :func:`balance` decided. ``parts``: the balanced training split, made when read;
+    ``train``: the same as an ImageSet (made and held in memory on first access; once
+    :func:`synthaug.balance` has written the store, that store's split, read lazily)."""
+
+    parts: BalancedSplit
     test: ImageSet
     deficits: dict[str, int]
     split: SplitReport
     config: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    _train: ImageSet | None = field(default=None, repr=False)
+
+    @property
+    def train(self) -> ImageSet:
+        if self._train is None:
+            self._train = self.parts.in_memory()
+        return self._train
 
 
 def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
@@ -275,10 +348,11 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options, seed=seed)
     planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
                    test_fraction=test_fraction)
+    view = data_for(synth, planned.train) if planned.makes_images else planned.train
     if planned.makes_images and not fitted:
         synth.work_dir = Path(work_dir) if work_dir is not None else None
-        synth.fit(planned.train, planned.volumes)
-    balanced = generate(synth, planned, seed)
+        synth.fit(view, planned.volumes)
+    balanced = generate(synth, planned, seed, view)
     config = {
         "command": "balance",
         "synthesizer": synth.describe() if planned.makes_images else None,  # None: nothing was generated

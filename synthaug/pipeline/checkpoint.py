@@ -24,7 +24,7 @@ from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import atomic_dir, write_json
-from synthaug.pipeline.balance import plan, resolve_synthesizer
+from synthaug.pipeline.balance import data_for, plan, resolve_synthesizer
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport
 from synthaug.registry import get_registry
 
@@ -77,13 +77,13 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
     synth.work_dir = work
     with atomic_dir(out_dir) as tmp:
-        synth.fit(planned.train, planned.volumes)
+        synth.fit(data_for(synth, planned.train), planned.volumes)
         synth.save(tmp)
         write_json(tmp / SPLIT_FILE, split_fingerprint(planned.test, planned.split))
         if source is not None:
             write_json(tmp / "source.json", dict(source))
         measure = getattr(synth, "measure", None)
-        measures = measure(planned.test) if measure is not None else None  # held-out real test images
+        measures = measure(data_for(synth, planned.test)) if measure is not None else None  # held-out real test images
         if measures:
             write_json(tmp / "measures.json", measures)
     if work_dir is None:

@@ -34,16 +34,20 @@ def _dir(source: DatasetSource, data_dir: str | Path | None) -> Path | None:
     return path
 
 
-def _options(size, channels, skip_bad, classes, seed, extra) -> SourceOptions:
+def _options(size, channels, skip_bad, classes, seed, extra, lazy=False) -> SourceOptions:
     return SourceOptions(size=size, channels=channels, skip_bad=skip_bad,
-                         classes=tuple(classes) if classes else None, seed=seed, extra=dict(extra))
+                         classes=tuple(classes) if classes else None, seed=seed, extra=dict(extra), lazy=lazy)
 
 
 def load_images(source: str, data_dir: str | Path | None = None, *, size: int | None = None, channels: int = 1,
-                skip_bad: bool = False, classes=None, seed: int = 0, **extra: Any) -> ImageSet:
-    """Radiographs of a registered source as an :class:`~synthaug.ImageSet`."""
+                skip_bad: bool = False, classes=None, seed: int = 0, lazy: bool = False, **extra: Any) -> ImageSet:
+    """Radiographs of a registered source as an :class:`~synthaug.ImageSet`.
+
+    ``lazy=True``: a source that can returns :class:`~synthaug.LazyImages` (read when indexed), so a
+    data set larger than memory streams through :func:`synthaug.balance` into a store.
+    """
     src = get_source(source)
-    return src.load_images(_dir(src, data_dir), _options(size, channels, skip_bad, classes, seed, extra))
+    return src.load_images(_dir(src, data_dir), _options(size, channels, skip_bad, classes, seed, extra, lazy))
 
 
 def load_volumes(source: str, data_dir: str | Path | None = None, *, size: int | None = None, seed: int = 0,

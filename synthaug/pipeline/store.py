@@ -1,9 +1,10 @@
 """The HDF5 store: a balanced data set on disk, with provenance and the run config.
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
     /                     attrs: schema_version, class_names (JSON), config (JSON), synthaug_version
-    /<split>/images       float32 (N, C, H, W), chunked one image a chunk, gzip + shuffle
+    /<split>/images       uint8, uint16 or float32 (N, C, H, W), chunked one image a chunk, gzip + shuffle;
+                          attr ``scale`` (255, 65535 or 1): the loader's float image is ``images / scale``
     /<split>/labels       int64 (N,)
     /<split>/patient_ids  str (N,)
     /<split>/synth        str (N,)    "real" or the synthesizer's name
@@ -16,6 +17,12 @@ Splits are ``train`` and ``test`` (``all`` for a raw source cached as a store). 
 under a temporary name beside the target and renamed only when complete, so an interrupted run
 leaves nothing half-written. Reading is lazy: :class:`StoreDataset` keeps the file open and reads
 one image per ``__getitem__``.
+
+Streaming: a split is written :data:`CHUNK_IMAGES` images at a time, from an ImageSet (lazy or not)
+or from parts that make their images when asked (``balance``'s synthetic images), so writing a store
+holds one chunk in memory, not the data set. A set whose ``meta["bit_depth"]`` is 8 (16) is kept as
+uint8 (uint16): a quarter (half) of float32's bytes, and the float read back is the float written.
+Schema version 1 stores (float32 images, no ``scale``) still open.
 """
 
 from __future__ import annotations
@@ -26,25 +33,68 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.types import REAL, ImageSet
+from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import atomic_path
 from synthaug.version import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Images read, made or written at a time when a split streams through (one chunk in memory).
+CHUNK_IMAGES = 256
 
 
-def write_store(path: str | Path, splits: Mapping[str, ImageSet], config: Mapping[str, Any] | None = None) -> Path:
-    """Write ``splits`` (e.g. ``{"train": ..., "test": ...}``) and the run config to ``path``, atomically."""
+def store_format(bit_depth: int | None) -> tuple[str, float]:
+    """(dtype name, scale) of a store's images for a source of ``bit_depth`` (None: float32)."""
+    return BIT_DEPTHS.get(bit_depth, ("float32", 1.0)) if bit_depth is not None else ("float32", 1.0)
+
+
+def to_stored(images: np.ndarray, dtype: str, scale: float) -> np.ndarray:
+    """Float images in [0, 1] as the store keeps them (rounded to the integer depth, if any)."""
+    if dtype == "float32":
+        return np.asarray(images, np.float32)
+    return np.rint(np.clip(images, 0.0, 1.0) * np.float32(scale)).astype(dtype)
+
+
+def from_stored(images: np.ndarray, scale: float) -> np.ndarray:
+    """The loader's float32 images: ``stored / scale`` (the same float division a source made)."""
+    if images.dtype == np.float32 and scale == 1.0:
+        return images
+    return images.astype(np.float32) / np.float32(scale)
+
+
+def _chunks(part, size: int):
+    """ImageSets of at most ``size`` images each: an ImageSet cut into pieces (lazy ones read a piece at
+    a time), or what a streamed part (with ``chunks()``) makes."""
+    if isinstance(part, ImageSet):
+        for start in range(0, len(part), size):
+            yield part.subset(np.arange(start, min(start + size, len(part))))
+    else:
+        yield from part.chunks()
+
+
+def _parts(split) -> list:
+    return list(split.parts) if hasattr(split, "parts") else [split]
+
+
+def write_store(path: str | Path, splits: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Path:
+    """Write ``splits`` (e.g. ``{"train": ..., "test": ...}``) and the run config to ``path``, atomically.
+
+    A split is an :class:`ImageSet` or a streamed split: an object with ``parts`` (ImageSets, and
+    objects with ``__len__`` and ``chunks()`` yielding ImageSets) and ``class_names``, ``image_shape``
+    and ``bit_depth`` (what :func:`synthaug.balance` builds). Either way the images pass through
+    :data:`CHUNK_IMAGES` at a time. The first split's ``bit_depth`` (an ImageSet's ``meta``) picks the
+    images' dtype for every split.
+    """
     import h5py
 
     if not splits:
         raise SynthaugError("a store needs at least one split")
     first = next(iter(splits.values()))
     for name, data in splits.items():
-        if data.class_names != first.class_names:
+        if tuple(data.class_names) != tuple(first.class_names):
             raise SynthaugError(f"split {name!r} has classes {data.class_names}; expected {first.class_names}")
-    text = h5py.string_dtype()
+    depth = first.meta.get("bit_depth") if isinstance(first, ImageSet) else getattr(first, "bit_depth", None)
+    dtype, scale = store_format(depth)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
@@ -52,23 +102,47 @@ def write_store(path: str | Path, splits: Mapping[str, ImageSet], config: Mappin
             f.attrs["config"] = json.dumps(dict(config or {}), sort_keys=True, default=str)
             f.attrs["synthaug_version"] = __version__
             for name, data in splits.items():
-                g = f.create_group(name)
-                n = len(data)
-                shape = (n,) + (data.image_shape if n else first.image_shape)
-                g.create_dataset("images", data=data.images.reshape(shape), chunks=(1,) + shape[1:] if n else None,
-                                 compression="gzip", compression_opts=4, shuffle=True)
-                g.create_dataset("labels", data=data.labels)
-                for col in ("patient_ids", "synth", "origin"):
-                    g.create_dataset(col, data=np.asarray(getattr(data, col), dtype=object), dtype=text)
-                g.create_dataset("source_index", data=data.source_index)
-                g.create_dataset("seed", data=data.seed)
-                if data.extras:
-                    e = g.create_group("extras")
-                    for key, value in data.extras.items():
-                        big = value.ndim > 1 and n
-                        e.create_dataset(key, data=value, chunks=(1,) + value.shape[1:] if big else None,
-                                         compression="gzip" if big else None)
+                _write_split(f.create_group(name), _parts(data), tuple(first.image_shape), dtype, scale)
     return Path(path)
+
+
+def _write_split(g, parts: list, shape: tuple, dtype: str, scale: float) -> None:
+    import h5py
+
+    n = sum(len(p) for p in parts)
+    images = g.create_dataset("images", shape=(n, *shape), dtype=dtype, chunks=(1, *shape) if n else None,
+                              compression="gzip", compression_opts=4, shuffle=True)
+    images.attrs["scale"] = scale
+    columns: dict[str, list] = {k: [] for k in ("labels", "patient_ids", "synth", "origin", "source_index", "seed")}
+    extras: dict[str, Any] = {}
+    at = 0
+    for part in parts:
+        made = 0
+        for chunk in _chunks(part, CHUNK_IMAGES):
+            k = len(chunk)
+            if chunk.image_shape != shape and k:
+                raise SynthaugError(f"images of shape {chunk.image_shape} in a split of shape {shape}")
+            images[at:at + k] = to_stored(images_in(chunk.images, 0, k), dtype, scale)
+            for col in columns:
+                columns[col].append(getattr(chunk, col))
+            for key, value in chunk.extras.items():
+                if key not in extras:  # rows of parts without this extra read zeros (HDF5's fill value)
+                    big = value.ndim > 1
+                    extras[key] = g.require_group("extras").create_dataset(
+                        key, shape=(n, *value.shape[1:]), dtype=value.dtype,
+                        chunks=(1, *value.shape[1:]) if big and n else None, compression="gzip" if big and n else None)
+                extras[key][at:at + k] = value
+            at += k
+            made += k
+        if made != len(part):
+            raise SynthaugError(f"a part of {len(part)} images gave {made} images")
+    text = h5py.string_dtype()
+    join = lambda col, dt: np.concatenate(columns[col]).astype(dt) if columns[col] else np.zeros(0, dt)  # noqa: E731
+    g.create_dataset("labels", data=join("labels", np.int64))
+    for col in ("patient_ids", "synth", "origin"):
+        g.create_dataset(col, data=join(col, object), dtype=text)
+    g.create_dataset("source_index", data=join("source_index", np.int64))
+    g.create_dataset("seed", data=join("seed", np.int64))
 
 
 def _open(path: str | Path):
@@ -100,15 +174,48 @@ def _strings(ds) -> np.ndarray:
     return np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()]], dtype=object)
 
 
-def read_store(path: str | Path, split: str = "train", *, images: bool = True) -> ImageSet:
-    """Load one split into memory as an ImageSet (use :func:`open_store` for large stores)."""
+def _scale(images_ds) -> float:
+    return float(images_ds.attrs.get("scale", 1.0))  # schema 1: float32 images, no scale
+
+
+class _StoredImages:
+    """``read(positions)`` of :class:`LazyImages` over one split of a store (the file opened per read,
+    so it is safe across threads and DataLoader workers; nothing stays open)."""
+
+    def __init__(self, path: Path, split: str):
+        self.path, self.split = path, split
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        import h5py
+
+        unique, inverse = np.unique(positions, return_inverse=True)
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.split]["images"]
+            if unique[-1] - unique[0] + 1 == len(unique):  # contiguous: one slice
+                block = ds[int(unique[0]):int(unique[-1]) + 1]
+            else:
+                block = ds[unique]
+            return from_stored(block, _scale(ds))[inverse.reshape(-1)]
+
+
+def read_store(path: str | Path, split: str = "train", *, images: bool = True, lazy: bool = False) -> ImageSet:
+    """One split as an ImageSet: in memory, or with ``lazy=True`` as :class:`LazyImages` read when
+    indexed (use that, or :func:`open_store`, for large stores). Extras are read into memory."""
     with _open(path) as f:
         g = _split_group(f, path, split)
         class_names = tuple(json.loads(f.attrs["class_names"]))
-        arr = g["images"][()] if images else np.zeros((len(g["labels"]), *g["images"].shape[1:2], 1, 1), np.float32)
+        shape = g["images"].shape
+        if not images:
+            arr = np.zeros((len(g["labels"]), *shape[1:2], 1, 1), np.float32)
+        elif lazy:
+            arr = LazyImages(_StoredImages(Path(path), split), shape[0], shape[1:])
+        else:
+            arr = from_stored(g["images"][()], _scale(g["images"]))
         extras = {k: v[()] for k, v in g["extras"].items()} if "extras" in g and images else {}
+        depth = {v[0]: k for k, v in BIT_DEPTHS.items()}.get(str(g["images"].dtype))
         return ImageSet(arr, g["labels"][()], class_names, _strings(g["patient_ids"]), _strings(g["synth"]),
-                        _strings(g["origin"]), g["source_index"][()], g["seed"][()], extras)
+                        _strings(g["origin"]), g["source_index"][()], g["seed"][()], extras,
+                        {"bit_depth": depth} if depth else {})
 
 
 def store_info(path: str | Path) -> dict[str, Any]:
@@ -125,6 +232,7 @@ def store_info(path: str | Path) -> dict[str, Any]:
                 "synthetic": {c: int(((labels == i) & synthetic).sum()) for i, c in enumerate(class_names)},
             }
             info["image_shape"] = list(g["images"].shape[1:])
+            info["image_dtype"] = str(g["images"].dtype)
         info["schema_version"] = int(f.attrs["schema_version"])
         return info
 
@@ -146,6 +254,7 @@ class StoreDataset:
             self.patient_ids = _strings(g["patient_ids"])
             self.origin = _strings(g["origin"])
             self.image_shape = tuple(g["images"].shape[1:])
+            self.scale = _scale(g["images"])
             self.config = json.loads(f.attrs["config"])
         self._file = None
 
@@ -158,7 +267,7 @@ class StoreDataset:
         if self._file is None:
             import h5py
             self._file = h5py.File(self.path, "r")
-        image = self._file[self.split]["images"][int(index)]
+        image = from_stored(self._file[self.split]["images"][int(index)], self.scale)
         return torch.from_numpy(np.ascontiguousarray(image)), int(self.labels[index])
 
     def __getstate__(self):  # picklable for DataLoader workers: the handle is reopened there
