@@ -323,3 +323,12 @@ def test_cli_offers_the_quan2021_recipe_and_its_options_reach_the_manifest(dense
         assert not (tmp_path / "refused").exists()
     bad_choice = runner.invoke(main, [*base, "--scheduler", "step", "--out", str(tmp_path / "refused")])
     assert bad_choice.exit_code == 2 and "'step' is not one of 'none', 'cosine'" in bad_choice.output
+
+
+def test_steps_per_epoch_caps_the_batches_of_an_epoch(store, tmp_path):
+    run = train_only(store, tmp_path / "run", classifier="resnet50", epochs=1, batch_size=4, steps_per_epoch=1,
+                     classifier_options=TINY)
+    record = json.loads((run / "manifest.json").read_text())["history"][0]
+    assert round(record["train_images_per_s"] * record["train_seconds"]) == 4  # one batch of 4 of the 10
+    with pytest.raises(SynthaugError, match="steps_per_epoch must be at least 1; got 0"):
+        TrainConfig(classifier="resnet50", steps_per_epoch=0)

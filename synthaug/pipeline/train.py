@@ -64,6 +64,7 @@ class TrainConfig:
     positive_class: str | None = None  # for sensitivity/specificity; None: "covid" if present
     classifier_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25} for tests only
     num_workers: int = 0  # DataLoader workers reading the store
+    steps_per_epoch: int | None = None  # cap on the batches of an epoch (smoke runs, benchmarks); None: all
     device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
 
     def __post_init__(self) -> None:
@@ -71,7 +72,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SynthaugError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size") + (("steps_per_epoch",) if self.steps_per_epoch is not None else ()):
             if int(getattr(self, name)) < 1:
                 raise SynthaugError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("lr", "finetune_lr"):
@@ -273,6 +274,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             current_stage = stage
         train_mode(model, trainable)
         order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
+        if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
+            order = order[:config.steps_per_epoch * config.batch_size]
         loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
         step_seconds, step_started = [], started  # per batch, data reading and augmentation included
         with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
