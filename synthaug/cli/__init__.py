@@ -39,6 +39,11 @@ class SynthaugGroup(click.Group):
             args = moved + head + [a for a in tail if a not in flags]
         return super().parse_args(ctx, args)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        _one_process_unless_distributed(name)
+        return name, command, rest
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -49,6 +54,19 @@ class SynthaugGroup(click.Group):
             # temporary one is removed on the way out, so there is nothing half-written to warn about.
             click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
+
+
+#: Commands that may run under torchrun: ``train`` (several processes, one run) and the read-only ones.
+#: The others would do the whole job once per process, so they refuse.
+DISTRIBUTED_COMMANDS = ("train", "plugins", "inspect")
+
+
+def _one_process_unless_distributed(command: str | None) -> None:
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and command not in DISTRIBUTED_COMMANDS:
+        raise SynthaugError(f"`synthaug {command}` runs in one process: start it without torchrun "
+                            f"(torchrun splits `synthaug train` across processes; see docs/scaling.md)")
 
 
 @click.group(cls=SynthaugGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -54,6 +54,7 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
     """Train a classifier on a store and report test accuracy, per-class P/R/F1, ROC-AUC."""
     from synthaug.pipeline.report import per_class_markdown, summary_markdown
     from synthaug.pipeline.evaluate import evaluate
+    from synthaug.kit.distributed import main_process
     from synthaug.pipeline.train import TrainConfig, train
 
     def value(opt):
@@ -77,6 +78,8 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
             raise SynthaugError("missing --data STORE (a store with train and test splits)")
         config = TrainConfig(**{field: value(opt) for opt, field in _CONFIG_OPTIONS.items()})
     run = train(data, out, config, resume=resume)
+    if not main_process():  # under torchrun: rank 0 evaluates and reports
+        return
     metrics = evaluate(run)
     click.echo(f"run: {run}")
     click.echo(f"test: {summary_markdown(metrics)}")

@@ -126,9 +126,13 @@ def load_model(run: str | Path, device="cpu"):
     return model.to(device).eval(), manifest
 
 
-def loader(dataset, order: list[int], batch_size: int, num_workers: int):
+def loader(dataset, order: list[int] | list[list[int]], batch_size: int, num_workers: int):
+    """Batches of ``dataset`` in ``order``: indices cut into ``batch_size`` batches, or the batches
+    themselves (a list of index lists: a distributed rank's share of each)."""
     from torch.utils.data import DataLoader
 
+    if order and isinstance(order[0], list):
+        return DataLoader(dataset, batch_sampler=order, num_workers=num_workers)
     return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers)
 
 

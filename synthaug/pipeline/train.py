@@ -9,6 +9,13 @@ ImageNet weights, trains the new head on a frozen backbone (liang2021: 50 epochs
 last block and fine-tunes at ``finetune_lr`` = 1e-5 (liang2021: 10 epochs); ``epochs`` counts both.
 ``finetune`` loads the ImageNet weights and trains the whole network from the first epoch at ``lr``
 (quan2021's DenseNet121 baseline: lr 0.002, cosine annealing over all epochs, augmentation off).
+
+Under torchrun (``torchrun --nproc_per_node N synthaug train ...``) the same call trains one model in
+N processes (:mod:`synthaug.kit.distributed`): every rank draws the same epoch order from the seed and
+takes its share of each batch, DistributedDataParallel averages the gradients (BatchNorm becomes
+SyncBatchNorm on CUDA; on the CPU, gloo has none and each rank normalises its own share), training
+sums are added across ranks, and rank 0 alone validates, writes checkpoints and the manifest. The run
+directory is the single-process layout, so ``--resume`` works at any number of processes.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from synthaug.errors import SynthaugError
+from synthaug.kit import distributed
 from synthaug.kit.device import DEVICES, resolve_device
 from synthaug.kit.files import file_hash
 from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, predict, rng_state, save_checkpoint, set_rng_state, versions, write_manifest
@@ -220,6 +228,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
 
     classifier = entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
+    world = distributed.world(device.type)
+    world.barrier()  # every rank has checked --out before rank 0 writes into it
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    if not world.main:
+        progress.set_quiet(True)
     dataset = open_store(data, "train")
     class_names = list(dataset.class_names)
     if config.positive_class is not None:
@@ -236,8 +250,11 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     if config.mode in PRETRAINED_MODES and checkpoint is None:
         weights_report = {**asdict(classifier.load_weights(model, config.weights)),
                           "sha256": file_hash(Path(config.weights))}
+    if world.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     augment = build_augmentation(config).to(device)
+    stepper = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
 
     if checkpoint is None:
         manifest = {
@@ -249,8 +266,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                      "test": sum(info["splits"]["test"]["classes"].values())},
             "weights": weights_report, "history": [], "best": None, "status": "running",
         }
-        run.mkdir(parents=True, exist_ok=True)
-        write_manifest(run, manifest)
+        if world.main:
+            run.mkdir(parents=True, exist_ok=True)
+            write_manifest(run, manifest)
         start_epoch, current_stage, optimizer, scheduler = 1, None, None, None
     else:
         model.load_state_dict(checkpoint["model"])
@@ -263,6 +281,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         set_rng_state(checkpoint["rng"])
         # The checkpoint is the truth: a kill between it and the manifest write loses nothing.
         manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running")
+        stepper = _distributed(model, world, device)  # the resumed stage's trained set, as in its epoch 1
 
     for epoch in range(start_epoch, config.epochs + 1):
         stage = config.stage(epoch)
@@ -272,19 +291,21 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             optimizer = make_optimizer(params, _stage_lr(config, stage), config)
             scheduler = make_scheduler(optimizer, config, _stage_length(config, stage))
             current_stage = stage
+            stepper = _distributed(model, world, device)  # after freezing: DDP fixes the trained set
         train_mode(model, trainable)
         order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
         if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
             order = order[:config.steps_per_epoch * config.batch_size]
+        batches = [world.share(b) for b in world.batches(order, config.batch_size)]
         loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
         step_seconds, step_started = [], started  # per batch, data reading and augmentation included
         with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
-                          -(-len(order) // config.batch_size)) as bar:
-            for images, targets in loader(dataset, order, config.batch_size, config.num_workers):
+                          len(batches)) as bar:
+            for images, targets in loader(dataset, batches, config.batch_size, config.num_workers):
                 images, targets = images.to(device), targets.to(device)
                 with torch.no_grad():
                     images = augment(images)
-                logits = model(images)
+                logits = stepper(images)
                 loss = F.cross_entropy(logits, targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -296,6 +317,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 step_seconds.append(time.perf_counter() - step_started)
                 step_started = time.perf_counter()
         train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        loss_sum, correct, seen = world.sum([loss_sum, correct, seen])  # every rank's share of the epoch
         epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
         scheduler.step()
         record = {"epoch": epoch, "stage": stage, "lr": epoch_lr,
@@ -303,7 +325,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                   "train_seconds": train_seconds, "train_images_per_s": seen / train_seconds if train_seconds else None,
                   "train_step_seconds_median": float(np.median(step_seconds)) if step_seconds else None,
                   "train_cpu_seconds": train_cpu_seconds,  # CPU time of this process (shared machines)
-                  "val_loss": None, "val_accuracy": None, "val_macro_f1": None}
+                  "val_loss": None, "val_accuracy": None, "val_macro_f1": None, "processes": world.size}
+        if not world.main:  # rank 0 validates and writes; the others wait for it and go on
+            world.barrier()
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            continue
         if len(val_idx):
             y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, config.num_workers)
             val = classification_metrics(y, probabilities.argmax(1), class_names)
@@ -317,14 +344,27 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                     "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
                     "stage": stage, "history": manifest["history"], "best": manifest["best"]}, last_path)
         write_manifest(run, manifest)
+        world.barrier()
         if on_epoch_end is not None:
             on_epoch_end(record)
 
     dataset.close()
-    manifest["status"] = "finished"
-    write_manifest(run, manifest)
-    plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
+    if world.main:
+        manifest["status"] = "finished"
+        write_manifest(run, manifest)
+        plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
+    world.barrier()
+    world.close()
     return run
+
+
+def _distributed(model, world, device):
+    """``model`` wrapped for DistributedDataParallel when the run has several processes (itself if not)."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _stage_prefixes(classifier, stage: str) -> tuple[str, ...] | None:
