@@ -26,12 +26,14 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             synth_checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
             source: Mapping[str, Any] | None = None,
-            test_fraction: float | None = None) -> balance_step.BalanceResult:
+            test_fraction: float | None = None, device: str | None = None) -> balance_step.BalanceResult:
     """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's, which
     then replaces ``test_per_class``), balance the rest, and write ``out`` (if given).
 
     ``synth_checkpoint``: a directory written by :func:`synthaug.fit_synthesizer` (fitted beside the same
-    test split) used instead of fitting. See :func:`synthaug.pipeline.balance.balance` for the rest.
+    test split) used instead of fitting. ``device``: where the synthesizer fits and generates (``auto``,
+    ``cpu``, ``cuda``, ``cuda:N``; None: its own, ``auto`` unless an option set it). See
+    :func:`synthaug.pipeline.balance.balance` for the rest.
     """
     fitted = synth_checkpoint is not None
     if fitted:
@@ -43,7 +45,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
         synthesizer = load_fitted(synth_checkpoint, synthesizer, test)
     result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class, seed=seed,
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
-                                  source=source, test_fraction=test_fraction)
+                                  source=source, test_fraction=test_fraction, device=device)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
     if out is not None:  # streamed: one chunk of images in memory at a time
         result.path = write_store(out, {"train": result.parts, "test": result.test}, result.config)

@@ -182,3 +182,24 @@ def test_the_h5_source_reads_a_store_lazily_and_resizes_a_chunk_at_a_time(tmp_pa
     eager = synthaug.load_images("h5", tmp_path / "s.h5", size=8)
     assert lazy.is_lazy and lazy.image_shape == (1, 8, 8)
     np.testing.assert_allclose(np.asarray(lazy.images), eager.images, atol=1e-6)
+
+
+def test_reading_a_split_into_memory_that_does_not_fit_is_refused_before_reading(tmp_path, monkeypatch):
+    from synthaug.contract.interfaces import Synthesizer
+    from synthaug.kit import memory
+
+    class Whole(Synthesizer):
+        name = "whole"
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            raise AssertionError("never reached")
+
+    data, reader = lazy_set(60, counts=[20, 40])
+    monkeypatch.setattr(memory, "cpu_available_bytes", lambda: 20_000)  # 20 kB free: 50 images of 1x8x8 are 12.8 kB
+    reader.reads.clear()
+    with pytest.raises(SynthaugError, match=r"synthesizer 'whole' reads the training split into memory \(50 images "
+                                            r"of 1x8x8: 0.00 GB\) and 0.00 GB are available: pass a smaller --size"):
+        synthaug.balance(data, Whole(), test_per_class=5, out=tmp_path / "s.h5")
+    assert reader.reads == [] and not list(tmp_path.iterdir())
+    monkeypatch.setattr(memory, "cpu_available_bytes", lambda: 10**9)
+    assert len(synthaug.balance(data, "duplicate", test_per_class=5, out=tmp_path / "s.h5").train) == 70

@@ -278,7 +278,7 @@ def test_device_choice():
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(SynthaugError, match="device must be one of auto, cpu, cuda; got 'tpu'"):
+    with pytest.raises(SynthaugError, match="device must be one of auto, cpu, cuda or cuda:N; got 'tpu'"):
         TrainConfig(device="tpu")
     if not torch.cuda.is_available():
         with pytest.raises(SynthaugError, match="device 'cuda': no CUDA device is available"):

@@ -20,7 +20,8 @@ from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import progress
-from synthaug.kit.device import DEVICES, resolve_device
+from synthaug.kit.device import resolve_device
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
 from .networks import Generator, acgan_geometry
@@ -55,7 +56,7 @@ class ACGANConfig:
     ndf: int = 64  # discriminator width after its first convolution; doubles per level, up to 8 x ndf
     dropout: float = 0.25  # dropout after every LeakyReLU of the discriminator; chosen, not CovidGAN's own value
     seed: int = 0  # initial weights, batch order, noise (the run's --seed unless set here)
-    device: str = "auto"  # auto (CUDA when available) | cpu | cuda
+    # (the device is the core's: ``Synthesizer.device``, --device; ``device=`` as an option still sets it)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "latent_dim", "ngf", "ndf"):
@@ -66,8 +67,6 @@ class ACGANConfig:
         for name in ("beta1", "beta2", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise SynthaugError(f"acgan {name} must lie in [0, 1); got {getattr(self, name)}")
-        if not str(self.device).startswith(DEVICES):
-            raise SynthaugError(f"acgan device must be one of {', '.join(DEVICES)}; got {self.device!r}")
 
 
 class ACGAN(Synthesizer):
@@ -85,6 +84,7 @@ class ACGAN(Synthesizer):
         self.class_names: tuple[str, ...] | None = None
         self.hash: str | None = None
         self.history: list[dict[str, float]] = []
+        self._memory_checked: tuple | None = None  # (what was estimated, the record)
 
     # ---- checks -----------------------------------------------------------------------------
     def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
@@ -108,9 +108,44 @@ class ACGAN(Synthesizer):
             if tuple(self.class_names) != tuple(train.class_names):
                 raise SynthaugError(f"acgan checkpoint was trained on classes {', '.join(self.class_names)}; "
                                     f"the data has {', '.join(train.class_names)}")
-            return  # fitted: generates on the configured device, or the CPU where it is missing
-        resolve_device(self.config.device)  # training on cuda without CUDA: refused before it starts
+            return  # fitted: generates on the device, wherever it was trained
+        resolve_device(self.device)  # training on cuda without CUDA: refused before it starts
         self._check_resume((c, h, w), train.class_names)
+        self._check_memory(train)
+
+    def _check_memory(self, train: ImageSet) -> dict:
+        """Estimate the training peak (G and D built on meta tensors; G's forward and two of D's at the
+        batch size, as a step keeps them; the resized real images) and refuse, naming the options, when
+        it cannot fit on the device. Estimated once per data shape and device."""
+        cfg = self.config
+        device = resolve_device(self.device)
+        n_real = int(np.sum(train.synth == REAL))
+        c, size, _ = train.image_shape
+        key = (train.image_shape, n_real, len(train.class_names), str(device), cfg.batch_size, cfg.ngf, cfg.ndf,
+               cfg.latent_dim)
+        if self._memory_checked is not None and self._memory_checked[0] == key:
+            return self._memory_checked[1]
+        from .networks import Discriminator
+
+        k = len(train.class_names)
+        with torch.device("meta"):
+            generator = Generator(c, size, k, cfg.latent_dim, cfg.ngf)
+            discriminator = Discriminator(c, size, k, cfg.ndf, cfg.dropout)
+            z = torch.zeros(cfg.batch_size, cfg.latent_dim)
+            labels = torch.zeros(cfg.batch_size, dtype=torch.long)
+            real = torch.zeros(cfg.batch_size, c, generator.work_size, generator.work_size)
+            # the G step's graph (G's activations, D on the fake) and the D step's D on the real batch
+            activations = saved_bytes(lambda: sum(t.sum() for t in (*discriminator(generator(z, labels)),
+                                                                    *discriminator(real))))
+        work = n_real * c * generator.work_size ** 2 * 4
+        data = n_real * int(np.prod(train.image_shape)) * 4 + 2 * work  # the real images, resized, in [-1, 1]
+        estimate = TrainingEstimate(f"acgan (ngf {cfg.ngf}, ndf {cfg.ndf}, batch {cfg.batch_size})", str(device),
+                                    parameter_bytes(generator, discriminator), activations, data)
+        record = check_memory(estimate, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
+                                        f"--synth-option ngf={max(8, cfg.ngf // 2)} ndf={max(8, cfg.ndf // 2)}, "
+                                        f"or a smaller --size")
+        self._memory_checked = (key, record)
+        return record
 
     def _check_resume(self, shape, class_names) -> None:
         path = self._state_path()
@@ -130,9 +165,10 @@ class ACGAN(Synthesizer):
     # ---- training ---------------------------------------------------------------------------
     def fit(self, train: ImageSet, volumes=None) -> None:
         self.check(train, {}, volumes)
+        record = self._check_memory(train)
         cfg = self.config
         c, size, _ = train.image_shape
-        device = resolve_device(cfg.device)
+        device = resolve_device(self.device)
         real = np.flatnonzero(train.synth == REAL)
         labels = train.labels[real]
         present = torch.from_numpy(np.unique(labels))  # fake classes are drawn among these, uniformly
@@ -141,6 +177,7 @@ class ACGAN(Synthesizer):
         noise = torch.Generator().manual_seed(cfg.seed)
         nets = ACGANNets(c, size, len(train.class_names), latent_dim=cfg.latent_dim, ngf=cfg.ngf, ndf=cfg.ndf,
                          dropout=cfg.dropout, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)).to(device)
+        nets.bf16 = device.type == "cuda"
         self.image_shape, self.class_names, self.history = train.image_shape, train.class_names, []
         start = self._resume(nets, rng, noise)
         images = to_model(resize(train.images[real], nets.generator.work_size))
@@ -165,6 +202,7 @@ class ACGAN(Synthesizer):
         self.generator, self.discriminator = nets.generator, nets.discriminator
         self.generator.eval(), self.discriminator.eval()
         self.hash = weights_hash(self.generator)
+        self.memory = finish_record(record)
 
     # ---- per-epoch state (resume) -----------------------------------------------------------
     def _state_path(self) -> Path | None:
@@ -226,8 +264,8 @@ class ACGAN(Synthesizer):
         # numpy fills its stream in order: the k-th noise vector depends on the seed and k only, not on n
         z = torch.from_numpy(np.random.default_rng(int(seed)).standard_normal((int(n), self.config.latent_dim),
                                                                               dtype=np.float32))
-        generator = self.generator.eval()
-        device = next(generator.parameters()).device
+        device = resolve_device(self.device)
+        generator = self.generator.to(device).eval()
         out = np.empty((int(n), generator.channels, generator.work_size, generator.work_size), np.float32)
         with torch.no_grad():
             for k in range(0, int(n), GENERATE_CHUNK):
@@ -286,7 +324,7 @@ class ACGAN(Synthesizer):
         synth.hash = weights_hash(generator)
         if synth.hash != info["hash"]:
             raise SynthaugError(f"{path}: weights hash {synth.hash[:16]} does not match synthesizer.json")
-        synth.generator = generator.to(_available(cfg.device)).eval()
+        synth.generator = generator.eval()  # on the CPU; sample() moves it to the device
         return synth
 
     def describe(self) -> dict:
@@ -296,14 +334,6 @@ class ACGAN(Synthesizer):
                     work_size=work, epochs_trained=len(self.history),
                     checkpoints={"generator": self.hash} if self.hash else {})  # one generator for every class
         return info
-
-
-def _available(device: str):
-    """The configured device where it exists, else the CPU (a CUDA-trained checkpoint generates anywhere)."""
-    try:
-        return resolve_device(device)
-    except SynthaugError:
-        return torch.device("cpu")
 
 
 def _shape(shape) -> str:

@@ -31,6 +31,8 @@ class ACGANNets(nn.Module):
         init_weights(self.discriminator, init_std)
         self.g_opt = adam(self.generator.parameters(), lr, betas)
         self.d_opt = adam(self.discriminator.parameters(), lr, betas)
+        #: bfloat16 autocast of the forward passes (set on CUDA; the losses stay float32)
+        self.bf16 = False
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                    fake_labels: torch.Tensor) -> dict[str, float]:
@@ -43,11 +45,14 @@ class ACGANNets(nn.Module):
         """
         bce = nn.functional.binary_cross_entropy_with_logits
         ce = nn.functional.cross_entropy
-        fake = self.generator(z, fake_labels)
+        autocast = torch.autocast(real.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        with autocast:
+            fake = self.generator(z, fake_labels)
 
         self.d_opt.zero_grad(set_to_none=True)
-        real_src, real_cls = self.discriminator(real)
-        fake_src, fake_cls = self.discriminator(fake.detach())
+        with autocast:
+            real_src, real_cls = (t.float() for t in self.discriminator(real))
+            fake_src, fake_cls = (t.float() for t in self.discriminator(fake.detach()))
         d_adv = bce(real_src, torch.ones_like(real_src)) + bce(fake_src, torch.zeros_like(fake_src))
         d_cls_real, d_cls_fake = ce(real_cls, labels), ce(fake_cls, fake_labels)
         d_loss = 0.5 * (d_adv + d_cls_real + d_cls_fake)
@@ -57,7 +62,8 @@ class ACGANNets(nn.Module):
         # The G update needs gradients through D, not of D's weights: freezing them skips that work.
         self.discriminator.requires_grad_(False)
         self.g_opt.zero_grad(set_to_none=True)
-        src, cls = self.discriminator(fake)
+        with autocast:
+            src, cls = (t.float() for t in self.discriminator(fake))
         g_adv, g_cls = bce(src, torch.ones_like(src)), ce(cls, fake_labels)
         (g_adv + g_cls).backward()
         self.g_opt.step()

@@ -19,6 +19,8 @@ from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import progress
+from synthaug.kit.device import resolve_device
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import each_once_per_round
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
@@ -99,6 +101,7 @@ class Pix2Pix(Synthesizer):
         self.hashes: dict[str, str] = {}
         self.image_shape: tuple[int, int, int] | None = None
         self._targets: tuple[str, ...] | None = None
+        self._memory_checked: tuple | None = None  # (what was estimated, the record)
 
     # ---- checks -----------------------------------------------------------------------------
     def targets_for(self, train: ImageSet) -> tuple[str, ...]:
@@ -151,6 +154,40 @@ class Pix2Pix(Synthesizer):
             elif not np.any(real & (train.labels == train.class_index(target))):
                 raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; the training split has none")
             self._check_resume(target, (c, h, w))
+        if not self.generators:
+            self._check_memory(train)
+
+    def _check_memory(self, train: ImageSet) -> dict:
+        """Estimate one target's training peak (G and D built on meta tensors; G's forward and two of D's
+        at the batch size, as a step keeps them; the cached image pairs) and refuse, naming the options,
+        when it cannot fit on the device. Estimated once per data shape, targets and device."""
+        cfg = self.config
+        device = resolve_device(self.device)
+        targets = self.targets_for(train)
+        real = train.synth == REAL
+        pairs = max((int(np.sum(real & (train.labels == train.class_index(self.config.source_for(t)))))
+                     + int(np.sum(real & (train.labels == train.class_index(t)))) for t in targets), default=0)
+        key = (train.image_shape, pairs, str(device), cfg.batch_size, cfg.ngf, cfg.ndf, cfg.d_layers)
+        if self._memory_checked is not None and self._memory_checked[0] == key:
+            return self._memory_checked[1]
+        from .networks import PatchDiscriminator, UNetGenerator
+
+        c, size, _ = train.image_shape
+        with torch.device("meta"):
+            generator = UNetGenerator(c, size, cfg.ngf, residual=cfg.residual)
+            discriminator = PatchDiscriminator(c, size, cfg.ndf, cfg.d_layers)
+            source = torch.zeros(cfg.batch_size, c, size, size)
+            # the G step's graph: G's activations, D on the fake; the D step's D on the real pair adds one more
+            activations = saved_bytes(lambda: (discriminator(source, generator(source)).sum()
+                                               + discriminator(source, source).sum()))
+        image = int(np.prod(train.image_shape)) * 4
+        data = 2 * pairs * image  # the pairs' images and their [-1, 1] tensors
+        estimate = TrainingEstimate(f"pix2pix (ngf {cfg.ngf}, batch {cfg.batch_size})", str(device),
+                                    parameter_bytes(generator, discriminator), activations, data)
+        record = check_memory(estimate, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
+                                        f"--synth-option ngf={max(8, cfg.ngf // 2)}, or a smaller --size")
+        self._memory_checked = (key, record)
+        return record
 
     def _check_resume(self, target: str, shape) -> None:
         state = self._state_path(target)
@@ -162,9 +199,11 @@ class Pix2Pix(Synthesizer):
     # ---- training ---------------------------------------------------------------------------
     def fit(self, train: ImageSet, volumes=None) -> None:
         self.check(train, {}, volumes)
+        record = self._check_memory(train)
         self.image_shape = train.image_shape
         for target in self.targets_for(train):
             self._fit_one(train, target)
+        self.memory = finish_record(record)
 
     def _pairs(self, train: ImageSet, target: str, rng: np.random.Generator):
         """(source images, target images, index of each source's target or None for random)."""
@@ -185,9 +224,13 @@ class Pix2Pix(Synthesizer):
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         aug_gen = torch.Generator().manual_seed(cfg.seed)
+        device = resolve_device(self.device)
         nets = Pix2PixNets(c, size, ngf=cfg.ngf, ndf=cfg.ndf, d_layers=cfg.d_layers, lr=cfg.lr,
                            betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std,
                            residual=cfg.residual)
+        if device.type == "cuda":  # built (and initialised) on the CPU: the same weights on any device
+            nets.to(device)
+            nets.bf16 = True
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(cfg.epochs, decay))
                       for o in (nets.g_opt, nets.d_opt)]
@@ -203,7 +246,8 @@ class Pix2Pix(Synthesizer):
                 partner = rng.integers(len(targets), size=len(sources)) if match is None else match
                 for k in range(steps):
                     idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-                    s, t = augment_pair(src_t[idx], tgt_t[partner[idx]], aug_gen, cfg.flip_p, cfg.max_rotation)
+                    s, t = augment_pair(src_t[idx].to(device), tgt_t[partner[idx]].to(device), aug_gen,
+                                        cfg.flip_p, cfg.max_rotation)
                     losses = nets.train_step(s, t)
                     bar.update(epoch=epoch + 1, **losses)
                 for sched in schedulers:
@@ -234,7 +278,8 @@ class Pix2Pix(Synthesizer):
         save_checkpoint(state, path)  # tensors, numbers, strings, lists: loadable with weights_only=True
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             nets.generator.eval()
-            generated = from_model(nets.generator(to_model(sources)))
+            device = next(nets.generator.parameters()).device
+            generated = from_model(nets.generator(to_model(sources).to(device)))
             nets.generator.train()
         (path.parent / "samples").mkdir(exist_ok=True)
         sample_grid(sources, generated, targets, path.parent / "samples" / f"{target}_epoch{epoch:03d}.png")
@@ -259,7 +304,8 @@ class Pix2Pix(Synthesizer):
         """G_target(images) in [0, 1]; dropout on if ``dropout_at_generation``, BatchNorm on running stats."""
         if target not in self.generators:
             raise SynthaugError(f"pix2pix has no fitted generator for {target!r}; fitted: {', '.join(self.generators) or 'none'}")
-        generator = self.generators[target].eval()
+        device = resolve_device(self.device)
+        generator = self.generators[target].to(device).eval()
         if self.config.dropout_at_generation:
             for m in generator.modules():
                 if isinstance(m, torch.nn.Dropout):
@@ -269,7 +315,7 @@ class Pix2Pix(Synthesizer):
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for k in range(0, len(images), step):
-                out[k:k + step] = from_model(generator(to_model(images[k:k + step])))
+                out[k:k + step] = from_model(generator(to_model(images[k:k + step]).to(device)))
         return out
 
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
@@ -293,7 +339,8 @@ class Pix2Pix(Synthesizer):
         directory = Path(directory)
         super().save(directory)
         for target, generator in self.generators.items():
-            torch.save(generator.state_dict(), directory / WEIGHTS_FILE.format(target=target))
+            torch.save({k: v.cpu() for k, v in generator.state_dict().items()},
+                       directory / WEIGHTS_FILE.format(target=target))
         work = self._work_dir()
         if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
             shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
@@ -309,7 +356,7 @@ class Pix2Pix(Synthesizer):
         info = json.loads(info_path.read_text()) if info_path.is_file() else {}
         if info.get("name") == cls.name and "work_dir" in info.get("config", {}):
             # written when work_dir was an option (the core sets it now): everything else still applies
-            synth = cls(**{k: v for k, v in info["config"].items() if k != "work_dir"})
+            synth = cls(**{k: v for k, v in info["config"].items() if k not in ("work_dir", "device")})
         else:
             synth = super().load(directory)
         if not info.get("targets"):
@@ -331,6 +378,7 @@ class Pix2Pix(Synthesizer):
             if synth.hashes[target] != info["hashes"].get(target):
                 raise SynthaugError(f"{path}: weights hash {synth.hashes[target][:16]} does not match synthesizer.json")
         synth._targets = tuple(info["targets"])
+        synth.memory = info.get("memory")
         return synth
 
     # ---- measures ---------------------------------------------------------------------------

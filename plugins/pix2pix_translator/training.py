@@ -36,6 +36,8 @@ class Pix2PixNets(nn.Module):
         self.lambda_l1 = lambda_l1
         self.g_opt = adam(self.generator.parameters(), lr, betas)
         self.d_opt = adam(self.discriminator.parameters(), lr, betas)
+        #: bfloat16 autocast of the forward passes (set on CUDA; the losses stay float32)
+        self.bf16 = False
 
     def train_step(self, source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """One D update then one G update on a batch in [-1, 1]; returns the losses.
@@ -43,11 +45,14 @@ class Pix2PixNets(nn.Module):
         D = 1/2 (BCE(D(s, t), 1) + BCE(D(s, G(s)), 0)); G = BCE(D(s, G(s)), 1) + lambda * |G(s) - t|_1.
         """
         bce = nn.functional.binary_cross_entropy_with_logits
-        fake = self.generator(source)
+        autocast = torch.autocast(source.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        with autocast:
+            fake = self.generator(source)
 
         self.d_opt.zero_grad(set_to_none=True)
-        real_logits = self.discriminator(source, target)
-        fake_logits = self.discriminator(source, fake.detach())
+        with autocast:
+            real_logits = self.discriminator(source, target).float()
+            fake_logits = self.discriminator(source, fake.detach()).float()
         d_loss = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
                         + bce(fake_logits, torch.zeros_like(fake_logits)))
         d_loss.backward()
@@ -56,9 +61,10 @@ class Pix2PixNets(nn.Module):
         # The G update needs gradients through D, not of D's weights: freezing them skips that work.
         self.discriminator.requires_grad_(False)
         self.g_opt.zero_grad(set_to_none=True)
-        fooled = self.discriminator(source, fake)
+        with autocast:
+            fooled = self.discriminator(source, fake).float()
         g_adv = bce(fooled, torch.ones_like(fooled))
-        g_l1 = nn.functional.l1_loss(fake, target)
+        g_l1 = nn.functional.l1_loss(fake.float(), target)
         (g_adv + self.lambda_l1 * g_l1).backward()
         self.g_opt.step()
         self.discriminator.requires_grad_(True)
@@ -82,9 +88,10 @@ def augment_pair(source: torch.Tensor, target: torch.Tensor, generator: torch.Ge
 
     n, c = source.shape[:2]
     both = torch.cat([source, target], dim=1)
-    flip = torch.rand(n, generator=generator) < flip_p
+    # drawn from the CPU generator wherever the images are (same draws on any device)
+    flip = (torch.rand(n, generator=generator) < flip_p).to(both.device)
     both = torch.where(flip[:, None, None, None], both.flip(-1), both)
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * max_degrees
+    angle = ((torch.rand(n, generator=generator) * 2 - 1) * max_degrees).to(both.device)
     # Reflection padding: zero padding would paint mid-grey corners in [-1, 1] space.
     both = rotate(both, angle, padding_mode="reflection")
     return both[:, :c], both[:, c:]

@@ -81,7 +81,8 @@ class SiddonProjector(Projector):
             import torch
 
             with torch.no_grad():
-                image = self.project_torch(torch.from_numpy(hu), volume.spacing, geometry, mode=mode)
+                image = self.project_torch(torch.from_numpy(hu).to(self.config.device), volume.spacing, geometry,
+                                           mode=mode)
             return image[0].cpu().numpy().astype(np.float32)
         line_integrals = self.line_integrals(hu, volume.spacing, geometry)
         return self._appearance(line_integrals, mode)

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
+from synthaug.contract.interfaces import saved_options
 from synthaug.kit.device import resolve_device
-from synthaug.kit.progress import bar
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
+from synthaug.kit.progress import bar, note
 from synthaug.kit.sampling import each_once_per_round
 from synthaug.kit.sizes import parse_size
 
@@ -116,10 +118,12 @@ class XPGANConfig(DRRConfig):
     """quan2021's settings; sizes default to the paper's (CT 256x256x64 -> CXR 256).
 
     ``preset="small"`` takes the narrow CPU networks of ``NetworkConfig.small`` (CT SxSx(S/2) -> S) for
-    the decoder size S; any network field set explicitly overrides the preset.
+    the decoder size S; any network field set explicitly overrides the preset. ``preset="auto"`` (the
+    default) is ``paper`` on CUDA and ``small`` on the CPU, where the paper's networks (a 256x256x64 CT
+    encoder at any image size) need tens of GB for a batch of 16 (docs/scaling.md) and take days.
     """
 
-    preset: str = "paper"  # "paper" (StyleGAN2 widths) or "small"
+    preset: str = "auto"  # "auto" (paper on CUDA, small on the CPU), "paper" (StyleGAN2 widths) or "small"
     image_size: int | None = None  # decoder resolution; None: next power of two >= the training images
     volume_shape: tuple | None = None  # encoder grid (X, Y, Z); None: (256, 256, 64) paper, (S, S, S/2) small
     latent_dim: int | None = None  # None: 512 paper, 64 small
@@ -142,12 +146,12 @@ class XPGANConfig(DRRConfig):
     poses_per_volume: int = 1
     min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
     cache_mb: float = 1024.0  # rendered (CT, DRR) training pairs kept in memory
-    device: str = "auto"  # "auto": cuda if available
+    # (the device is the core's: ``Synthesizer.device``, --device; ``device=`` as an option still sets it)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.preset not in ("paper", "small"):
-            raise SynthaugError(f"xpgan: preset must be 'paper' or 'small'; got {self.preset!r}")
+        if self.preset not in ("auto", "paper", "small"):
+            raise SynthaugError(f"xpgan: preset must be 'auto', 'paper' or 'small'; got {self.preset!r}")
         if self.volume_shape is not None:
             self.volume_shape = parse_size(self.volume_shape, 3, "xpgan: volume_shape", expected="X,Y,Z or XxYxZ")
         self.hu_window = tuple(float(v) for v in self.hu_window)
@@ -159,14 +163,21 @@ class XPGANConfig(DRRConfig):
             raise SynthaugError(f"xpgan: poses_per_volume must be >= 1 (1: the identity pose only); "
                                 f"got {self.poses_per_volume}")
 
-    def network_config(self, image_shape: tuple[int, int, int]):
+    def resolved_preset(self, device="auto") -> str:
+        """``paper`` or ``small``: ``auto`` resolved by where it trains (paper on CUDA, small on the CPU)."""
+        if self.preset != "auto":
+            return self.preset
+        return "paper" if resolve_device(device).type == "cuda" else "small"
+
+    def network_config(self, image_shape: tuple[int, int, int], device="auto"):
+        """G's and D's sizes for images of ``image_shape`` trained on ``device`` (which ``preset="auto"`` reads)."""
         from .networks import NetworkConfig
 
         channels, height, width = image_shape
         size = self.image_size or max(8, 2 ** math.ceil(math.log2(max(height, width))))
         explicit = {k: v for k, v in (("volume_shape", self.volume_shape), ("latent_dim", self.latent_dim),
                                       ("channel_max", self.channel_max)) if v is not None}
-        if self.preset == "small":
+        if self.resolved_preset(device) == "small":
             return NetworkConfig.small(size, image_channels=channels, **explicit)
         return NetworkConfig(image_size=size, image_channels=channels, **explicit)
 
@@ -185,14 +196,15 @@ class XPGANSynthesizer(_FromVolumes):
         self.classifier = None
         self.state: dict = {}
         self.history: list[dict[str, float]] = []
+        self._memory_checked: tuple | None = None  # (what was estimated, the record)
 
     # ---- checks -----------------------------------------------------------------------------
     def check(self, train, deficits, volumes=None):
         super().check(train, deficits, volumes)
-        net = self.config.network_config(train.image_shape)
         if min(train.image_shape[1:]) < 8:
             raise SynthaugError(f"synthesizer 'xpgan': images of {train.image_shape[1]}x{train.image_shape[2]} "
                                 f"pixels are too small; need at least 8x8")
+        net = self.config.network_config(train.image_shape, self.device)
         mapped = np.flatnonzero(ctprep.image_labels_of(volumes, self._mapping(train, volumes)) >= 0)
         need = [math.ceil(self.config.min_volume_fraction * e) for e in net.volume_shape]
         shapes = volumes.meta.get("shape")
@@ -203,6 +215,8 @@ class XPGANSynthesizer(_FromVolumes):
                     f"synthesizer 'xpgan': volume {volumes.origins[i] or i} has shape {shape}; the encoder grid "
                     f"{net.volume_shape} needs at least {tuple(need)} voxels (min_volume_fraction="
                     f"{self.config.min_volume_fraction}); use a smaller volume_shape")
+        if self.generator is None:  # training ahead: refused here if it cannot fit, before any rendering
+            self._check_memory(net, train, len(mapped))
         self._checked = (id(train), id(volumes))  # fit() need not load every volume again
 
     # ---- training ---------------------------------------------------------------------------
@@ -234,8 +248,10 @@ class XPGANSynthesizer(_FromVolumes):
         if getattr(self, "_checked", None) != (id(train), id(volumes)):
             self.check(train, {}, volumes)
         mapping = self._mapping(train, volumes)
-        net = cfg.network_config(train.image_shape)
-        device = resolve_device(self.config.device)
+        device = resolve_device(self.device)
+        net = cfg.network_config(train.image_shape, device)
+        used_volumes = int(np.sum(ctprep.image_labels_of(volumes, mapping) >= 0))
+        memory_record = self._check_memory(net, train, used_volumes)  # estimated by check: refused before rendering
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         # C first: its ImageNet weights (classifier_weights) are loaded, or refused, before any rendering
@@ -265,7 +281,65 @@ class XPGANSynthesizer(_FromVolumes):
         self.state = {"network": asdict(net), "class_names": list(train.class_names),
                       "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
                       "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
-                      "steps": total, "classifier_weights": weights}
+                      "steps": total, "classifier_weights": weights, "preset": cfg.resolved_preset(device)}
+        self.memory = finish_record(memory_record)
+
+    def _check_memory(self, net, train, volumes_used: int) -> dict:
+        """Estimate the joint step's peak and refuse, naming the option, if it cannot fit on the device:
+        G, D and C built on meta tensors (nothing allocated) with one forward of each at the batch size
+        as a step keeps them (G on the CTs, D on the fake and the real images, C on both), their
+        weights, gradients and Adam state, the cache of rendered pairs and the copies of the real
+        images. Says which preset ``auto`` took. Estimated once per network, data and device."""
+        import torch
+        import torch.nn.functional as F
+
+        from .networks import Discriminator, Generator, to_unit_range
+        from .training import resize_for_classifier
+
+        cfg = self.config
+        device = resolve_device(self.device)
+        preset = cfg.resolved_preset(device)
+        n_real = int(np.sum(train.synth == "real"))
+        key = (repr(net), train.image_shape, n_real, len(train.class_names), volumes_used, str(device),
+               cfg.batch_size, cfg.classifier, repr(cfg.classifier_options), cfg.cache_mb, cfg.poses_per_volume)
+        if self._memory_checked is not None and self._memory_checked[0] == key:
+            return self._memory_checked[1]
+        if cfg.preset == "auto":
+            note(f"xpgan: preset {preset} (auto on {'CUDA' if device.type == 'cuda' else 'the CPU'}; "
+                 f"--synth-option preset=paper or preset=small chooses)")
+        b, (c, h, w) = cfg.batch_size, train.image_shape
+        pair = (math.prod(net.volume_shape) + net.image_size ** 2) * 4  # (encoder input, DRR), float32
+        cache = min(int(cfg.cache_mb * 2 ** 20), volumes_used * cfg.poses_per_volume * pair)
+        image = int(np.prod(train.image_shape)) * 4
+        real_copies = n_real * (image + net.image_channels * net.image_size ** 2 * 4)  # C's and D's sizes
+        advice = (f"use --synth-option preset=small or a smaller --synth-option batch_size (now {b})"
+                  if preset == "paper" else
+                  f"use a smaller --synth-option batch_size (now {b}), a smaller volume_shape, or a smaller --size")
+        with torch.device("meta"):
+            generator, discriminator = Generator(net), Discriminator(net)
+            volume = torch.zeros((b, 1, *net.volume_shape))
+            real = torch.zeros((b, net.image_channels, net.image_size, net.image_size))
+            fake = []
+
+            def gan_step():  # the G step's graph (G, D on the fake) and the D step's D on the real images
+                fake.append(to_unit_range(generator(volume)))
+                return discriminator(fake[0]).sum() + discriminator(real).sum()
+
+            gan = saved_bytes(gan_step)
+            what = f"xpgan (preset {preset}, batch {b})"
+            # G and D alone: a size that cannot fit is refused before C's library is imported (seconds)
+            check_memory(TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator), gan,
+                                          cache + real_copies), advice)
+            classifier, _ = self._build_classifier(net.image_channels, len(train.class_names), pretrained=False)
+            real_c = torch.zeros((b, c, h, w))
+            both = torch.cat([real_c, resize_for_classifier(fake[0].detach(), (h, w))])
+            classification = saved_bytes(lambda: F.cross_entropy(
+                classifier(both), torch.zeros(len(both), dtype=torch.long)))
+        estimate = TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator, classifier),
+                                    gan + classification, cache + real_copies)
+        record = check_memory(estimate, advice)
+        self._memory_checked = (key, record)
+        return record
 
     # ---- generation -------------------------------------------------------------------------
     def render(self, volume_batch: np.ndarray, seed: int):
@@ -274,8 +348,8 @@ class XPGANSynthesizer(_FromVolumes):
 
         from .networks import to_unit_range
 
-        self.generator.eval()
-        device = next(self.generator.parameters()).device
+        device = resolve_device(self.device)
+        self.generator.to(device).eval()
         noise = torch.Generator(device="cpu").manual_seed(int(seed))
         with torch.no_grad():
             out = to_unit_range(self.generator(torch.from_numpy(volume_batch).to(device), noise))
@@ -302,6 +376,14 @@ class XPGANSynthesizer(_FromVolumes):
                 progress.update(len(part))
         return self._result(train, target, fit_to(out, train.image_shape), volumes, idx)
 
+    def describe(self):
+        """The config, and the preset ``auto`` chose (the measured memory stays in the checkpoint's
+        ``synthesizer.json``: a store's bytes must not depend on a measurement)."""
+        out = super().describe()
+        if self.state.get("preset"):
+            out["preset"] = self.state["preset"]
+        return out
+
     # ---- persistence ------------------------------------------------------------------------
     def save(self, directory):
         import torch
@@ -310,14 +392,18 @@ class XPGANSynthesizer(_FromVolumes):
             raise SynthaugError("synthesizer 'xpgan' is not fitted: nothing to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save({"generator": self.generator.state_dict(),
-                    "discriminator": self._trainer.discriminator.state_dict() if hasattr(self, "_trainer") else None},
+        on_cpu = lambda module: {k: v.cpu() for k, v in module.state_dict().items()}  # noqa: E731
+        torch.save({"generator": on_cpu(self.generator),
+                    "discriminator": on_cpu(self._trainer.discriminator) if hasattr(self, "_trainer") else None},
                    directory / "xpgan.pt")
         self._save_classifier_run(directory / CLASSIFIER_RUN)
         config = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
-        (directory / "synthesizer.json").write_text(json.dumps(
-            {"name": self.name, "config": config, "state": self.state,
-             "history_last": self.history[-1] if self.history else {}}, indent=2, default=list))
+        config["preset"] = self.state.get("preset", config["preset"])  # "auto" saved as what it chose
+        info = {"name": self.name, "config": config, "state": self.state,
+                "history_last": self.history[-1] if self.history else {}}
+        if self.memory is not None:
+            info["memory"] = self.memory
+        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2, default=list))
         (directory / "history.json").write_text(json.dumps(self.history))
 
     def _save_classifier_run(self, run: Path) -> None:
@@ -328,7 +414,7 @@ class XPGANSynthesizer(_FromVolumes):
         write_run(run, self.classifier, {
             "trained_by": "xpgan (joint with G and D, quan2021)",
             "config": {"classifier": cfg.classifier, "classifier_options": cfg.classifier_options or {},
-                       "batch_size": cfg.batch_size, "device": cfg.device, "positive_class": None, "seed": cfg.seed,
+                       "batch_size": cfg.batch_size, "device": self.device, "positive_class": None, "seed": cfg.seed,
                        # all of C trains from its start (as `synthaug train --mode finetune`/`scratch`), Adam,
                        # lr annealed to 0 over the joint steps; no augmentation of real CXRs
                        "mode": "finetune" if cfg.classifier_weights else "scratch", "lr": cfg.lr,
@@ -354,11 +440,11 @@ class XPGANSynthesizer(_FromVolumes):
         info = json.loads(info_path.read_text())
         if info.get("name") != cls.name:
             raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
-        synth = cls(**info["config"])
+        synth = cls(**saved_options(cls, info["config"]))  # an old checkpoint's "device" is not kept
         synth.state = info["state"]
+        synth.memory = info.get("memory")
         synth.generator = Generator(NetworkConfig(**synth.state["network"]))
-        synth.generator.load_state_dict(load_checkpoint(directory / "xpgan.pt")["generator"])
-        synth.generator.to(resolve_device(synth.config.device))
+        synth.generator.load_state_dict(load_checkpoint(directory / "xpgan.pt")["generator"])  # render() moves it
         best = RunPaths(directory / CLASSIFIER_RUN).best
         if with_classifier and best.is_file():
             # the checkpoint holds all of C: its starting weights (classifier_weights) are not read again

@@ -7,8 +7,8 @@ import json
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, test_split_kwargs, test_split_options,
-                                 volumes_from_cli)
+from synthaug.cli.common import (data_options, device_option, load_from_cli, parse_key_values, test_split_kwargs,
+                                 test_split_options, volumes_from_cli)
 
 
 @main.command("balance")
@@ -25,10 +25,11 @@ from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, 
               help="Reuse a synthesizer fitted by `synthaug fit` instead of training one.")
 @click.option("--work-dir", type=click.Path(path_type=str, file_okay=False), default=None,
               help="Where a trainable synthesizer keeps per-epoch state while it fits (a rerun resumes from it).")
+@device_option
 @click.option("--out", required=True, type=click.Path(path_type=str, dir_okay=False), help="Output store (.h5).")
 @click.option("--json", "as_json", is_flag=True, help="Print the store's counts as JSON.")
 def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_options, synth_checkpoint, work_dir,
-                    out, as_json, **data):
+                    device, out, as_json, **data):
     """Balance the training split of a data set with a synthesizer and write an HDF5 store."""
     from synthaug.api import balance
     from synthaug.pipeline.balance import parse_strategy
@@ -40,7 +41,8 @@ def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
     result = balance(images, synth, strategy=strategy_value, seed=seed, out=out, synth_options=options,
-                     volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source, **split)
+                     volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source, device=device,
+                     **split)
     if as_json:
         click.echo(json.dumps(store_info(result.path)))
     else:

@@ -31,6 +31,33 @@ _VOLUMES = [
 ]
 
 
+class DeviceType(click.ParamType):
+    """``--device auto|cpu|cuda|cuda:N``: checked when parsed (``cuda`` without CUDA, or a ``cuda:N``
+    beyond the devices present, is one line and exit code 2 before any work)."""
+
+    name = "device"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "auto|cpu|cuda[:N]"
+
+    def convert(self, value, param, ctx):
+        from synthaug.kit.device import check_device
+
+        return check_device(value, "--device")
+
+
+DEVICE = DeviceType()
+
+
+def device_option(func=None, *, default: str | None = None):
+    """The one ``--device`` of every command that trains or generates (balance, fit, train, demo,
+    experiment run). ``default=None`` (balance, fit): the synthesizer's own device (``auto``, or the
+    ``--synth-option device=`` of old command lines)."""
+    option = click.option("--device", type=DEVICE, default=default, show_default="auto",
+                          help="Where networks train and run: auto (CUDA when available), cpu, cuda or cuda:N.")
+    return option if func is None else option(func)
+
+
 def _apply(func, options):
     for option in reversed(options):
         func = option(func)

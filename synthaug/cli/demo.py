@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from synthaug.cli import main
+from synthaug.cli.common import device_option
 
 
 @main.command("demo")
@@ -14,7 +15,7 @@ from synthaug.cli import main
 @click.option("--synth", default=None, help="Synthesizer (default: the best registered: pix2pix > augment > duplicate).")
 @click.option("--classifier", default="resnet50", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Override the preset's training epochs.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option(default="auto")
 def demo_command(preset, out, seed, synth, classifier, epochs, device):
     """Simulate ctsim; train on it unbalanced, duplicated, augmented and synthesized; compare."""
     import json

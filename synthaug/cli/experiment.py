@@ -8,7 +8,7 @@ import sys
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import parse_key_values
+from synthaug.cli.common import device_option, parse_key_values
 
 
 @main.group("experiment")
@@ -68,7 +68,7 @@ def show_command(**options) -> None:
 @click.option("--weights", multiple=True, metavar="[CLASSIFIER=]PATH",
               help="Local torchvision-format ImageNet state dict for transfer/fine-tuning recipes and jointly "
                    "trained classifiers; repeat per network (resnet50=r.pt densenet121=d.pt).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option(default="auto")
 @click.option("--out", type=click.Path(path_type=str, file_okay=False), required=True)
 def run_command(weights, device, out, **options) -> None:
     """Run every cell of SPEC (a bundled name or a TOML file); a rerun finishes an interrupted one."""

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, test_split_kwargs, test_split_options,
-                                 volumes_from_cli)
+from synthaug.cli.common import (data_options, device_option, load_from_cli, parse_key_values, test_split_kwargs,
+                                 test_split_options, volumes_from_cli)
 
 
 @main.command("fit")
@@ -27,9 +27,10 @@ from synthaug.cli.common import (data_options, load_from_cli, parse_key_values, 
 @click.option("--work-dir", type=click.Path(path_type=str, file_okay=False), default=None,
               help="Per-epoch training state (an interrupted fit run again resumes from it); default OUT.work, "
                    "removed after success (a --work-dir given is kept).")
+@device_option
 @click.option("--out", required=True, type=click.Path(path_type=str, file_okay=False), help="Output directory.")
 def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, batch_size, pairing, source_class,
-                synth_options, work_dir, out, **data):
+                synth_options, work_dir, device, out, **data):
     """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
     from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.checkpoint import fit_synthesizer
@@ -41,7 +42,8 @@ def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, ba
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
     fitted = fit_synthesizer(images, synth, out, seed=seed, synth_options=options, volumes=volumes,
-                             strategy=parse_strategy(strategy), work_dir=work_dir, source=source, **split)
+                             strategy=parse_strategy(strategy), work_dir=work_dir, source=source, device=device,
+                             **split)
     click.echo(f"wrote {out}: {fitted.name} {json.dumps(fitted.describe().get('checkpoints', {}))}")
     measures_path = Path(out) / "measures.json"
     if measures_path.is_file():  # held-out real test images, never seen in training

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from synthaug.cli import main
+from synthaug.cli.common import device_option
 from synthaug.errors import SynthaugError
 
 # CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
@@ -15,7 +16,8 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
                    "finetune_epochs": "finetune_epochs", "batch_size": "batch_size", "lr": "lr",
                    "finetune_lr": "finetune_lr", "optimizer": "optimizer", "scheduler": "scheduler",
                    "augment": "augment", "val_fraction": "val_fraction", "positive_class": "positive_class",
-                   "seed": "seed", "num_workers": "num_workers", "device": "device"}
+                   "seed": "seed", "num_workers": "num_workers", "device": "device",
+                   "bf16": "bf16", "compile_model": "compile"}
 
 
 @main.command("train")
@@ -45,8 +47,12 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
 @click.option("--positive-class", metavar="NAME", default=None,
               help="Class of sensitivity/specificity  [default: covid when the store has it]")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--num-workers", type=int, default=0, show_default=True, help="DataLoader workers reading the store.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--num-workers", type=int, default=None,
+              help="DataLoader workers reading the store  [default: 0 on the CPU, 4 on CUDA]")
+@device_option(default="auto")
+@click.option("--bf16/--no-bf16", "bf16", default=True, show_default=True,
+              help="On CUDA: bfloat16 autocast of the forward pass (the CPU always trains in float32).")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (opt-in; slow to start).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="RUN_DIR")
 @click.pass_context

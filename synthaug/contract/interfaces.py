@@ -76,6 +76,21 @@ class Synthesizer(Configurable, ABC):
     #: checkpoints) and progress samples. It survives an interrupted fit, so a rerun resumes; ``None``: keep
     #: nothing. ``save`` copies what the checkpoint should keep (e.g. sample grids) out of it.
     work_dir: Path | None = None
+    #: Set by the core before ``check``/``fit``/``generate`` (beside ``work_dir``): the run's device,
+    #: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` (``--device``). A plugin that uses
+    #: torch reads it in one place, ``synthaug.kit.device.resolve_device(self.device)``, and puts its
+    #: networks and batches there. ``--synth-option device=...`` (an option of acgan and xpgan before the
+    #: core owned the device) still sets it when the run gives no ``--device``.
+    device: str = "auto"
+    #: What a trainable synthesizer's ``fit`` estimated and measured of its peak memory (the record of
+    #: ``synthaug.kit.memory.check_memory``, completed by ``finish_record``): ``save`` writes it,
+    #: ``describe`` gives the estimate. None: not trained here.
+    memory: dict[str, Any] | None = None
+
+    def __init__(self, config: Any = None, **options: Any):
+        if "device" in options and not _has_field(self.Config, "device"):
+            self.device = str(options.pop("device"))  # the old option spelling of the core's device
+        super().__init__(config, **options)
 
     def check(self, train: ImageSet, deficits: dict[str, int], volumes: VolumeSet | None = None) -> None:
         """Validate inputs before any training (default: volumes present when needed)."""
@@ -108,8 +123,10 @@ class Synthesizer(Configurable, ABC):
         """Write what ``load`` needs; the default writes the config as JSON."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "synthesizer.json").write_text(json.dumps(
-            {"name": self.name, "config": config_dict(self.config)}, indent=2))
+        info = {"name": self.name, "config": config_dict(self.config)}
+        if self.memory is not None:
+            info["memory"] = self.memory
+        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
     def load(cls, directory: str | Path) -> "Synthesizer":
@@ -119,11 +136,29 @@ class Synthesizer(Configurable, ABC):
         info = json.loads(path.read_text())
         if info.get("name") != cls.name:
             raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
-        return cls(**info.get("config", {}))
+        synth = cls(**saved_options(cls, info.get("config", {})))
+        synth.memory = info.get("memory")
+        return synth
 
     def describe(self) -> dict[str, Any]:
-        """What goes into the store's run config about this synthesizer."""
-        return {"name": self.name, "config": config_dict(self.config)}
+        """What goes into the store's run config about this synthesizer; with its memory estimate when it
+        was trained (the measured peak stays in the checkpoint's ``synthesizer.json``: a store's bytes
+        must not depend on a measurement)."""
+        info = {"name": self.name, "config": config_dict(self.config)}
+        if self.memory is not None:
+            info["memory"] = {k: self.memory.get(k) for k in ("device", "estimate_bytes")}
+        return info
+
+
+def _has_field(config_cls: type | None, name: str) -> bool:
+    return config_cls is not None and name in getattr(config_cls, "__dataclass_fields__", {})
+
+
+def saved_options(cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    """A saved checkpoint's config as options for ``cls``: without ``device``, where the class has no such
+    option (checkpoints written when acgan and xpgan had one): where a checkpoint was trained says
+    nothing about where it runs now; the core sets ``device``."""
+    return {k: v for k, v in config.items() if k != "device" or _has_field(getattr(cls, "Config", None), "device")}
 
 
 class Projector(Configurable, ABC):

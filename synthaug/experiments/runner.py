@@ -125,14 +125,14 @@ class Experiment:
             started = time.perf_counter()
             fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
                             volumes=volumes, strategy=arm.strategy, work_dir=directory.with_name(directory.name + ".work"),
-                            **self.split_options())
+                            device=self.synth_device(arm), **self.split_options())
             shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
             write_json(directory.with_name(directory.name + ".json"), {"fit_seconds": time.perf_counter() - started})
         return directory
 
     def synth_options(self, arm: Arm) -> dict[str, Any]:
-        """The arm's options, with --device and, for a synthesizer that trains a classifier from ImageNet
-        weights (``classifier_weights``), the --weights of that classifier unless the spec names a file."""
+        """The arm's options, with, for a synthesizer that trains a classifier from ImageNet weights
+        (``classifier_weights``), the --weights of that classifier unless the spec names a file."""
         from dataclasses import fields
 
         from synthaug.registry import get_registry
@@ -140,14 +140,17 @@ class Experiment:
         options = dict(arm.options)
         config = getattr(get_registry().entry("synthesizer", arm.synthesizer).resolve(), "Config", None)
         names = {f.name for f in fields(config)} if config is not None else set()
-        if "device" in names and "device" not in options:
-            options["device"] = self.device
         if "classifier_weights" in names and not options.get("classifier_weights"):
             default = next((f.default for f in fields(config) if f.name == "classifier"), None)
             path = weights_for(self.weights, options.get("classifier", default) or "")
             if path:
                 options["classifier_weights"] = path
         return options
+
+    def synth_device(self, arm: Arm) -> str | None:
+        """The device the arm's synthesizer gets: --device, unless the arm's options name one (the old
+        spelling, kept: the synthesizer then takes its own)."""
+        return None if "device" in arm.options else self.device
 
     def store(self, arm: Arm, seed: int) -> Path:
         """The arm's store for ``seed`` (fitting its synthesizer first if it learns), built once."""
@@ -164,7 +167,8 @@ class Experiment:
             checkpoint = self.fitted(arm, seed)
             balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
                     synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
-                    synth_checkpoint=checkpoint, source=self.spec.data, **self.split_options())
+                    synth_checkpoint=checkpoint, source=self.spec.data, device=self.synth_device(arm),
+                    **self.split_options())
         write_json(path.with_suffix(".json"), {"balance_seconds": time.perf_counter() - started})
         return path
 

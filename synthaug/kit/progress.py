@@ -23,6 +23,14 @@ def is_quiet() -> bool:
     return _quiet
 
 
+def note(text: str) -> None:
+    """One line on stderr (a choice made for the user, e.g. a preset taken), unless quiet."""
+    if not _quiet:
+        import sys
+
+        print(text, file=sys.stderr, flush=True)
+
+
 class _Silent:
     def update(self, advance: int = 1, **fields) -> None:  # noqa: D401 - same shape as _Bar
         pass

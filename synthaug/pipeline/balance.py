@@ -44,9 +44,13 @@ import numpy as np
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
+from synthaug.kit import memory
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport, split_test
 from synthaug.registry import get_registry
 
+#: A synthesizer that does not stream may take at most this share of the free memory for the training
+#: split's images: the rest is for its networks and their training.
+IN_MEMORY_SHARE = 0.5
 #: One synthetic image per source of the synthesizer (see the module docstring).
 PER_SOURCE = "per-source"
 STRATEGIES = ("auto", "minority", "not minority", "not majority", "all", "none", PER_SOURCE)
@@ -228,8 +232,21 @@ def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[s
 
 def data_for(synth: Synthesizer, train: ImageSet) -> ImageSet:
     """The training split as ``synth`` takes it: as given (lazy or not) to one that ``reads_lazily``,
-    read into memory for the rest (whose ``fit``/``generate`` may treat ``images`` as one array)."""
-    return train if synth.reads_lazily else train.in_memory()
+    read into memory for the rest (whose ``fit``/``generate`` may treat ``images`` as one array).
+
+    Reading it in is refused, before a byte is read, when the float32 images would not fit in the
+    memory this machine has free: one line naming the synthesizer, the size, and what would fit."""
+    if synth.reads_lazily or not train.is_lazy:
+        return train
+    need = len(train) * int(np.prod(train.image_shape)) * 4
+    free = memory.cpu_available_bytes()
+    if free is not None and need > free * IN_MEMORY_SHARE:
+        c, h, w = train.image_shape
+        raise SynthaugError(
+            f"synthesizer {synth.name!r} reads the training split into memory ({len(train)} images of "
+            f"{c}x{h}x{w}: {memory.gigabytes(need)}) and {memory.gigabytes(free)} are available: pass a smaller "
+            f"--size, or balance with a synthesizer that streams (duplicate, augment)")
+    return train.in_memory()
 
 
 def quantize(images: np.ndarray, bit_depth: int | None) -> np.ndarray:
@@ -336,9 +353,11 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             fitted: bool = False, work_dir: str | Path | None = None,
-            source: Mapping[str, Any] | None = None, test_fraction: float | None = None) -> BalanceResult:
+            source: Mapping[str, Any] | None = None, test_fraction: float | None = None,
+            device: str | None = None) -> BalanceResult:
     """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's real
     images, which then replaces ``test_per_class``) and fill the training split's deficits.
+    ``device``: the synthesizer's ``device`` (None: its own, ``auto`` unless an option set it).
 
     ``fitted=True``: the synthesizer object given is already trained (a loaded checkpoint); it is not
     fitted again. ``work_dir``: where a trainable synthesizer keeps resumable state during ``fit``.
@@ -346,6 +365,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     Nothing is written here; :func:`synthaug.balance` with ``out=`` writes the store.
     """
     synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options, seed=seed)
+    if synth is not None and device is not None:
+        synth.device = device  # before check, fit and generate
     planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
                    test_fraction=test_fraction)
     view = data_for(synth, planned.train) if planned.makes_images else planned.train

@@ -58,15 +58,18 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
                     test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
                     synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
                     strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None,
-                    source: Mapping[str, Any] | None = None, test_fraction: float | None = None) -> Synthesizer:
+                    source: Mapping[str, Any] | None = None, test_fraction: float | None = None,
+                    device: str | None = None) -> Synthesizer:
     """Train a synthesizer alone on the training split (test held out exactly as ``balance`` does) and
     save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``. ``test_fraction`` replaces
-    ``test_per_class`` as in ``balance``.
+    ``test_per_class`` as in ``balance``. ``device``: the synthesizer's ``device`` (None: its own).
 
     ``work_dir`` (default ``OUT.work``) keeps per-epoch state: an interrupted fit run again resumes from
     it. The default one is removed once ``out_dir`` is complete; one given explicitly is kept.
     """
     synth = resolve_synthesizer(synthesizer, synth_options, seed=seed)
+    if device is not None:
+        synth.device = device  # before check and fit
     if not synth.trainable:
         raise SynthaugError(f"synthesizer {synth.name!r} learns nothing to save (it is not trainable); "
                             f"use it directly: synthaug balance --synth {synth.name}")

@@ -126,14 +126,17 @@ def load_model(run: str | Path, device="cpu"):
     return model.to(device).eval(), manifest
 
 
-def loader(dataset, order: list[int] | list[list[int]], batch_size: int, num_workers: int):
+def loader(dataset, order: list[int] | list[list[int]], batch_size: int, num_workers: int, *,
+           pin_memory: bool = False):
     """Batches of ``dataset`` in ``order``: indices cut into ``batch_size`` batches, or the batches
-    themselves (a list of index lists: a distributed rank's share of each)."""
+    themselves (a list of index lists: a distributed rank's share of each). ``pin_memory``: page-locked
+    batches, copied to a CUDA device asynchronously (the training loop asks for it on CUDA)."""
     from torch.utils.data import DataLoader
 
     if order and isinstance(order[0], list):
-        return DataLoader(dataset, batch_sampler=order, num_workers=num_workers)
-    return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers)
+        return DataLoader(dataset, batch_sampler=order, num_workers=num_workers, pin_memory=pin_memory)
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers,
+                      pin_memory=pin_memory)
 
 
 def predict(model, dataset, indices, batch_size: int, device, num_workers: int = 0):

@@ -21,6 +21,7 @@ directory is the single-process layout, so ``--resume`` works at any number of p
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -31,8 +32,9 @@ import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
-from synthaug.kit.device import DEVICES, resolve_device
+from synthaug.kit.device import check_device, resolve_device
 from synthaug.kit.files import file_hash
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, predict, rng_state, save_checkpoint, set_rng_state, versions, write_manifest
 from synthaug.pipeline.split import validation_split
 from synthaug.pipeline.store import open_store, store_info
@@ -43,7 +45,9 @@ PRETRAINED_MODES = ("transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine")
 #: Fields that may differ when resuming: they change where and how fast, not what is computed.
-RESUMABLE_DIFFERENCES = ("device", "num_workers")
+RESUMABLE_DIFFERENCES = ("device", "num_workers", "bf16", "compile")
+#: DataLoader workers on CUDA when ``num_workers`` is not given (at most the CPU count).
+CUDA_WORKERS = 4
 
 
 @dataclass
@@ -71,15 +75,20 @@ class TrainConfig:
     seed: int = 0
     positive_class: str | None = None  # for sensitivity/specificity; None: "covid" if present
     classifier_options: dict = field(default_factory=dict)  # e.g. {"width": 0.25} for tests only
-    num_workers: int = 0  # DataLoader workers reading the store
+    num_workers: int | None = None  # DataLoader workers reading the store; None: 0 on the CPU, 4 on CUDA
     steps_per_epoch: int | None = None  # cap on the batches of an epoch (smoke runs, benchmarks); None: all
-    device: str = "auto"  # "auto" (cuda if available), "cpu" or "cuda"
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
+    bf16: bool = True  # CUDA only: bfloat16 autocast of the forward pass (the CPU trains in float32)
+    compile: bool = False  # torch.compile the network (opt-in: slow to start, faster steps after)
 
     def __post_init__(self) -> None:
-        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "device": DEVICES}
+        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SynthaugError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
+        self.device = check_device(self.device)
+        if self.num_workers is not None and int(self.num_workers) < 0:
+            raise SynthaugError(f"num_workers must be >= 0; got {self.num_workers}")
         for name in ("epochs", "batch_size") + (("steps_per_epoch",) if self.steps_per_epoch is not None else ()):
             if int(getattr(self, name)) < 1:
                 raise SynthaugError(f"{name} must be at least 1; got {getattr(self, name)}")
@@ -239,6 +248,13 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     if config.positive_class is not None:
         resolve_positive(class_names, config.positive_class)  # a wrong name fails before any training
     in_channels = dataset.image_shape[0]
+    memory_record = check_training_memory(classifier, entry.name, tuple(dataset.image_shape), len(class_names),
+                                          config, device)  # refused here, before any weights are built
+    cuda = device.type == "cuda"
+    workers = config.num_workers if config.num_workers is not None else (
+        min(CUDA_WORKERS, os.cpu_count() or 1) if cuda else 0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.bf16)
+    layout = torch.channels_last if cuda else torch.contiguous_format  # NHWC: the tensor cores' layout
     split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
     train_idx, val_idx = split.train, split.val
 
@@ -252,9 +268,19 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                           "sha256": file_hash(Path(config.weights))}
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
+    if cuda:
+        model.to(device, memory_format=layout)
+    else:
+        model.to(device)
     augment = build_augmentation(config).to(device)
-    stepper = model  # what the training step calls: the model, or its DistributedDataParallel wrapper
+
+    def make_stepper():
+        """What the training step calls: the model, or its DistributedDataParallel wrapper, compiled
+        with ``compile`` (the checkpoints keep the plain model's weights)."""
+        wrapped = _distributed(model, world, device)
+        return torch.compile(wrapped) if config.compile else wrapped
+
+    stepper = torch.compile(model) if config.compile else model
 
     if checkpoint is None:
         manifest = {
@@ -265,6 +291,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                      "val_patients": split.val_patients, "withheld_from_training": split.withheld,
                      "test": sum(info["splits"]["test"]["classes"].values())},
             "weights": weights_report, "history": [], "best": None, "status": "running",
+            "memory": memory_record,
         }
         if world.main:
             run.mkdir(parents=True, exist_ok=True)
@@ -280,8 +307,9 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         scheduler.load_state_dict(checkpoint["scheduler"])
         set_rng_state(checkpoint["rng"])
         # The checkpoint is the truth: a kill between it and the manifest write loses nothing.
-        manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running")
-        stepper = _distributed(model, world, device)  # the resumed stage's trained set, as in its epoch 1
+        manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running",
+                        memory=memory_record)
+        stepper = make_stepper()  # the resumed stage's trained set, as in its epoch 1
 
     for epoch in range(start_epoch, config.epochs + 1):
         stage = config.stage(epoch)
@@ -291,7 +319,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             optimizer = make_optimizer(params, _stage_lr(config, stage), config)
             scheduler = make_scheduler(optimizer, config, _stage_length(config, stage))
             current_stage = stage
-            stepper = _distributed(model, world, device)  # after freezing: DDP fixes the trained set
+            stepper = make_stepper()  # after freezing: DDP fixes the trained set
         train_mode(model, trainable)
         order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
         if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
@@ -301,12 +329,13 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         step_seconds, step_started = [], started  # per batch, data reading and augmentation included
         with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
                           len(batches)) as bar:
-            for images, targets in loader(dataset, batches, config.batch_size, config.num_workers):
-                images, targets = images.to(device), targets.to(device)
+            for images, targets in loader(dataset, batches, config.batch_size, workers, pin_memory=cuda):
+                images, targets = images.to(device, non_blocking=cuda), targets.to(device, non_blocking=cuda)
                 with torch.no_grad():
-                    images = augment(images)
-                logits = stepper(images)
-                loss = F.cross_entropy(logits, targets)
+                    images = augment(images).contiguous(memory_format=layout)
+                with autocast:  # bf16 on CUDA; the loss is computed in float32 either way
+                    logits = stepper(images)
+                loss = F.cross_entropy(logits.float(), targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -332,11 +361,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                 on_epoch_end(record)
             continue
         if len(val_idx):
-            y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, config.num_workers)
+            y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, workers)
             val = classification_metrics(y, probabilities.argmax(1), class_names)
             record.update(val_loss=val_loss / len(y), val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
         score = record["val_macro_f1"] if record["val_macro_f1"] is not None else float(epoch)  # no val: latest
         manifest["history"].append(record)
+        manifest["memory"] = finish_record(memory_record)  # the peak so far, kept even if the run stops
         if manifest["best"] is None or score > manifest["best"]["score"]:
             manifest["best"] = {"epoch": epoch, "score": score, "val_macro_f1": record["val_macro_f1"]}
             save_checkpoint({"model": model.state_dict(), "epoch": epoch}, best_path)
@@ -356,6 +386,31 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     world.barrier()
     world.close()
     return run
+
+
+def check_training_memory(classifier, name: str, image_shape: tuple[int, int, int], num_classes: int,
+                          config: TrainConfig, device) -> dict[str, Any] | None:
+    """Estimate the loop's peak (weights, gradients, optimizer state, the activations of one batch measured
+    on meta tensors, the batches in flight) and refuse, naming ``--batch-size``, when it cannot fit on
+    ``device``; the record the manifest keeps. A network that cannot be built on the meta device is
+    not estimated (None)."""
+    import torch
+    import torch.nn.functional as F
+
+    c, h, w = image_shape
+    try:
+        with torch.device("meta"):
+            net = classifier.build(c, num_classes)
+            images = torch.zeros(config.batch_size, c, h, w)
+            targets = torch.zeros(config.batch_size, dtype=torch.long)
+            activations = saved_bytes(lambda: F.cross_entropy(net(images), targets))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+        return None
+    states = 2.0 if config.optimizer == "adam" else (1.0 if config.momentum else 0.0)
+    in_flight = config.batch_size * c * h * w * 4 * (2 * max(1, config.num_workers or 0) + 3)  # loader + augmentation
+    estimate = TrainingEstimate(f"{name} (batch {config.batch_size})", str(device), parameter_bytes(net), activations,
+                                data=in_flight, optimizer_states=states)
+    return check_memory(estimate, f"use a smaller --batch-size (now {config.batch_size})")
 
 
 def _distributed(model, world, device):
