@@ -42,6 +42,13 @@ REAL = "real"
 BIT_DEPTHS = {8: ("uint8", 255.0), 16: ("uint16", 65535.0)}
 
 
+def on_grid(images: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float images in [0, 1] as the integers ``k`` of a ``bit_depth``-bit set (``k / scale`` is the
+    image): how a store keeps them, and how synthetic images of such a set are rounded."""
+    dtype, scale = BIT_DEPTHS[bit_depth]
+    return np.rint(np.clip(images, 0.0, 1.0) * np.float32(scale)).astype(dtype)
+
+
 class LazyImages:
     """Images read on demand, behaving like a float32 ``(N, C, H, W)`` array for what the core needs.
 

@@ -42,7 +42,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from synthaug.contract.interfaces import Synthesizer
-from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet
+from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet, on_grid
 from synthaug.errors import SynthaugError
 from synthaug.kit import memory
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport, split_test
@@ -254,8 +254,7 @@ def quantize(images: np.ndarray, bit_depth: int | None) -> np.ndarray:
     keeps them: the balanced set in memory equals the one on disk. ``None``: unchanged."""
     if bit_depth not in BIT_DEPTHS:
         return images
-    scale = np.float32(BIT_DEPTHS[bit_depth][1])
-    return np.rint(np.clip(images, 0.0, 1.0) * scale).astype(np.float32) / scale
+    return on_grid(images, bit_depth).astype(np.float32) / np.float32(BIT_DEPTHS[bit_depth][1])
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in
+from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in, on_grid
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import atomic_path
 from synthaug.version import __version__
@@ -48,11 +48,9 @@ def store_format(bit_depth: int | None) -> tuple[str, float]:
     return BIT_DEPTHS.get(bit_depth, ("float32", 1.0)) if bit_depth is not None else ("float32", 1.0)
 
 
-def to_stored(images: np.ndarray, dtype: str, scale: float) -> np.ndarray:
-    """Float images in [0, 1] as the store keeps them (rounded to the integer depth, if any)."""
-    if dtype == "float32":
-        return np.asarray(images, np.float32)
-    return np.rint(np.clip(images, 0.0, 1.0) * np.float32(scale)).astype(dtype)
+def to_stored(images: np.ndarray, bit_depth: int | None) -> np.ndarray:
+    """Float images in [0, 1] as the store keeps them (on the integer grid of ``bit_depth``, if any)."""
+    return on_grid(images, bit_depth) if bit_depth in BIT_DEPTHS else np.asarray(images, np.float32)
 
 
 def from_stored(images: np.ndarray, scale: float) -> np.ndarray:
@@ -94,7 +92,6 @@ def write_store(path: str | Path, splits: Mapping[str, Any], config: Mapping[str
         if tuple(data.class_names) != tuple(first.class_names):
             raise SynthaugError(f"split {name!r} has classes {data.class_names}; expected {first.class_names}")
     depth = first.meta.get("bit_depth") if isinstance(first, ImageSet) else getattr(first, "bit_depth", None)
-    dtype, scale = store_format(depth)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
@@ -102,13 +99,14 @@ def write_store(path: str | Path, splits: Mapping[str, Any], config: Mapping[str
             f.attrs["config"] = json.dumps(dict(config or {}), sort_keys=True, default=str)
             f.attrs["synthaug_version"] = __version__
             for name, data in splits.items():
-                _write_split(f.create_group(name), _parts(data), tuple(first.image_shape), dtype, scale)
+                _write_split(f.create_group(name), _parts(data), tuple(first.image_shape), depth)
     return Path(path)
 
 
-def _write_split(g, parts: list, shape: tuple, dtype: str, scale: float) -> None:
+def _write_split(g, parts: list, shape: tuple, depth: int | None) -> None:
     import h5py
 
+    dtype, scale = store_format(depth)
     n = sum(len(p) for p in parts)
     images = g.create_dataset("images", shape=(n, *shape), dtype=dtype, chunks=(1, *shape) if n else None,
                               compression="gzip", compression_opts=4, shuffle=True)
@@ -122,7 +120,7 @@ def _write_split(g, parts: list, shape: tuple, dtype: str, scale: float) -> None
             k = len(chunk)
             if chunk.image_shape != shape and k:
                 raise SynthaugError(f"images of shape {chunk.image_shape} in a split of shape {shape}")
-            images[at:at + k] = to_stored(images_in(chunk.images, 0, k), dtype, scale)
+            images[at:at + k] = to_stored(images_in(chunk.images, 0, k), depth)
             for col in columns:
                 columns[col].append(getattr(chunk, col))
             for key, value in chunk.extras.items():
