@@ -13,6 +13,8 @@ from typing import Any, Mapping
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
+from synthaug.kit import distributed
+from synthaug.kit.device import resolve_device
 from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import load_fitted
 from synthaug.pipeline.evaluate import evaluate
@@ -47,11 +49,26 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
                                   source=source, test_fraction=test_fraction, device=device)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
-    if out is not None:  # streamed: one chunk of images in memory at a time
-        result.path = write_store(out, {"train": result.parts, "test": result.test}, result.config)
-        result._train = read_store(result.path, "train", lazy=True)
-    else:  # no store: the balanced split is made now, in memory
+    if out is None:  # no store: the balanced split is made now, in memory (by every process under torchrun)
         result._train = result.parts.in_memory()
+        return result
+    # streamed: one chunk of images in memory at a time
+    made = result.parts.parts[1:]  # one Generated per class deficit
+    world = None
+    if distributed.processes() > 1:  # under torchrun: the chunks are shared out, rank 0 writes the store
+        world = distributed.world(resolve_device(device or (made[0].synth.device if made else "cpu")).type)
+        for part in made:
+            part.world = world
+    if world is None or world.main:
+        result.path = write_store(out, {"train": result.parts, "test": result.test}, result.config)
+    else:
+        for part in made:
+            for _ in part.chunks():  # this process's share of the synthetic images, sent to rank 0
+                pass
+        result.path = Path(out)
+    if world is not None:
+        world.barrier()  # the store is complete before any process reads it
+    result._train = read_store(result.path, "train", lazy=True)
     return result
 
 

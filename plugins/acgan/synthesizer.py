@@ -19,7 +19,7 @@ import torch
 from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
-from synthaug.kit import progress
+from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
@@ -75,6 +75,7 @@ class ACGAN(Synthesizer):
     name = "acgan"
     Config = ACGANConfig
     trainable = True
+    splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -164,11 +165,17 @@ class ACGAN(Synthesizer):
 
     # ---- training ---------------------------------------------------------------------------
     def fit(self, train: ImageSet, volumes=None) -> None:
+        """Train G and D on the real training images. Under torchrun every process runs this: each takes
+        its share of every batch (the same order and noise as one process), gradients are averaged after
+        each backward, the epoch's losses are reduced over the processes, rank 0 alone writes the
+        per-epoch state, and at the end every process holds rank 0's networks."""
         self.check(train, {}, volumes)
+        distributed.check_batch(self.config.batch_size, "--synth-option batch_size")
         record = self._check_memory(train)
         cfg = self.config
         c, size, _ = train.image_shape
         device = resolve_device(self.device)
+        world = distributed.world(device.type)
         real = np.flatnonzero(train.synth == REAL)
         labels = train.labels[real]
         present = torch.from_numpy(np.unique(labels))  # fake classes are drawn among these, uniformly
@@ -176,10 +183,15 @@ class ACGAN(Synthesizer):
         rng = np.random.default_rng(cfg.seed)
         noise = torch.Generator().manual_seed(cfg.seed)
         nets = ACGANNets(c, size, len(train.class_names), latent_dim=cfg.latent_dim, ngf=cfg.ngf, ndf=cfg.ndf,
-                         dropout=cfg.dropout, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)).to(device)
+                         dropout=cfg.dropout, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        nets.generator = world.sync_batchnorm(nets.generator, device)
+        nets.discriminator = world.sync_batchnorm(nets.discriminator, device)
+        nets.to(device)
         nets.bf16 = device.type == "cuda"
         self.image_shape, self.class_names, self.history = train.image_shape, train.class_names, []
         start = self._resume(nets, rng, noise)
+        if world.rank:  # dropout masks of this rank's own images: a stream of its own (rank 0's is one process's)
+            torch.manual_seed(world.rank_seed(cfg.seed, start))
         images = to_model(resize(train.images[real], nets.generator.work_size))
         labels_t = torch.from_numpy(labels)
         steps = -(-len(real) // cfg.batch_size)
@@ -188,17 +200,31 @@ class ACGAN(Synthesizer):
             for epoch in range(start, cfg.epochs):
                 order = torch.from_numpy(rng.permutation(len(real)))
                 sums: dict[str, float] = {}
+                taken = 0
                 for k in range(steps):
                     idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
                     z = torch.randn(len(idx), cfg.latent_dim, generator=noise)
                     fake_labels = present[torch.randint(len(present), (len(idx),), generator=noise)]
+                    if len(idx) < world.size:  # a last batch smaller than the world: skipped by every rank
+                        continue
+                    share = 1.0
+                    if world.distributed:  # the whole batch's draws on every rank, then this rank's share
+                        mine = torch.tensor(world.share(range(len(idx))))
+                        idx, z, fake_labels, share = idx[mine], z[mine], fake_labels[mine], len(mine) / len(idx)
+                        nets.grad_sync = lambda net, w=share: world.average_gradients(net, w)
                     losses = nets.train_step(images[idx].to(device), labels_t[idx].to(device), z.to(device),
                                              fake_labels.to(device))
                     for key, value in losses.items():
-                        sums[key] = sums.get(key, 0.0) + value
+                        sums[key] = sums.get(key, 0.0) + value * share  # summed over ranks: the batch's mean
+                    taken += 1
                     bar.update(epoch=epoch + 1, **losses)
-                self.history.append({"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}})
-                self._save_state(epoch + 1, nets, rng, noise)
+                keys = sorted(sums)
+                totals = dict(zip(keys, world.sum([sums[k] for k in keys])))
+                self.history.append({"epoch": epoch + 1, **{k: totals[k] / max(taken, 1) for k in keys},
+                                     "processes": world.size})
+                if world.main:
+                    self._save_state(epoch + 1, nets, rng, noise)
+        world.broadcast([nets.generator, nets.discriminator])  # every process holds what rank 0 saves
         self.generator, self.discriminator = nets.generator, nets.discriminator
         self.generator.eval(), self.discriminator.eval()
         self.hash = weights_hash(self.generator)
@@ -254,27 +280,33 @@ class ACGAN(Synthesizer):
         return min(int(state["epoch"]), self.config.epochs)
 
     # ---- generation -------------------------------------------------------------------------
-    def sample(self, target: str, n: int, seed: int) -> np.ndarray:
-        """``n`` images of class ``target`` in [0, 1] at the training size: z ~ N(0, I) from ``seed``."""
+    def sample(self, target: str, n: int, seed: int, rows: slice | None = None) -> np.ndarray:
+        """``n`` images of class ``target`` in [0, 1] at the training size: z ~ N(0, I) from ``seed``;
+        ``rows``: only those of the ``n`` (each image depends on the seed and its row alone)."""
         if self.generator is None:
             raise SynthaugError("acgan is not fitted: call fit() or load a checkpoint")
         if target not in self.class_names:
             raise SynthaugError(f"unknown class {target!r}; acgan was trained on {', '.join(self.class_names)}")
+        rows = slice(0, int(n)) if rows is None else rows
         label = self.class_names.index(target)
         # numpy fills its stream in order: the k-th noise vector depends on the seed and k only, not on n
-        z = torch.from_numpy(np.random.default_rng(int(seed)).standard_normal((int(n), self.config.latent_dim),
-                                                                              dtype=np.float32))
+        z = torch.from_numpy(np.random.default_rng(int(seed)).standard_normal((int(rows.stop), self.config.latent_dim),
+                                                                              dtype=np.float32)[rows])
         device = resolve_device(self.device)
         generator = self.generator.to(device).eval()
-        out = np.empty((int(n), generator.channels, generator.work_size, generator.work_size), np.float32)
+        out = np.empty((len(z), generator.channels, generator.work_size, generator.work_size), np.float32)
         with torch.no_grad():
-            for k in range(0, int(n), GENERATE_CHUNK):
+            for k in range(0, len(z), GENERATE_CHUNK):
                 part = z[k:k + GENERATE_CHUNK].to(device)
                 out[k:k + len(part)] = from_model(generator(part, torch.full((len(part),), label, device=device)))
         return resize(out, self.image_shape[1])
 
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
         """``n`` new images of ``target`` sampled from noise; no source image (``source_index`` -1)."""
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+
+    def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
+                      volumes=None) -> ImageSet:
         if self.generator is None:
             raise SynthaugError("acgan is not fitted: call fit() or load a checkpoint")
         if tuple(train.class_names) != tuple(self.class_names) or train.image_shape != tuple(self.image_shape):
@@ -284,10 +316,12 @@ class ACGAN(Synthesizer):
         if not np.any((train.synth == REAL) & (train.labels == train.class_index(target))):
             raise SynthaugError(f"acgan learns class {target!r} from its real training images; "
                                 f"the training split has no real {target!r} images")
-        images = self.sample(target, n, seed)
-        return ImageSet(images, np.full(n, train.class_index(target)), train.class_names, np.full(n, "acgan"),
-                        origin=[f"acgan z-sample {k}" for k in range(n)], source_index=np.full(n, -1),
-                        extras={"checkpoint": np.full(n, self.hash[:16].encode(), dtype="S16")})
+        images = self.sample(target, n, seed, rows)
+        k = len(images)
+        return ImageSet(images, np.full(k, train.class_index(target)), train.class_names, np.full(k, "acgan"),
+                        origin=[f"acgan z-sample {i}" for i in range(rows.start, rows.stop)],
+                        source_index=np.full(k, -1),
+                        extras={"checkpoint": np.full(k, self.hash[:16].encode(), dtype="S16")})
 
     # ---- save / load ------------------------------------------------------------------------
     def save(self, directory) -> None:

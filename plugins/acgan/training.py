@@ -33,6 +33,9 @@ class ACGANNets(nn.Module):
         self.d_opt = adam(self.discriminator.parameters(), lr, betas)
         #: bfloat16 autocast of the forward passes (set on CUDA; the losses stay float32)
         self.bf16 = False
+        #: called with each network after its backward, before its optimizer steps: under torchrun, the
+        #: average of the gradients over the processes (``World.average_gradients``); None in one process
+        self.grad_sync = None
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
                    fake_labels: torch.Tensor) -> dict[str, float]:
@@ -57,6 +60,8 @@ class ACGANNets(nn.Module):
         d_cls_real, d_cls_fake = ce(real_cls, labels), ce(fake_cls, fake_labels)
         d_loss = 0.5 * (d_adv + d_cls_real + d_cls_fake)
         d_loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.discriminator)
         self.d_opt.step()
 
         # The G update needs gradients through D, not of D's weights: freezing them skips that work.
@@ -66,6 +71,8 @@ class ACGANNets(nn.Module):
             src, cls = (t.float() for t in self.discriminator(fake))
         g_adv, g_cls = bce(src, torch.ones_like(src)), ce(cls, fake_labels)
         (g_adv + g_cls).backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.generator)
         self.g_opt.step()
         self.discriminator.requires_grad_(True)
         accuracy = (real_cls.detach().argmax(1) == labels).float().mean()

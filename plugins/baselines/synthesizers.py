@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthaug import ImageSet, Synthesizer, SynthaugError
-from synthaug.kit.sampling import chunk_rows, each_once_per_round
+from synthaug.kit.sampling import each_once_per_round, part_seed
 
 
 class _FromOwnClass(Synthesizer):
     reads_lazily = True  # sources are read a chunk at a time (train.images[idx])
+    splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
     def generate(self, train, target, n, *, seed, volumes=None):
         return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
@@ -36,10 +37,9 @@ class Duplicate(_FromOwnClass):
 
     name = "duplicate"
 
-    def generate_chunks(self, train, target, n, *, seed, volumes=None):
-        idx = self._sources(train, target, n, np.random.default_rng(seed))
-        for rows in chunk_rows(n):
-            yield self._result(train, np.array(train.images[idx[rows]], np.float32), idx[rows])
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
+        idx = self._sources(train, target, n, np.random.default_rng(seed))[rows]
+        return self._result(train, np.array(train.images[idx], np.float32), idx)
 
 
 @dataclass
@@ -56,20 +56,21 @@ class Augment(_FromOwnClass):
     name = "augment"
     Config = AugmentConfig
 
-    def generate_chunks(self, train, target, n, *, seed, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
         import albumentations as A
         import cv2
 
         rng = np.random.default_rng(seed)
-        idx = self._sources(train, target, n, rng)
+        idx = self._sources(train, target, n, rng)[rows]
+        if rows.start:  # the first chunk goes on with the sources' stream; the others start their own
+            rng = np.random.default_rng(part_seed(seed, rows))
         pipeline = A.Compose([
             A.HorizontalFlip(p=self.config.flip_p),
             A.Rotate(limit=self.config.max_rotation, border_mode=cv2.BORDER_REFLECT_101, p=1.0),
         ], seed=int(rng.integers(2**31)))
-        for rows in chunk_rows(n):  # one pipeline (one random stream) across chunks: chunking changes nothing
-            sources = train.images[idx[rows]]
-            out = np.empty(sources.shape, np.float32)
-            for k, image in enumerate(sources):
-                hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
-                out[k] = np.clip(pipeline(image=hwc)["image"].reshape(hwc.shape), 0, 1).transpose(2, 0, 1)
-            yield self._result(train, out, idx[rows])
+        sources = train.images[idx]
+        out = np.empty(sources.shape, np.float32)
+        for k, image in enumerate(sources):
+            hwc = np.ascontiguousarray(image.transpose(1, 2, 0))
+            out[k] = np.clip(pipeline(image=hwc)["image"].reshape(hwc.shape), 0, 1).transpose(2, 0, 1)
+        return self._result(train, out, idx)

@@ -18,10 +18,10 @@ import torch
 from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
-from synthaug.kit import progress
+from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
-from synthaug.kit.sampling import each_once_per_round
+from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
 from .measures import agreement
@@ -94,6 +94,7 @@ class Pix2Pix(Synthesizer):
     name = "pix2pix"
     Config = Pix2PixConfig
     trainable = True
+    splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -198,11 +199,17 @@ class Pix2Pix(Synthesizer):
 
     # ---- training ---------------------------------------------------------------------------
     def fit(self, train: ImageSet, volumes=None) -> None:
+        """Train one generator per target class. Under torchrun every process runs this: each takes its
+        share of every batch (the same epoch order, pairing and augmentation draws as one process),
+        gradients are averaged after each backward, rank 0 alone writes the per-epoch state, and at the
+        end every process holds rank 0's generators."""
         self.check(train, {}, volumes)
+        distributed.check_batch(self.config.batch_size, "--synth-option batch_size")
         record = self._check_memory(train)
         self.image_shape = train.image_shape
+        world = distributed.world(resolve_device(self.device).type)
         for target in self.targets_for(train):
-            self._fit_one(train, target)
+            self._fit_one(train, target, world)
         self.memory = finish_record(record)
 
     def _pairs(self, train: ImageSet, target: str, rng: np.random.Generator):
@@ -218,7 +225,7 @@ class Pix2Pix(Synthesizer):
             return sources, targets, nearest_targets(sources, targets)
         return sources, targets, None
 
-    def _fit_one(self, train: ImageSet, target: str) -> None:
+    def _fit_one(self, train: ImageSet, target: str, world: distributed.World) -> None:
         cfg = self.config
         c, size, _ = train.image_shape
         torch.manual_seed(cfg.seed)
@@ -229,6 +236,8 @@ class Pix2Pix(Synthesizer):
                            betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std,
                            residual=cfg.residual)
         if device.type == "cuda":  # built (and initialised) on the CPU: the same weights on any device
+            nets.generator = world.sync_batchnorm(nets.generator, device)
+            nets.discriminator = world.sync_batchnorm(nets.discriminator, device)
             nets.to(device)
             nets.bf16 = True
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
@@ -236,6 +245,8 @@ class Pix2Pix(Synthesizer):
                       for o in (nets.g_opt, nets.d_opt)]
         sources, targets, match = self._pairs(train, target, rng)
         start = self._resume(target, nets, schedulers, rng, aug_gen)
+        if world.rank:  # dropout masks of this rank's own images: a stream of its own (rank 0's is one process's)
+            torch.manual_seed(world.rank_seed(cfg.seed, start))
         src_t, tgt_t = to_model(sources), to_model(targets)
         steps = -(-len(sources) // cfg.batch_size)
         nets.train()
@@ -246,14 +257,23 @@ class Pix2Pix(Synthesizer):
                 partner = rng.integers(len(targets), size=len(sources)) if match is None else match
                 for k in range(steps):
                     idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+                    # the whole batch's draws on every rank (one process's stream), then this rank's share
                     s, t = augment_pair(src_t[idx].to(device), tgt_t[partner[idx]].to(device), aug_gen,
                                         cfg.flip_p, cfg.max_rotation)
+                    if len(idx) < world.size:  # a last batch smaller than the world: skipped by every rank
+                        continue
+                    if world.distributed:
+                        mine = world.share(range(len(idx)))
+                        s, t = s[mine], t[mine]
+                        nets.grad_sync = lambda net, w=len(mine) / len(idx): world.average_gradients(net, w)
                     losses = nets.train_step(s, t)
                     bar.update(epoch=epoch + 1, **losses)
                 for sched in schedulers:
                     sched.step()
-                self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
-                                 sources[:4], targets[partner[:4]])
+                if world.main:
+                    self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
+                                     sources[:4], targets[partner[:4]])
+        world.broadcast(nets.generator)  # every process generates with the generator rank 0 saves
         self.generators[target] = nets.generator
         self.hashes[target] = weights_hash(nets.generator)
 
@@ -321,18 +341,25 @@ class Pix2Pix(Synthesizer):
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
         """``n`` translated images of ``target``; for a source class itself (e.g. ``normal`` when the
         strategy also tops it up) copies of its own real images, marked ``checkpoint=b"duplicate"``."""
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+
+    def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
+                      volumes=None) -> ImageSet:
+        """Images ``rows`` of :meth:`generate`'s ``n``: the sources are drawn for all ``n`` from ``seed``,
+        the chunk's generator noise (dropout) from ``part_seed(seed, rows)``."""
         duplicate = target in self.config.sources()
         source = target if duplicate else self.config.source_for(target)
         candidates = np.flatnonzero((train.synth == REAL) & (train.labels == train.class_index(source)))
         if len(candidates) == 0:
             raise SynthaugError(f"pix2pix: the training split has no {source!r} images to translate")
-        idx = each_once_per_round(candidates, n, np.random.default_rng(seed), f"{source!r} images")
-        images = train.images[idx].copy() if duplicate else self.translate(target, train.images[idx], seed)
+        idx = each_once_per_round(candidates, n, np.random.default_rng(seed), f"{source!r} images")[rows]
+        sources = np.asarray(train.images[idx], np.float32)
+        images = sources.copy() if duplicate else self.translate(target, sources, part_seed(seed, rows))
         label = train.class_index(target)
         digest = b"duplicate" if duplicate else self.hashes[target][:16].encode()
-        return ImageSet(images, np.full(n, label), train.class_names, train.patient_ids[idx],
+        return ImageSet(images, np.full(len(idx), label), train.class_names, train.patient_ids[idx],
                         origin=train.origin[idx], source_index=idx,
-                        extras={"checkpoint": np.full(n, digest, dtype="S16")})
+                        extras={"checkpoint": np.full(len(idx), digest, dtype="S16")})
 
     # ---- save / load ------------------------------------------------------------------------
     def save(self, directory) -> None:

@@ -38,6 +38,9 @@ class Pix2PixNets(nn.Module):
         self.d_opt = adam(self.discriminator.parameters(), lr, betas)
         #: bfloat16 autocast of the forward passes (set on CUDA; the losses stay float32)
         self.bf16 = False
+        #: called with each network after its backward, before its optimizer steps: under torchrun, the
+        #: average of the gradients over the processes (``World.average_gradients``); None in one process
+        self.grad_sync = None
 
     def train_step(self, source: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         """One D update then one G update on a batch in [-1, 1]; returns the losses.
@@ -56,6 +59,8 @@ class Pix2PixNets(nn.Module):
         d_loss = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
                         + bce(fake_logits, torch.zeros_like(fake_logits)))
         d_loss.backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.discriminator)
         self.d_opt.step()
 
         # The G update needs gradients through D, not of D's weights: freezing them skips that work.
@@ -66,6 +71,8 @@ class Pix2PixNets(nn.Module):
         g_adv = bce(fooled, torch.ones_like(fooled))
         g_l1 = nn.functional.l1_loss(fake.float(), target)
         (g_adv + self.lambda_l1 * g_l1).backward()
+        if self.grad_sync is not None:
+            self.grad_sync(self.generator)
         self.g_opt.step()
         self.discriminator.requires_grad_(True)
         return {"D": d_loss.item(), "G_adv": g_adv.item(), "L1": g_l1.item()}

@@ -12,10 +12,11 @@ import numpy as np
 
 from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
 from synthaug.contract.interfaces import saved_options
+from synthaug.kit import distributed
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.kit.progress import bar, note
-from synthaug.kit.sampling import each_once_per_round
+from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.kit.sizes import parse_size
 
 from . import ctprep
@@ -39,6 +40,17 @@ class DRRConfig:
 
 class _FromVolumes(Synthesizer):
     needs_volumes = True
+    splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
+
+    def generate(self, train, target, n, *, seed, volumes=None):
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+
+    def _part_sources(self, train, target, n, volumes, seed, rows):
+        """The volumes of chunk ``rows`` (drawn for all ``n`` from ``seed``) and the chunk's random stream:
+        the first chunk goes on with the draw's stream, the others start their own (``part_seed``)."""
+        rng = np.random.default_rng(seed)
+        idx = self._sources(train, target, n, volumes, rng)[rows]
+        return idx, (np.random.default_rng(part_seed(seed, rows)) if rows.start else rng)
 
     def _mapping(self, train: ImageSet, volumes: VolumeSet) -> dict[int, int]:
         ctprep.check_labeled(volumes, f"synthesizer {self.name!r}")
@@ -93,11 +105,11 @@ class DRRSynthesizer(_FromVolumes):
     name = "drr"
     Config = DRRConfig
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
         from synthaug.registry import create
 
-        rng = np.random.default_rng(seed)
-        idx = self._sources(train, target, n, volumes, rng)
+        idx, rng = self._part_sources(train, target, n, volumes, seed, rows)
+        n = len(idx)
         channels, height, width = train.image_shape
         size = max(height, width)
         renderer = ctprep.PairRenderer(volumes, create("projector", self.config.projector), image_size=size,
@@ -247,8 +259,10 @@ class XPGANSynthesizer(_FromVolumes):
         cfg = self.config
         if getattr(self, "_checked", None) != (id(train), id(volumes)):
             self.check(train, {}, volumes)
+        distributed.check_batch(cfg.batch_size, "--synth-option batch_size")
         mapping = self._mapping(train, volumes)
         device = resolve_device(self.device)
+        world = distributed.world(device.type)
         net = cfg.network_config(train.image_shape, device)
         used_volumes = int(np.sum(ctprep.image_labels_of(volumes, mapping) >= 0))
         memory_record = self._check_memory(net, train, used_volumes)  # estimated by check: refused before rendering
@@ -269,14 +283,19 @@ class XPGANSynthesizer(_FromVolumes):
                                        encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
                                        sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
         source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
-                             device, classifier_images=real.images)
+                             device, classifier_images=real.images, world=world)
         total = source.steps_per_epoch * cfg.epochs
         total = min(total, cfg.max_steps) if cfg.max_steps else total
         objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
                                     r1_interval=cfg.r1_interval)
         trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed,
                                classifier_size=train.image_shape[1:])
+        for name in ("generator", "discriminator", "classifier"):
+            setattr(trainer, name, world.sync_batchnorm(getattr(trainer, name), device))
+        if world.rank:  # noise of this rank's own images: a stream of its own (rank 0's is one process's)
+            torch.manual_seed(world.rank_seed(cfg.seed))
         self.history = run_training(trainer, source, total)
+        world.broadcast([trainer.generator, trainer.classifier])  # every process holds what rank 0 saves
         self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
         self.state = {"network": asdict(net), "class_names": list(train.class_names),
                       "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
@@ -355,11 +374,11 @@ class XPGANSynthesizer(_FromVolumes):
             out = to_unit_range(self.generator(torch.from_numpy(volume_batch).to(device), noise))
         return out.clamp(0, 1).cpu().numpy()
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
         if self.generator is None:
             raise SynthaugError("synthesizer 'xpgan' is not fitted: call fit() or load a checkpoint")
-        rng = np.random.default_rng(seed)
-        idx = self._sources(train, target, n, volumes, rng)
+        idx, rng = self._part_sources(train, target, n, volumes, seed, rows)
+        n = len(idx)
         net = self.generator.config
         renderer = ctprep.PairRenderer(volumes, None, image_size=net.image_size, encoder_shape=net.volume_shape,
                                        hu_window=self.config.hu_window, view=self.config.view, sdd=self.config.sdd,

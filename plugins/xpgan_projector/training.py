@@ -87,6 +87,13 @@ class JointTrainer:
         self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
                            for opt in (self.opt_g, self.opt_d, self.opt_c)]
         self.steps_done = 0
+        #: called with the networks after each backward, before their optimizers step: under torchrun,
+        #: the average of the gradients over the processes (``World.average_gradients``); None in one process
+        self.grad_sync = None
+
+    def _sync(self, *modules) -> None:
+        if self.grad_sync is not None:
+            self.grad_sync(list(modules))
 
     def _discriminator_step(self, batch: Batch) -> dict[str, float]:
         self.discriminator.requires_grad_(True)
@@ -103,6 +110,7 @@ class JointTrainer:
             logs["r1"] = float(r1.detach())
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
+        self._sync(self.discriminator)
         self.opt_d.step()
         return logs
 
@@ -125,6 +133,7 @@ class JointTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_c.zero_grad(set_to_none=True)
         total.backward()
+        self._sync(self.generator, self.classifier)
         self.opt_g.step()
         self.opt_c.step()
         values = {"loss_c_real": cls_real, "loss_c_fake": cls_fake, "loss_c": cls_real + cls_fake,
@@ -155,12 +164,16 @@ class BatchSource:
 
     def __init__(self, real_images: np.ndarray, real_labels: np.ndarray, renderer, volume_indices: np.ndarray,
                  volume_labels: np.ndarray, poses: list[list[tuple[float, ...]]], batch_size: int,
-                 rng: np.random.Generator, device: torch.device, classifier_images: np.ndarray | None = None):
+                 rng: np.random.Generator, device: torch.device, classifier_images: np.ndarray | None = None,
+                 world=None):
+        """``world`` (a ``synthaug.kit.distributed.World``): under torchrun, every process draws the whole
+        batch (one process's random stream) and renders and returns only its own share of it."""
         if classifier_images is not None and len(classifier_images) != len(real_images):
             raise ValueError(f"{len(classifier_images)} classifier images for {len(real_images)} real images")
         self.real_images, self.real_labels, self.classifier_images = real_images, real_labels, classifier_images
         self.renderer, self.volume_indices, self.volume_labels, self.poses = renderer, volume_indices, volume_labels, poses
         self.batch_size, self.rng, self.device = batch_size, rng, device
+        self.world = world
         self._order = np.empty(0, np.int64)
 
     @property
@@ -178,9 +191,12 @@ class BatchSource:
     def next(self) -> Batch:
         real_idx = self._real_indices()
         picks = self.rng.integers(len(self.volume_indices), size=self.batch_size)
+        poses = [self.poses[k][int(self.rng.integers(len(self.poses[k])))] for k in picks]
+        if self.world is not None and self.world.distributed:
+            mine = self.world.share(range(self.batch_size))
+            real_idx, picks, poses = real_idx[mine], picks[mine], [poses[i] for i in mine]
         cts, drrs = [], []
-        for k in picks:
-            pose = self.poses[k][int(self.rng.integers(len(self.poses[k])))]
+        for k, pose in zip(picks, poses):
             enc, drr = self.renderer.pair(int(self.volume_indices[k]), pose)
             cts.append(enc)
             drrs.append(drr)
@@ -195,10 +211,21 @@ class BatchSource:
 
 
 def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int) -> list[dict[str, float]]:
+    """``total_steps`` joint steps; the per-step losses (under torchrun: of the whole batch, the ranks'
+    means weighted by their shares and added, once at the end)."""
+    world = source.world
+    share = 1.0
+    if world is not None and world.distributed:
+        share = len(world.share(range(source.batch_size))) / source.batch_size
+        trainer.grad_sync = lambda modules: world.average_gradients(modules, share)
     history = []
     with bar("xpgan fit", total_steps) as progress:
         for _ in range(total_steps):
             logs = trainer.step(source.next())
             history.append(logs)
             progress.update(d=logs["loss_d"], g=logs["loss_g_adv"], drr=logs["loss_drr"], c=logs["loss_c"])
+    if world is not None and world.distributed:
+        flat = world.sum([v * share for logs in history for v in logs.values()])
+        it = iter(flat)
+        history = [{k: next(it) for k in logs} for logs in history]
     return history

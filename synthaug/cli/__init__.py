@@ -54,19 +54,31 @@ class SynthaugGroup(click.Group):
             # temporary one is removed on the way out, so there is nothing half-written to warn about.
             click.echo(INTERRUPTED, err=True)
             ctx.exit(INTERRUPTED_EXIT)
+        finally:
+            from synthaug.kit import distributed
+
+            distributed.finish()  # under torchrun: leave the process group (a no-op in one process)
 
 
-#: Commands that may run under torchrun: ``train`` (several processes, one run) and the read-only ones.
-#: The others would do the whole job once per process, so they refuse.
-DISTRIBUTED_COMMANDS = ("train", "plugins", "inspect")
+#: Commands that may run under torchrun: ``train``, ``fit`` and ``balance`` (several processes, one
+#: run: batches and generated chunks shared out, rank 0 writes) and the read-only ones. The others
+#: would do the whole job once per process, so they refuse.
+DISTRIBUTED_COMMANDS = ("train", "fit", "balance", "plugins", "inspect")
 
 
 def _one_process_unless_distributed(command: str | None) -> None:
     import os
 
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and command not in DISTRIBUTED_COMMANDS:
-        raise SynthaugError(f"`synthaug {command}` runs in one process: start it without torchrun "
-                            f"(torchrun splits `synthaug train` across processes; see docs/scaling.md)")
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return
+    if command in DISTRIBUTED_COMMANDS:
+        if int(os.environ.get("RANK", "0") or 0) != 0:  # rank 0 shows the progress; the others run quietly
+            from synthaug.kit import progress
+
+            progress.set_quiet(True)
+        return
+    raise SynthaugError(f"`synthaug {command}` runs in one process: start it without torchrun "
+                        f"(torchrun shares out `synthaug train`, `fit` and `balance`; see docs/scaling.md)")
 
 
 @click.group(cls=SynthaugGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -32,6 +32,7 @@ def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_
                     device, out, as_json, **data):
     """Balance the training split of a data set with a synthesizer and write an HDF5 store."""
     from synthaug.api import balance
+    from synthaug.kit.distributed import main_process
     from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.store import store_info
 
@@ -43,6 +44,8 @@ def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_
     result = balance(images, synth, strategy=strategy_value, seed=seed, out=out, synth_options=options,
                      volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source, device=device,
                      **split)
+    if not main_process():  # under torchrun, rank 0 reports
+        return
     if as_json:
         click.echo(json.dumps(store_info(result.path)))
     else:

@@ -33,6 +33,7 @@ def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, ba
                 synth_options, work_dir, device, out, **data):
     """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
     from synthaug.pipeline.balance import parse_strategy
+    from synthaug.kit.distributed import main_process
     from synthaug.pipeline.checkpoint import fit_synthesizer
 
     split = test_split_kwargs(test_per_class, test_fraction)
@@ -44,6 +45,8 @@ def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, ba
     fitted = fit_synthesizer(images, synth, out, seed=seed, synth_options=options, volumes=volumes,
                              strategy=parse_strategy(strategy), work_dir=work_dir, source=source, device=device,
                              **split)
+    if not main_process():  # under torchrun, rank 0 reports
+        return
     click.echo(f"wrote {out}: {fitted.name} {json.dumps(fitted.describe().get('checkpoints', {}))}")
     measures_path = Path(out) / "measures.json"
     if measures_path.is_file():  # held-out real test images, never seen in training

@@ -41,6 +41,27 @@ class Configurable:
         self.config = config if config is not None else make_config(self.Config, options, f"{self.kind} {self.name!r}")
 
 
+#: Images a synthesizer makes (or the core reads) at a time when it streams: the chunks of
+#: ``Synthesizer.generate_chunks``, and the unit ``balance`` shares out among processes under torchrun.
+CHUNK_IMAGES = 256
+
+
+def chunk_rows(n: int, size: int = CHUNK_IMAGES):
+    """Consecutive slices covering ``range(n)``, ``size`` at a time (none when ``n`` is 0)."""
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def part_seed(seed: int, rows: slice) -> int:
+    """The seed of the chunk of images ``rows`` of a class whose images have seed ``seed``: ``seed``
+    itself for the first chunk (a class of at most one chunk is made as before chunks existed), one
+    derived from ``seed`` and the chunk's first row for the others."""
+    start = int(rows.start or 0)
+    if start == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), start]).generate_state(1)[0])
+
+
 class Synthesizer(Configurable, ABC):
     """Learns from the training split, then makes new images of a target class.
 
@@ -67,6 +88,11 @@ class Synthesizer(Configurable, ABC):
     #: lazily (:class:`~synthaug.LazyImages`, read from disk when indexed), so memory does not grow with
     #: the data set. False (the default, safe for any plugin): the split is read into memory first.
     reads_lazily: ClassVar[bool] = False
+    #: True if :meth:`generate_part` makes any chunk of a class's images on its own, from the seed and
+    #: the chunk's rows alone (not from the chunks before it). ``generate_chunks`` is then those parts in
+    #: order, and under torchrun ``synthaug balance`` shares the chunks out among the processes (the
+    #: store is byte-identical to one process's). False: one process makes them all.
+    splits_generation: ClassVar[bool] = False
     #: A synthesizer that trains a classifier of its own (xpgan's C, jointly with G and D) names the
     #: subdirectory of its saved checkpoint holding that classifier as a training run (the layout
     #: ``synthaug.pipeline.runs.write_run`` writes); an experiment arm with ``measure = "joint"``
@@ -116,8 +142,21 @@ class Synthesizer(Configurable, ABC):
         """The same ``n`` images as :meth:`generate`, as consecutive ImageSets of a few hundred images
         (``source_index`` still indexes ``train``): what ``balance`` calls, writing each chunk to the
         store before asking for the next, so memory holds one chunk. Default: one chunk,
-        ``generate(...)``; a synthesizer making many images overrides it (and lets ``generate`` join them)."""
-        yield self.generate(train, target, n, seed=seed, volumes=volumes)
+        ``generate(...)``; a synthesizer making many images overrides it (and lets ``generate`` join them),
+        or sets ``splits_generation`` and implements :meth:`generate_part`, in which case this is the
+        parts of :func:`chunk_rows` ``(n)`` in order."""
+        if not self.splits_generation:
+            yield self.generate(train, target, n, seed=seed, volumes=volumes)
+            return
+        for rows in list(chunk_rows(n)) or [slice(0, 0)]:  # n = 0: one empty part
+            yield self.generate_part(train, target, n, seed=seed, rows=rows, volumes=volumes)
+
+    def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
+                      volumes: VolumeSet | None = None) -> ImageSet:
+        """Images ``rows`` (a slice of ``range(n)``, :func:`chunk_rows`' chunks) of the ``n`` images of
+        ``target`` for ``seed``: the same images whichever other chunks are made, in this process or
+        another. Only called when ``splits_generation`` is True."""
+        raise NotImplementedError(f"synthesizer {self.name!r} sets splits_generation but has no generate_part")
 
     def save(self, directory: str | Path) -> None:
         """Write what ``load`` needs; the default writes the config as JSON."""

@@ -41,14 +41,20 @@ def check_device(name, what: str = "device") -> str:
 
 def resolve_device(name="auto"):
     """The ``torch.device`` for ``name`` (``auto``: ``cuda`` when available, else ``cpu``); asking for
-    CUDA where there is none, or for a ``cuda:N`` that does not exist, is a one-line error."""
+    CUDA where there is none, or for a ``cuda:N`` that does not exist, is a one-line error. Under
+    torchrun (``WORLD_SIZE`` > 1) a bare ``cuda`` (or ``auto`` on a CUDA machine) is this process's own
+    GPU, ``cuda:LOCAL_RANK``."""
+    import os
+
     import torch
 
     if isinstance(name, torch.device):
         name = str(name)
     text = check_device(name)
     if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cuda" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        text = f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
     return torch.device(text)
 
 

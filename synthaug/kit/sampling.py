@@ -22,11 +22,5 @@ def each_once_per_round(candidates: np.ndarray, n: int, rng: np.random.Generator
     return np.concatenate([rng.permutation(candidates) for _ in range(rounds)])[:n]
 
 
-#: Images made (or read) at a time by a synthesizer that streams (``Synthesizer.generate_chunks``).
-CHUNK = 256
-
-
-def chunk_rows(n: int, size: int = CHUNK):
-    """Consecutive slices covering ``range(n)``, ``size`` at a time (none when ``n`` is 0)."""
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
+from synthaug.contract.interfaces import CHUNK_IMAGES as CHUNK  # noqa: E402,F401  (re-exported)
+from synthaug.contract.interfaces import chunk_rows, part_seed  # noqa: E402,F401

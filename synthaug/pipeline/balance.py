@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.interfaces import Synthesizer, chunk_rows
 from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet, on_grid
 from synthaug.errors import SynthaugError
 from synthaug.kit import memory
@@ -270,14 +270,41 @@ class Generated:
     volumes: VolumeSet | None
     volume_index: np.ndarray
     bit_depth: int | None = None
+    #: Under torchrun (a ``synthaug.kit.distributed.World`` of several processes): every process reads
+    #: ``chunks()`` in step; a synthesizer that ``splits_generation`` makes its chunks round-robin across
+    #: them and rank 0 receives them in order, one that does not is run by rank 0 alone. Only rank 0's
+    #: ``chunks()`` yields images (the others yield nothing): it is the one that writes.
+    world: Any = None
 
     def __len__(self) -> int:
         return self.n
 
+    def _made(self):
+        """The synthesizer's chunks, in order: made here, or shared out among the processes."""
+        synth, world = self.synth, self.world
+        args = dict(seed=self.seed, volumes=self.volumes)
+        if world is None or not world.distributed:
+            yield from synth.generate_chunks(self.train, self.target, self.n, **args)
+        elif synth.splits_generation:
+            rows = list(chunk_rows(self.n))
+            for first in range(0, len(rows), world.size):  # a round: chunk first + r on rank r
+                group = rows[first:first + world.size]
+                mine = (synth.generate_part(self.train, self.target, self.n, rows=group[world.rank], **args)
+                        if world.rank < len(group) else None)
+                gathered = world.gather(mine)
+                if world.main:
+                    yield from gathered[:len(group)]
+        elif world.main:
+            yield from synth.generate_chunks(self.train, self.target, self.n, **args)
+
     def chunks(self):
         synth, train, name, made = self.synth, self.train, self.target, 0
         label = train.class_index(name)
-        for part in synth.generate_chunks(train, name, self.n, seed=self.seed, volumes=self.volumes):
+        if self.world is not None and not self.world.main:
+            for _ in self._made():  # this process's share of the work; rank 0 checks and writes it
+                pass
+            return
+        for part in self._made():
             made += len(part)
             if made > self.n or part.image_shape != train.image_shape or part.class_names != train.class_names:
                 raise SynthaugError(

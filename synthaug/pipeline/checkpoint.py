@@ -23,6 +23,8 @@ from typing import Any, Mapping
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
+from synthaug.kit import distributed
+from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_dir, write_json
 from synthaug.pipeline.balance import data_for, plan, resolve_synthesizer
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport
@@ -79,6 +81,12 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
         synth.check(planned.train, planned.deficits, planned.volumes)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
     synth.work_dir = work
+    # Under torchrun every process fits (the synthesizer shares out each batch); rank 0 alone saves.
+    world = distributed.world(resolve_device(synth.device).type) if distributed.processes() > 1 else None
+    if world is not None and not world.main:
+        synth.fit(data_for(synth, planned.train), planned.volumes)
+        world.barrier()  # rank 0 has saved
+        return synth
     with atomic_dir(out_dir) as tmp:
         synth.fit(data_for(synth, planned.train), planned.volumes)
         synth.save(tmp)
@@ -91,6 +99,8 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
             write_json(tmp / "measures.json", measures)
     if work_dir is None:
         shutil.rmtree(work, ignore_errors=True)
+    if world is not None:
+        world.barrier()
     return synth
 
 

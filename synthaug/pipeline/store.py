@@ -40,7 +40,7 @@ from synthaug.version import __version__
 
 SCHEMA_VERSION = 2
 #: Images read, made or written at a time when a split streams through (one chunk in memory).
-CHUNK_IMAGES = 256
+from synthaug.contract.interfaces import CHUNK_IMAGES  # noqa: E402  (a split is written this many images at a time)
 
 
 def store_format(bit_depth: int | None) -> tuple[str, float]:
