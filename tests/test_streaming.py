@@ -203,3 +203,52 @@ def test_reading_a_split_into_memory_that_does_not_fit_is_refused_before_reading
     assert reader.reads == [] and not list(tmp_path.iterdir())
     monkeypatch.setattr(memory, "cpu_available_bytes", lambda: 10**9)
     assert len(synthaug.balance(data, "duplicate", test_per_class=5, out=tmp_path / "s.h5").train) == 70
+
+
+def _lazy_grey(n: int, counts, side: int = 16):
+    """A lazy 2-class set of ``side`` px images that records its reads (pix2pix needs at least 16 px)."""
+    reads = []
+
+    def read(positions):
+        reads.append(len(positions))
+        pixel = np.arange(side * side, dtype=np.float64)[None, :]
+        texture = 0.5 + 0.5 * np.sin(positions[:, None] * 12.9898 + pixel * 78.233)  # each image's own
+        base = (positions % 17 / 17.0)[:, None]
+        return (base * 0.5 + 0.4 * texture).astype(np.float32).reshape(len(positions), 1, side, side)
+
+    labels = np.repeat(np.arange(len(counts)), counts)
+    return ImageSet(LazyImages(read, n, (1, side, side)), labels, ("covid", "normal")[:len(counts)],
+                    [f"p{i}" for i in range(n)]), reads
+
+
+def test_pix2pix_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_same_result(monkeypatch):
+    import importlib
+
+    options = dict(epochs=1, batch_size=4, ngf=8, ndf=8, source_class="normal", target_classes=("covid",),
+                   pairing="nearest")
+    data, reads = _lazy_grey(300, [20, 280])
+    in_memory = synthaug.get_registry().create("synthesizer", "pix2pix", **options)
+    in_memory.fit(data.in_memory())
+    pix2pix = importlib.import_module(type(in_memory).__module__)  # the module the registry loaded
+    monkeypatch.setattr(pix2pix, "fits_in_memory", lambda nbytes: False)
+    reads.clear()
+    streamed = synthaug.get_registry().create("synthesizer", "pix2pix", **options)
+    streamed.fit(data)  # lazy: nearest pairing's features a chunk at a time, then each batch when drawn
+    assert reads and max(reads) <= CHUNK_IMAGES and sum(r == 4 for r in reads) >= 2 * (280 // 4)
+    assert streamed.hashes == in_memory.hashes  # the same numbers in the same order: the same generator
+    monkeypatch.undo()
+    reads.clear()
+    synthaug.get_registry().create("synthesizer", "pix2pix", **options).fit(data)  # fits: read in once
+    assert sum(reads) == 300
+
+
+def test_acgan_keeps_only_the_images_at_its_working_size_read_a_chunk_at_a_time():
+    data, reads = _lazy_grey(300, [40, 260])
+    options = dict(epochs=1, batch_size=16, ngf=8, ndf=8, latent_dim=8)
+    in_memory = synthaug.get_registry().create("synthesizer", "acgan", **options)
+    in_memory.fit(data.in_memory())
+    reads.clear()
+    streamed = synthaug.get_registry().create("synthesizer", "acgan", **options)
+    streamed.fit(data)
+    assert max(reads) <= CHUNK_IMAGES and sum(reads) == 300
+    assert streamed.hash == in_memory.hash

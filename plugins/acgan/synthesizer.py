@@ -22,6 +22,7 @@ from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
+from synthaug.kit.sampling import chunk_rows
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
 from .networks import Generator, acgan_geometry
@@ -76,6 +77,7 @@ class ACGAN(Synthesizer):
     Config = ACGANConfig
     trainable = True
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
+    reads_lazily = True  # the real images are read a chunk at a time and kept at the working size
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -123,7 +125,7 @@ class ACGAN(Synthesizer):
         n_real = int(np.sum(train.synth == REAL))
         c, size, _ = train.image_shape
         key = (train.image_shape, n_real, len(train.class_names), str(device), cfg.batch_size, cfg.ngf, cfg.ndf,
-               cfg.latent_dim)
+               cfg.latent_dim, train.is_lazy)
         if self._memory_checked is not None and self._memory_checked[0] == key:
             return self._memory_checked[1]
         from .networks import Discriminator
@@ -139,7 +141,8 @@ class ACGAN(Synthesizer):
             activations = saved_bytes(lambda: sum(t.sum() for t in (*discriminator(generator(z, labels)),
                                                                     *discriminator(real))))
         work = n_real * c * generator.work_size ** 2 * 4
-        data = n_real * int(np.prod(train.image_shape)) * 4 + 2 * work  # the real images, resized, in [-1, 1]
+        # the real images (unless they stay on disk: a lazy split), resized, in [-1, 1]
+        data = (0 if train.is_lazy else n_real * int(np.prod(train.image_shape)) * 4) + 2 * work
         estimate = TrainingEstimate(f"acgan (ngf {cfg.ngf}, ndf {cfg.ndf}, batch {cfg.batch_size})", str(device),
                                     parameter_bytes(generator, discriminator), activations, data)
         record = check_memory(estimate, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
@@ -192,7 +195,9 @@ class ACGAN(Synthesizer):
         start = self._resume(nets, rng, noise)
         if world.rank:  # dropout masks of this rank's own images: a stream of its own (rank 0's is one process's)
             torch.manual_seed(world.rank_seed(cfg.seed, start))
-        images = to_model(resize(train.images[real], nets.generator.work_size))
+        # read a chunk at a time (the split may be lazy) and kept only at the networks' working size
+        images = torch.cat([to_model(resize(np.asarray(train.images[real[rows]], np.float32), nets.generator.work_size))
+                            for rows in chunk_rows(len(real))]) if len(real) else torch.zeros(0)
         labels_t = torch.from_numpy(labels)
         steps = -(-len(real) // cfg.batch_size)
         nets.train()

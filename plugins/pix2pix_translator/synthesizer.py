@@ -20,7 +20,8 @@ from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
-from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
+from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
+                                 saved_bytes)
 from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
 
@@ -95,6 +96,7 @@ class Pix2Pix(Synthesizer):
     Config = Pix2PixConfig
     trainable = True
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
+    reads_lazily = True  # its pairs are read into memory when they fit, else a batch at a time
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
@@ -168,7 +170,7 @@ class Pix2Pix(Synthesizer):
         real = train.synth == REAL
         pairs = max((int(np.sum(real & (train.labels == train.class_index(self.config.source_for(t)))))
                      + int(np.sum(real & (train.labels == train.class_index(t)))) for t in targets), default=0)
-        key = (train.image_shape, pairs, str(device), cfg.batch_size, cfg.ngf, cfg.ndf, cfg.d_layers)
+        key = (train.image_shape, pairs, str(device), cfg.batch_size, cfg.ngf, cfg.ndf, cfg.d_layers, train.is_lazy)
         if self._memory_checked is not None and self._memory_checked[0] == key:
             return self._memory_checked[1]
         from .networks import PatchDiscriminator, UNetGenerator
@@ -182,7 +184,9 @@ class Pix2Pix(Synthesizer):
             activations = saved_bytes(lambda: (discriminator(source, generator(source)).sum()
                                                + discriminator(source, source).sum()))
         image = int(np.prod(train.image_shape)) * 4
-        data = 2 * pairs * image  # the pairs' images and their [-1, 1] tensors
+        data = pairs * image + 4 * cfg.batch_size * image  # the pairs' images and a batch's tensors
+        if train.is_lazy and not fits_in_memory(pairs * image):
+            data = 4 * cfg.batch_size * image  # too many to read in: read a batch at a time
         estimate = TrainingEstimate(f"pix2pix (ngf {cfg.ngf}, batch {cfg.batch_size})", str(device),
                                     parameter_bytes(generator, discriminator), activations, data)
         record = check_memory(estimate, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
@@ -213,14 +217,17 @@ class Pix2Pix(Synthesizer):
         self.memory = finish_record(record)
 
     def _pairs(self, train: ImageSet, target: str, rng: np.random.Generator):
-        """(source images, target images, index of each source's target or None for random)."""
+        """(source images, target images, index of each source's target or None for random). The images
+        are read into memory when they fit (``kit.memory.fits_in_memory``); a training split too large
+        for that, given lazily, stays lazy and each batch is read from disk when it is drawn."""
         real = train.synth == REAL
         tgt_rows = np.flatnonzero(real & (train.labels == train.class_index(target)))
         if self.config.pairing == "paired":
             rows = _twin_rows(train, target)
-            return train.extras["twin"][rows].astype(np.float32), train.images[rows], np.arange(len(rows))
+            (targets,) = _in_memory_if_they_fit(train.subset(rows))
+            return np.asarray(train.extras["twin"][rows], np.float32), targets, np.arange(len(rows))
         src_rows = np.flatnonzero(real & (train.labels == train.class_index(self.config.source_for(target))))
-        sources, targets = train.images[src_rows], train.images[tgt_rows]
+        sources, targets = _in_memory_if_they_fit(train.subset(src_rows), train.subset(tgt_rows))
         if self.config.pairing == "nearest":
             return sources, targets, nearest_targets(sources, targets)
         return sources, targets, None
@@ -247,7 +254,6 @@ class Pix2Pix(Synthesizer):
         start = self._resume(target, nets, schedulers, rng, aug_gen)
         if world.rank:  # dropout masks of this rank's own images: a stream of its own (rank 0's is one process's)
             torch.manual_seed(world.rank_seed(cfg.seed, start))
-        src_t, tgt_t = to_model(sources), to_model(targets)
         steps = -(-len(sources) // cfg.batch_size)
         nets.train()
         with progress.bar(f"pix2pix {self.config.source_for(target)}->{target}", (cfg.epochs - start) * steps) as bar:
@@ -258,7 +264,7 @@ class Pix2Pix(Synthesizer):
                 for k in range(steps):
                     idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
                     # the whole batch's draws on every rank (one process's stream), then this rank's share
-                    s, t = augment_pair(src_t[idx].to(device), tgt_t[partner[idx]].to(device), aug_gen,
+                    s, t = augment_pair(_batch(sources, idx, device), _batch(targets, partner[idx], device), aug_gen,
                                         cfg.flip_p, cfg.max_rotation)
                     if len(idx) < world.size:  # a last batch smaller than the world: skipped by every rank
                         continue
@@ -272,7 +278,7 @@ class Pix2Pix(Synthesizer):
                     sched.step()
                 if world.main:
                     self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
-                                     sources[:4], targets[partner[:4]])
+                                     _read(sources, np.arange(min(4, len(sources)))), _read(targets, partner[:4]))
         world.broadcast(nets.generator)  # every process generates with the generator rank 0 saves
         self.generators[target] = nets.generator
         self.hashes[target] = weights_hash(nets.generator)
@@ -430,6 +436,24 @@ class Pix2Pix(Synthesizer):
         info.update(pairing=self.config.pairing, image_shape=list(self.image_shape or ()),
                     checkpoints={t: h for t, h in self.hashes.items()})
         return info
+
+
+def _in_memory_if_they_fit(*parts: ImageSet) -> list:
+    """The parts' images: in memory (as given, or read in when together they fit), else lazy."""
+    need = sum(len(p) * int(np.prod(p.image_shape)) * 4 for p in parts)
+    if any(p.is_lazy for p in parts) and fits_in_memory(need):
+        parts = tuple(p.in_memory() for p in parts)
+    return [p.images for p in parts]
+
+
+def _read(images, rows) -> np.ndarray:
+    """``images[rows]`` (an array or a ``LazyImages``) as float32 in memory."""
+    return np.asarray(images[np.asarray(rows)], np.float32)
+
+
+def _batch(images, rows, device) -> torch.Tensor:
+    """``images[rows]`` in [-1, 1] on ``device``."""
+    return to_model(_read(images, rows)).to(device)
 
 
 def _twin_rows(train: ImageSet, target: str) -> np.ndarray:

@@ -104,7 +104,7 @@ def augment_pair(source: torch.Tensor, target: torch.Tensor, generator: torch.Ge
     return both[:, :c], both[:, c:]
 
 
-def nearest_targets(sources: np.ndarray, targets: np.ndarray, grid: int = 16) -> np.ndarray:
+def nearest_targets(sources, targets, grid: int = 16) -> np.ndarray:
     """Index of the most similar target for each source (``nearest`` pairing).
 
     Feature: the image area-averaged to ``grid`` x ``grid`` (grey), minus its mean, scaled to unit
@@ -115,11 +115,15 @@ def nearest_targets(sources: np.ndarray, targets: np.ndarray, grid: int = 16) ->
     return np.argmin(d2, axis=1)
 
 
-def _features(images: np.ndarray, grid: int) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).mean(1, keepdim=True)
-    x = nn.functional.adaptive_avg_pool2d(x, min(grid, x.shape[-1])).flatten(1)
-    x = x - x.mean(1, keepdim=True)
-    return (x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy().astype(np.float64)
+def _features(images, grid: int, chunk: int = 256) -> np.ndarray:
+    """One feature row per image; ``images`` (an array or a ``LazyImages``) read ``chunk`` at a time."""
+    rows = []
+    for start in range(0, len(images), chunk):
+        x = torch.from_numpy(np.asarray(images[start:start + chunk], dtype=np.float32)).mean(1, keepdim=True)
+        x = nn.functional.adaptive_avg_pool2d(x, min(grid, x.shape[-1])).flatten(1)
+        x = x - x.mean(1, keepdim=True)
+        rows.append((x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)).numpy().astype(np.float64))
+    return np.concatenate(rows) if rows else np.zeros((0, grid * grid))
 
 
 def sample_grid(source: np.ndarray, generated: np.ndarray, target: np.ndarray, path) -> None:

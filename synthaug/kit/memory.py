@@ -78,6 +78,19 @@ def cpu_available_bytes(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Pa
     return available
 
 
+#: The share of the free memory that images read into memory may take (the rest is for the networks
+#: and their training): what ``balance`` allows a synthesizer that does not stream, and what a
+#: streaming one (pix2pix) allows itself before it reads its training pairs a batch at a time instead.
+IN_MEMORY_SHARE = 0.5
+
+
+def fits_in_memory(nbytes: int, share: float = IN_MEMORY_SHARE) -> bool:
+    """Whether ``nbytes`` of images may be held in memory: at most ``share`` of what this machine has
+    free (True where that cannot be read)."""
+    free = cpu_available_bytes()
+    return free is None or nbytes <= free * share
+
+
 def available_bytes(device) -> int | None:
     """Free memory of ``device`` (a ``torch.device`` or name) in bytes: on the CPU what the kernel can
     give without swapping (capped by the cgroup limit), on CUDA ``torch.cuda.mem_get_info``; None where

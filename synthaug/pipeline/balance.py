@@ -50,7 +50,7 @@ from synthaug.registry import get_registry
 
 #: A synthesizer that does not stream may take at most this share of the free memory for the training
 #: split's images: the rest is for its networks and their training.
-IN_MEMORY_SHARE = 0.5
+IN_MEMORY_SHARE = memory.IN_MEMORY_SHARE
 #: One synthetic image per source of the synthesizer (see the module docstring).
 PER_SOURCE = "per-source"
 STRATEGIES = ("auto", "minority", "not minority", "not majority", "all", "none", PER_SOURCE)
@@ -239,8 +239,8 @@ def data_for(synth: Synthesizer, train: ImageSet) -> ImageSet:
     if synth.reads_lazily or not train.is_lazy:
         return train
     need = len(train) * int(np.prod(train.image_shape)) * 4
-    free = memory.cpu_available_bytes()
-    if free is not None and need > free * IN_MEMORY_SHARE:
+    if not memory.fits_in_memory(need, IN_MEMORY_SHARE):
+        free = memory.cpu_available_bytes()
         c, h, w = train.image_shape
         raise SynthaugError(
             f"synthesizer {synth.name!r} reads the training split into memory ({len(train)} images of "
