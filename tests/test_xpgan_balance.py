@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 
 import synthaug
@@ -268,3 +270,29 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     assert Image.open(tmp_path / "x.png").size == (32, 32)
     result = runner.invoke(main, ["project", "--projector", "xpgan", "--volume", str(study), "--out", str(tmp_path / "y.png")])
     assert result.exit_code == 2 and "--checkpoint" in result.output
+
+
+def test_xpgan_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_same_result(ctsim, monkeypatch):
+    import importlib
+
+    from synthaug import LazyImages
+
+    images, volumes = ctsim
+    reads = []
+
+    def read(positions):
+        reads.append(len(positions))
+        return images.images[positions]
+
+    lazy = dataclasses.replace(images, images=LazyImages(read, len(images), images.image_shape))
+    options = dict(XPGAN_FAST, max_steps=3)
+    eager = synthaug.get_registry().create("synthesizer", "xpgan", **options)
+    eager.fit(images, volumes)
+    streamed = synthaug.get_registry().create("synthesizer", "xpgan", **options)
+    module = importlib.import_module(type(streamed).__module__)  # the module the registry loaded
+    monkeypatch.setattr(module, "fits_in_memory", lambda nbytes: False)
+    streamed.fit(lazy, volumes)
+    assert reads and max(reads) <= XPGAN_FAST["batch_size"]  # one batch of real CXRs at a time
+    assert streamed.history == eager.history  # the same batches, the same numbers
+    for a, b in zip(eager.generator.state_dict().values(), streamed.generator.state_dict().values()):
+        assert torch.equal(a, b)

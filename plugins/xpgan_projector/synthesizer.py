@@ -14,7 +14,8 @@ from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
 from synthaug.contract.interfaces import saved_options
 from synthaug.kit import distributed
 from synthaug.kit.device import resolve_device
-from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
+from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
+                                 saved_bytes)
 from synthaug.kit.progress import bar, note
 from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.kit.sizes import parse_size
@@ -40,6 +41,7 @@ class DRRConfig:
 
 class _FromVolumes(Synthesizer):
     needs_volumes = True
+    reads_lazily = True  # drr reads no image; xpgan's fit reads its real CXRs in when they fit, else a batch at a time
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
     def generate(self, train, target, n, *, seed, volumes=None):
@@ -83,6 +85,11 @@ class _FromVolumes(Synthesizer):
         origins = [volumes.origins[i] or f"volume {i}" for i in idx]
         return ImageSet(images, np.full(len(idx), train.class_index(target)), train.class_names,
                         volumes.patient_ids[idx], origin=origins, source_index=idx)
+
+
+def _real_bytes(n: int, image_shape, decoder_shape) -> int:
+    """float32 bytes of ``n`` real CXRs at their own size (C's) and at the decoder's (D's)."""
+    return n * (int(np.prod(image_shape)) + int(np.prod(decoder_shape))) * 4
 
 
 def fit_to(images: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -273,7 +280,11 @@ class XPGANSynthesizer(_FromVolumes):
         real = train.subset(np.flatnonzero(train.synth == "real"))
         # D sees real CXRs at the decoder's size S; C sees them at their own size (the store's H x W, the
         # size it is evaluated at), and G's images are resized to that size before C sees them.
-        real_images = fit_to(real.images, (net.image_channels, net.image_size, net.image_size))
+        decoder = (net.image_channels, net.image_size, net.image_size)
+        own, real_images = real.images, None  # a split too large to read in stays lazy: a batch at a time
+        if not real.is_lazy or fits_in_memory(_real_bytes(len(real), train.image_shape, decoder)):
+            own = np.asarray(real.images, np.float32)
+            real_images = fit_to(own, decoder)
         labels = ctprep.image_labels_of(volumes, mapping)
         used = np.flatnonzero(labels >= 0)
         # pose 0 (the identity) only by default, quan2021's "augmentation off"; more poses are jitter
@@ -283,7 +294,8 @@ class XPGANSynthesizer(_FromVolumes):
                                        encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
                                        sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
         source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
-                             device, classifier_images=real.images, world=world)
+                             device, classifier_images=own, world=world,
+                             to_decoder=lambda images: fit_to(images, decoder))
         total = source.steps_per_epoch * cfg.epochs
         total = min(total, cfg.max_steps) if cfg.max_steps else total
         objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
@@ -320,7 +332,8 @@ class XPGANSynthesizer(_FromVolumes):
         preset = cfg.resolved_preset(device)
         n_real = int(np.sum(train.synth == "real"))
         key = (repr(net), train.image_shape, n_real, len(train.class_names), volumes_used, str(device),
-               cfg.batch_size, cfg.classifier, repr(cfg.classifier_options), cfg.cache_mb, cfg.poses_per_volume)
+               cfg.batch_size, cfg.classifier, repr(cfg.classifier_options), cfg.cache_mb, cfg.poses_per_volume,
+               train.is_lazy)
         if self._memory_checked is not None and self._memory_checked[0] == key:
             return self._memory_checked[1]
         if cfg.preset == "auto":
@@ -329,8 +342,9 @@ class XPGANSynthesizer(_FromVolumes):
         b, (c, h, w) = cfg.batch_size, train.image_shape
         pair = (math.prod(net.volume_shape) + net.image_size ** 2) * 4  # (encoder input, DRR), float32
         cache = min(int(cfg.cache_mb * 2 ** 20), volumes_used * cfg.poses_per_volume * pair)
-        image = int(np.prod(train.image_shape)) * 4
-        real_copies = n_real * (image + net.image_channels * net.image_size ** 2 * 4)  # C's and D's sizes
+        real_copies = _real_bytes(n_real, train.image_shape, (net.image_channels, net.image_size, net.image_size))
+        if train.is_lazy and not fits_in_memory(real_copies):
+            real_copies = _real_bytes(b, train.image_shape, (net.image_channels, net.image_size, net.image_size))
         advice = (f"use --synth-option preset=small or a smaller --synth-option batch_size (now {b})"
                   if preset == "paper" else
                   f"use a smaller --synth-option batch_size (now {b}), a smaller volume_shape, or a smaller --size")

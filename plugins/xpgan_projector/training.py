@@ -160,17 +160,23 @@ class BatchSource:
     from a fixed per-volume set (pose 0 the identity; the default set is that pose alone).
 
     ``real_images`` are at the decoder's size (for D); ``classifier_images``, the same images at their
-    own size, are what C sees (None: ``real_images``)."""
+    own size, are what C sees (None: ``real_images``). ``real_images=None``: the CXRs stay where
+    ``classifier_images`` keeps them (a ``LazyImages`` on disk) and each batch is read when drawn and
+    resized with ``to_decoder`` for D."""
 
-    def __init__(self, real_images: np.ndarray, real_labels: np.ndarray, renderer, volume_indices: np.ndarray,
+    def __init__(self, real_images: np.ndarray | None, real_labels: np.ndarray, renderer, volume_indices: np.ndarray,
                  volume_labels: np.ndarray, poses: list[list[tuple[float, ...]]], batch_size: int,
-                 rng: np.random.Generator, device: torch.device, classifier_images: np.ndarray | None = None,
-                 world=None):
+                 rng: np.random.Generator, device: torch.device, classifier_images=None,
+                 world=None, to_decoder=None):
         """``world`` (a ``synthaug.kit.distributed.World``): under torchrun, every process draws the whole
         batch (one process's random stream) and renders and returns only its own share of it."""
-        if classifier_images is not None and len(classifier_images) != len(real_images):
-            raise ValueError(f"{len(classifier_images)} classifier images for {len(real_images)} real images")
+        if real_images is None and (classifier_images is None or to_decoder is None):
+            raise ValueError("real_images=None needs classifier_images and to_decoder")
+        for name, images in (("real", real_images), ("classifier", classifier_images)):
+            if images is not None and len(images) != len(real_labels):
+                raise ValueError(f"{len(images)} {name} images for {len(real_labels)} labels")
         self.real_images, self.real_labels, self.classifier_images = real_images, real_labels, classifier_images
+        self.to_decoder = to_decoder
         self.renderer, self.volume_indices, self.volume_labels, self.poses = renderer, volume_indices, volume_labels, poses
         self.batch_size, self.rng, self.device = batch_size, rng, device
         self.world = world
@@ -178,13 +184,13 @@ class BatchSource:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.real_images) / self.batch_size))
+        return max(1, math.ceil(len(self.real_labels) / self.batch_size))
 
     def _real_indices(self) -> np.ndarray:
         if len(self._order) < self.batch_size:
-            self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_images))])
+            self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_labels))])
             while len(self._order) < self.batch_size:
-                self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_images))])
+                self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_labels))])
         take, self._order = self._order[:self.batch_size], self._order[self.batch_size:]
         return take
 
@@ -200,14 +206,15 @@ class BatchSource:
             enc, drr = self.renderer.pair(int(self.volume_indices[k]), pose)
             cts.append(enc)
             drrs.append(drr)
-        channels = self.real_images.shape[1]
+        own = None if self.classifier_images is None else np.asarray(self.classifier_images[real_idx], np.float32)
+        real = self.to_decoder(own) if self.real_images is None else self.real_images[real_idx]
+        channels = real.shape[1]
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
-        return Batch(real=as_tensor(self.real_images[real_idx]), real_labels=as_tensor(self.real_labels[real_idx]),
+        return Batch(real=as_tensor(real), real_labels=as_tensor(self.real_labels[real_idx]),
                      ct=as_tensor(np.stack(cts)),
                      drr=as_tensor(np.repeat(np.stack(drrs), channels, axis=1)),
                      ct_labels=as_tensor(self.volume_labels[picks]),
-                     real_classifier=None if self.classifier_images is None
-                     else as_tensor(self.classifier_images[real_idx]))
+                     real_classifier=None if own is None else as_tensor(own))
 
 
 def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int) -> list[dict[str, float]]:
