@@ -353,3 +353,14 @@ def test_the_memory_example_of_plugins_md_trains_and_refuses(tiny_images, monkey
     with pytest.raises(SynthaugError, match=r"^smooth \(batch 8\) needs about 0\.27 GB to train on cpu; 0\.27 GB are "
                                             r"available: use a smaller --synth-option batch_size \(now 8\)"):
         synthaug.balance(tiny_images, module.Smooth(), test_per_class=1, device="cpu")
+
+
+def test_the_processes_of_a_torchrun_share_the_machines_memory(monkeypatch):
+    monkeypatch.setattr(memory, "cpu_available_bytes", lambda *a: 8 * 10 ** 9)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert memory.available_bytes("cpu") == 8 * 10 ** 9 and memory.fits_in_memory(4 * 10 ** 9)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four processes of one run on this machine
+    assert memory.available_bytes("cpu") == 2 * 10 ** 9
+    assert memory.fits_in_memory(10 ** 9) and not memory.fits_in_memory(10 ** 9 + 1)
+    record = check_memory(TrainingEstimate("net", "cpu", 10 ** 8, 0), "smaller")  # reads the share itself
+    assert record["available_bytes"] == 2 * 10 ** 9

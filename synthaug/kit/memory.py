@@ -84,24 +84,40 @@ def cpu_available_bytes(meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Pa
 IN_MEMORY_SHARE = 0.5
 
 
-def fits_in_memory(nbytes: int, share: float = IN_MEMORY_SHARE) -> bool:
-    """Whether ``nbytes`` of images may be held in memory: at most ``share`` of what this machine has
-    free (True where that cannot be read)."""
+def local_processes() -> int:
+    """How many processes of this run share this machine's memory: torchrun's ``LOCAL_WORLD_SIZE``
+    (every one runs the same fit or loop at once), 1 without torchrun."""
+    import os
+
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+
+
+def process_cpu_bytes() -> int | None:
+    """This process's part of the free CPU memory: what is free divided among the run's processes on
+    this machine (all of it in one process); None where it cannot be read."""
     free = cpu_available_bytes()
+    return None if free is None else free // local_processes()
+
+
+def fits_in_memory(nbytes: int, share: float = IN_MEMORY_SHARE) -> bool:
+    """Whether ``nbytes`` of images may be held in memory: at most ``share`` of this process's part of
+    the free memory (True where that cannot be read)."""
+    free = process_cpu_bytes()
     return free is None or nbytes <= free * share
 
 
 def available_bytes(device) -> int | None:
     """Free memory of ``device`` (a ``torch.device`` or name) in bytes: on the CPU what the kernel can
     give without swapping (capped by the cgroup limit), on CUDA ``torch.cuda.mem_get_info``; None where
-    it cannot be known (then nothing is refused)."""
+    it cannot be known (then nothing is refused). Under torchrun the CPU's free memory is divided among
+    the run's processes on this machine (each GPU is its own process's)."""
     kind = str(device)
     if kind.startswith("cuda"):
         import torch
 
         free, _ = torch.cuda.mem_get_info(torch.device(kind))
         return int(free)
-    return cpu_available_bytes()
+    return process_cpu_bytes()
 
 
 def current_bytes(device) -> int:

@@ -240,7 +240,7 @@ def data_for(synth: Synthesizer, train: ImageSet) -> ImageSet:
         return train
     need = len(train) * int(np.prod(train.image_shape)) * 4
     if not memory.fits_in_memory(need, IN_MEMORY_SHARE):
-        free = memory.cpu_available_bytes()
+        free = memory.process_cpu_bytes()
         c, h, w = train.image_shape
         raise SynthaugError(
             f"synthesizer {synth.name!r} reads the training split into memory ({len(train)} images of "
