@@ -253,6 +253,8 @@ def test_a_killed_experiment_finishes_with_the_same_results_as_an_uninterrupted_
     _run_process(spec, out)
     assert (out / "results.csv").read_text() == (reference / "results.csv").read_text()
     assert [r["status"] for r in read_results(out)] == ["done", "done"]
+    # nothing of the killed run is left: no temporary, no lock file
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name or p.name.endswith(".lock")]
 
 
 def test_binary_tasks_and_fraction_splits_run_through_the_grid(tmp_path):

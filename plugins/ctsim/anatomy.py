@@ -137,7 +137,7 @@ def reference_anatomy(spacing_mm: float, cache_dir: str | None = None) -> Anatom
     if path is not None:
         from synthaug.kit.files import atomic_path
 
-        with atomic_path(path) as tmp:
+        with atomic_path(path, wait=True) as tmp:  # a shared cache: another run writing it is waited for
             with open(tmp, "wb") as fh:
                 np.savez(fh, hu=anatomy.hu, labels=anatomy.labels, pleura_mm=anatomy.pleura_mm,
                          hilum_mm=anatomy.hilum_mm, spacing=np.asarray(anatomy.spacing),

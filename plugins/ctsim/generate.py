@@ -261,7 +261,11 @@ def ensure_generated(config: CTSimConfig) -> Path:
     projector = line_integral_projector(config.projector)
     directory = cache_root() / "ctsim" / config_hash(config, _projector_tag(projector))
     if not ((directory / "images.h5").is_file() and (directory / "volumes.h5").is_file()):
-        generate(config, directory, projector)
+        from synthaug.kit.files import hold
+
+        with hold(directory, wait=True):  # another run filling the same entry: wait for it, then use it
+            if not ((directory / "images.h5").is_file() and (directory / "volumes.h5").is_file()):
+                generate(config, directory, projector)
     return directory
 
 

@@ -23,8 +23,25 @@ class CliError(click.ClickException):
     exit_code = 2
 
 
+class OutputCommand(click.Command):
+    """A command with an ``--out`` is that output's one writer from start to end (``kit.files.hold``):
+    a second run given the same output refuses at once, before any work, naming the first."""
+
+    def invoke(self, ctx: click.Context):
+        out = ctx.params.get("out")
+        if not out:
+            return super().invoke(ctx)
+        from synthaug.kit.files import hold
+
+        with hold(out):
+            return super().invoke(ctx)
+
+
 class SynthaugGroup(click.Group):
     """Turns SynthaugError into exit code 2, and takes the group's own options anywhere on the line."""
+
+    command_class = OutputCommand
+    group_class = type  # subgroups (``experiment``) are SynthaugGroups too
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `synthaug balance ... --quiet` means `synthaug --quiet balance ...`: a user should not have to

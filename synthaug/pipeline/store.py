@@ -35,7 +35,7 @@ import numpy as np
 
 from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in, on_grid
 from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_path
+from synthaug.kit.files import GuardedFile, atomic_path
 from synthaug.version import __version__
 
 SCHEMA_VERSION = 2
@@ -93,17 +93,23 @@ def write_store(path: str | Path, splits: Mapping[str, Any], config: Mapping[str
             raise SynthaugError(f"split {name!r} has classes {data.class_names}; expected {first.class_names}")
     depth = first.meta.get("bit_depth") if isinstance(first, ImageSet) else getattr(first, "bit_depth", None)
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["class_names"] = json.dumps(list(first.class_names))
-            f.attrs["config"] = json.dumps(dict(config or {}), sort_keys=True, default=str)
-            f.attrs["synthaug_version"] = __version__
-            for name, data in splits.items():
-                _write_split(f.create_group(name), _parts(data), tuple(first.image_shape), depth)
+        guard = GuardedFile(tmp)  # a full disk stops the writing here, not inside HDF5 (see GuardedFile)
+        try:
+            with h5py.File(guard, "w", track_order=True) as f:
+                f.attrs["schema_version"] = SCHEMA_VERSION
+                f.attrs["class_names"] = json.dumps(list(first.class_names))
+                f.attrs["config"] = json.dumps(dict(config or {}), sort_keys=True, default=str)
+                f.attrs["synthaug_version"] = __version__
+                for name, data in splits.items():
+                    _write_split(f.create_group(name), _parts(data), tuple(first.image_shape), depth, guard)
+            guard.flush()
+        finally:
+            guard.close()
+        guard.check()
     return Path(path)
 
 
-def _write_split(g, parts: list, shape: tuple, depth: int | None) -> None:
+def _write_split(g, parts: list, shape: tuple, depth: int | None, guard=None) -> None:
     import h5py
 
     dtype, scale = store_format(depth)
@@ -132,6 +138,9 @@ def _write_split(g, parts: list, shape: tuple, depth: int | None) -> None:
                 extras[key][at:at + k] = value
             at += k
             made += k
+            if guard is not None:
+                g.file.flush()  # the chunk reaches the disk now: a full disk is seen at this chunk
+                guard.check()
         if made != len(part):
             raise SynthaugError(f"a part of {len(part)} images gave {made} images")
     text = h5py.string_dtype()
