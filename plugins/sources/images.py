@@ -39,7 +39,7 @@ def read_image(path: Path, size: int | None, channels: int) -> np.ndarray:
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise SynthaugError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -54,7 +54,7 @@ def _header(path: Path, verify: bool) -> tuple[int, int] | None:
             if verify:
                 im.load()
             return im.size
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError):
         return None
 
 

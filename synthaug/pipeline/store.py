@@ -165,9 +165,11 @@ def _open(path: str | Path):
     if "schema_version" not in f.attrs:
         f.close()
         raise SynthaugError(f"{path}: not a synthaug store (no schema_version)")
-    if int(f.attrs["schema_version"]) > SCHEMA_VERSION:
+    version = int(f.attrs["schema_version"])
+    if version > SCHEMA_VERSION:
         f.close()
-        raise SynthaugError(f"{path}: schema version {int(f.attrs['schema_version'])} is newer than this synthaug reads ({SCHEMA_VERSION})")
+        raise SynthaugError(f"{path}: schema version {version} is newer than this synthaug reads ({SCHEMA_VERSION}); "
+                            f"expected {SCHEMA_VERSION} or older (upgrade synthaug to read it)")
     return f
 
 
