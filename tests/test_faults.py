@@ -89,12 +89,14 @@ SMALL_GAN = {
 
 @pytest.mark.parametrize("synth, point", [
     ("duplicate", "early"), ("duplicate", "mid-write"), ("augment", "mid-write"),
-    ("pix2pix", "mid-fit"), ("acgan", "mid-fit"),
+    ("pix2pix", "mid-fit"), ("acgan", "mid-fit"), ("drr", "mid-write"),
 ])
 def test_balance_killed_and_run_again_writes_the_uninterrupted_store(kaggle, tmp_path, synth, point):
     out, work = tmp_path / "run" / "s.h5", tmp_path / "run" / "work"
-    args = ["balance", "--synth", synth, "--data", "kaggle", "--data-dir", kaggle, "--test-per-class", "5",
-            "--seed", "1", *SMALL_GAN.get(synth, [])]
+    data = ["--data", "kaggle", "--data-dir", kaggle, "--test-per-class", "5"]
+    if synth == "drr":  # DRRs of the built-in data's CT volumes, rendered while the store is written
+        data = ["--data", "ctsim", "--source-option", "preset=tiny", "--volumes", "ctsim", "--test-per-class", "1"]
+    args = ["balance", "--synth", synth, *data, "--seed", "1", *SMALL_GAN.get(synth, [])]
     extra = ["--work-dir", work] if synth in SMALL_GAN else []
     cli(*args, *(["--work-dir", tmp_path / "ref-work"] if extra else []), "--out", tmp_path / "ref.h5")
     ready = {"early": lambda: True,  # as soon as it has started
