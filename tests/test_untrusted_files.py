@@ -108,12 +108,35 @@ def _load(kind: str, root: Path, write):
     if kind == "quality --features DIR":
         from synthaug.assess.features import load_saved
         return load_saved(_features_dir(root / "features", write))
+    if kind == "xpgan --synth-checkpoint":
+        return get_registry().entry("synthesizer", "xpgan").resolve().load(_xpgan_dir(root / "xpgan", write))
+    if kind == "pix2pix resume state (--work-dir)":
+        synth = get_registry().create("synthesizer", "pix2pix")
+        synth.work_dir = root / "work"
+        synth.work_dir.mkdir()
+        write(synth.work_dir / "train_state_covid.pt")
+        return synth._check_resume("covid", (1, 32, 32))  # what check() and fit() read before resuming
     raise AssertionError(kind)
+
+
+def _xpgan_dir(root: Path, write) -> Path:
+    from dataclasses import asdict
+
+    from synthaug.registry import get_registry
+
+    root.mkdir()
+    cls = get_registry().entry("synthesizer", "xpgan").resolve()
+    network = cls.Config(preset="small").network_config((1, 32, 32), "cpu")
+    (root / "synthesizer.json").write_text(json.dumps({"name": "xpgan", "config": {"preset": "small"},
+                                                       "state": {"network": asdict(network)}}))
+    write(root / "xpgan.pt", wrap=lambda p: {"generator": p})
+    return root
 
 
 @pytest.mark.parametrize("kind", ["weights (--weights, --features PATH)", "training state (resume: last.pt)",
                                   "run directory (evaluate: best.pt)", "pix2pix --synth-checkpoint",
-                                  "acgan --synth-checkpoint", "quality --features DIR"])
+                                  "acgan --synth-checkpoint", "quality --features DIR", "xpgan --synth-checkpoint",
+                                  "pix2pix resume state (--work-dir)"])
 def test_every_loader_refuses_a_file_that_would_run_code(kind, evil, tmp_path):
     from synthaug.errors import SynthaugError
 
