@@ -229,3 +229,20 @@ def test_quality_killed_while_writing_and_run_again_writes_the_uninterrupted_rep
         assert (out / name).read_text().replace(str(out), "OUT") == \
             (tmp_path / "ref" / name).read_text().replace(str(tmp_path / "ref"), "OUT"), name
     assert temporaries(tmp_path) == []
+
+
+def test_a_training_run_that_fills_the_disk_stops_with_one_line_and_nothing_half_written(store, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(store), "--classifier", "densenet121", "--epochs", "1", "--batch-size", "16",
+            "--out", str(out)]
+    done = subprocess.run([sys.executable, "-c", LIMITED, str(2_000_000), *args], env=env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = [line for line in done.stderr.strip().splitlines() if line.startswith("Error")]
+    assert lines == [f"Error: {out / 'checkpoints' / 'best.pt'}: could not write: the disk is full or a file-size "
+                     f"limit was reached (nothing was replaced; free some space and run again)"]
+    assert temporaries(tmp_path) == [] and not (out / "checkpoints").exists()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    cli(*args[:-2], "--resume", "--out", out)  # with room again: a run with no checkpoint yet starts from epoch 1
+    assert [h["epoch"] for h in json.loads((out / "manifest.json").read_text())["history"]] == [1]
+    assert (out / "metrics.json").is_file() and temporaries(tmp_path) == []

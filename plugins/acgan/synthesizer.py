@@ -20,6 +20,7 @@ from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
+from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
@@ -334,7 +335,7 @@ class ACGAN(Synthesizer):
             raise SynthaugError("acgan is not fitted: nothing to save")
         directory = Path(directory)
         super().save(directory)
-        torch.save({k: v.cpu() for k, v in self.generator.state_dict().items()}, directory / WEIGHTS_FILE)
+        save_torch_file({k: v.cpu() for k, v in self.generator.state_dict().items()}, directory / WEIGHTS_FILE)
         work = Path(self.work_dir) if self.work_dir is not None else None
         if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
             shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)

@@ -19,6 +19,7 @@ from synthaug import ImageSet, Synthesizer, SynthaugError
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
+from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
                                  saved_bytes)
@@ -372,7 +373,7 @@ class Pix2Pix(Synthesizer):
         directory = Path(directory)
         super().save(directory)
         for target, generator in self.generators.items():
-            torch.save({k: v.cpu() for k, v in generator.state_dict().items()},
+            save_torch_file({k: v.cpu() for k, v in generator.state_dict().items()},
                        directory / WEIGHTS_FILE.format(target=target))
         work = self._work_dir()
         if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():

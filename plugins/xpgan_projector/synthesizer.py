@@ -13,6 +13,7 @@ import numpy as np
 from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
 from synthaug.contract.interfaces import saved_options
 from synthaug.kit import distributed
+from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
                                  saved_bytes)
@@ -419,14 +420,12 @@ class XPGANSynthesizer(_FromVolumes):
 
     # ---- persistence ------------------------------------------------------------------------
     def save(self, directory):
-        import torch
-
         if self.generator is None:
             raise SynthaugError("synthesizer 'xpgan' is not fitted: nothing to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         on_cpu = lambda module: {k: v.cpu() for k, v in module.state_dict().items()}  # noqa: E731
-        torch.save({"generator": on_cpu(self.generator),
+        save_torch_file({"generator": on_cpu(self.generator),
                     "discriminator": on_cpu(self._trainer.discriminator) if hasattr(self, "_trainer") else None},
                    directory / "xpgan.pt")
         self._save_classifier_run(directory / CLASSIFIER_RUN)

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_dir, file_hash, load_torch_file, write_json
+from synthaug.kit.files import atomic_dir, file_hash, load_torch_file, save_torch_file, write_json
 
 #: The network trained on the store's real images when ``features`` names no other. A CLI-style
 #: default (the one place outside cli/ and experiments/ that names a bundled plugin; docs/quality.md).
@@ -79,9 +79,8 @@ class FeatureNet:
 
     def save(self, directory: str | Path) -> Path:
         """``weights.pt`` (a plain state dict) and ``features.json``: reusable as ``features=DIRECTORY``."""
-        torch = self._torch
         with atomic_dir(directory) as tmp:
-            torch.save(self.model.state_dict(), tmp / WEIGHTS_FILE)
+            save_torch_file(self.model.state_dict(), tmp / WEIGHTS_FILE)
             write_json(tmp / INFO_FILE, self.describe())
         return Path(directory)
 

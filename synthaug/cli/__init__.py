@@ -16,7 +16,8 @@ from synthaug.errors import SynthaugError
 #: Ctrl-C: the shell's code for SIGINT, and one line on how to go on.
 INTERRUPTED_EXIT = 130
 INTERRUPTED = ("synthaug: interrupted; nothing half-written was left. Run the same command again: `experiment run` "
-               "and `demo` continue where they stopped, `train --resume` continues a training run, others start over.")
+               "and `demo` continue where they stopped, `train --resume` continues a training run, `fit` (and "
+               "`balance` given a --work-dir) resumes the synthesizer's training, others start over.")
 
 
 class CliError(click.ClickException):

@@ -277,6 +277,17 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def save_torch_file(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` through a Python file, so that a full disk surfaces as the
+    ``OSError`` it is (torch's own writer, given a path, reports it as a bare ``RuntimeError``) and
+    :func:`atomic_path` turns it into one line. Write into an atomic temporary, not the real name."""
+    import torch
+
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
+
+
 def load_torch_file(path: str | Path, expected: str) -> Any:
     """A torch file's tensors and plain containers (``torch.load(weights_only=True)``), or a one-line
     :class:`SynthaugError` naming ``path``: a file holding other pickled objects (which could run code

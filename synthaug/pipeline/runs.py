@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_path, load_torch_file, write_json
+from synthaug.kit.files import atomic_path, load_torch_file, save_torch_file, write_json
 from synthaug.version import __version__
 
 KIND = "synthaug-train-run"
@@ -85,10 +85,8 @@ def read_manifest(run: str | Path) -> dict[str, Any]:
 
 
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    import torch
-
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        save_torch_file(obj, tmp)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

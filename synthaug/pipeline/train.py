@@ -216,8 +216,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         raise SynthaugError(f"{data}: training needs a 'train' and a 'test' split; the store has "
                             f"{', '.join(info['splits']) or 'none'} (make one with `synthaug balance`)")
     paths = RunPaths(run)
-    if resume and not (paths.last.is_file() and paths.manifest.is_file()):
-        raise SynthaugError(f"--resume {run}: no checkpoint there (expected {paths.last})")
+    if resume and not paths.manifest.is_file():  # a manifest without last.pt: stopped before epoch 1 ended
+        raise SynthaugError(f"--resume {run}: no checkpoint there (no run was started in it: expected {paths.manifest})")
     if not config.classifier:
         raise SynthaugError("training needs a classifier: pass --classifier NAME (see `synthaug plugins`)")
     entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
@@ -231,7 +231,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         check_resumable(manifest["config"], config, run)
         if manifest["data"]["sha256"] != data_hash:
             raise SynthaugError(f"--resume {run}: {data} is not the store that run trained on (sha256 differs)")
-        checkpoint = load_checkpoint(last_path)
+        # a run stopped before its first checkpoint (killed, or the disk filled) starts again from epoch 1
+        checkpoint = load_checkpoint(last_path) if last_path.exists() else None
     elif last_path.exists() or manifest_path.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
 
