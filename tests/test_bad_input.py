@@ -67,23 +67,18 @@ def case_empty_class(tmp):
     return root, ["class2", "class folder holds no images"]
 
 
-def case_corrupt_png(tmp):
-    root = folders(tmp / "d")
-    (root / "class0" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    return root, ["bad.png", "unreadable image"]
+def broken_file(name: str, content):
+    """A case: a class folder holding, besides good images, file ``name`` with bytes ``content(good PNG)``."""
+    def case(tmp):
+        root = folders(tmp / "d")
+        (root / "class0" / name).write_bytes(content((root / "class0" / "0.png").read_bytes()))
+        return root, [name, "unreadable image"]
+    return case
 
 
-def case_truncated_png(tmp):
-    root = folders(tmp / "d")
-    whole = (root / "class0" / "0.png").read_bytes()
-    (root / "class0" / "cut.png").write_bytes(whole[:len(whole) // 2])
-    return root, ["cut.png", "unreadable image"]
-
-
-def case_zero_byte_png(tmp):
-    root = folders(tmp / "d")
-    (root / "class1" / "zero.png").write_bytes(b"")
-    return root, ["zero.png", "unreadable image"]
+case_corrupt_png = broken_file("bad.png", lambda good: b"\x89PNG\r\n\x1a\nnot really a png")
+case_truncated_png = broken_file("cut.png", lambda good: good[:len(good) // 2])
+case_zero_byte_png = broken_file("zero.png", lambda good: b"")
 
 
 def case_decompression_bomb(tmp):
