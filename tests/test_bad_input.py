@@ -231,7 +231,8 @@ def test_a_weights_file_of_another_architecture_is_refused(store, tmp_path):
 
 
 def test_a_resume_against_other_data_or_options_is_refused(store, kaggle, tmp_path):
-    common = ["train", "--classifier", "densenet121", "--epochs", "1", "--batch-size", "16", "--device", "cpu"]
+    common = ["train", "--classifier", "densenet121", "--classifier-option", "width=0.25", "--epochs", "1",
+              "--batch-size", "16", "--device", "cpu"]
     run_dir = tmp_path / "run"
     assert run(*common, "--data", store, "--out", run_dir).exit_code == 0
     before = sorted(p.name for p in run_dir.rglob("*"))

@@ -130,8 +130,8 @@ def store(kaggle, tmp_path_factory):
 
 
 def test_train_killed_after_an_epoch_and_resumed_ends_with_the_uninterrupted_metrics(store, tmp_path):
-    args = ["train", "--data", store, "--classifier", "densenet121", "--epochs", "2", "--batch-size", "16",
-            "--device", "cpu"]
+    args = ["train", "--data", store, "--classifier", "densenet121", "--classifier-option", "width=0.25",
+            "--epochs", "2", "--batch-size", "16", "--device", "cpu"]
     cli(*args, "--out", tmp_path / "ref")
     run = tmp_path / "run"
     assert kill_when([*args, "--out", run], appears(run / "checkpoints", "last.pt")) == "ready"
@@ -233,9 +233,9 @@ def test_quality_killed_while_writing_and_run_again_writes_the_uninterrupted_rep
 
 def test_a_training_run_that_fills_the_disk_stops_with_one_line_and_nothing_half_written(store, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--data", str(store), "--classifier", "densenet121", "--epochs", "1", "--batch-size", "16",
-            "--out", str(out)]
-    done = subprocess.run([sys.executable, "-c", LIMITED, str(2_000_000), *args], env=env(), capture_output=True,
+    args = ["train", "--data", str(store), "--classifier", "densenet121", "--classifier-option", "width=0.25",
+            "--epochs", "1", "--batch-size", "16", "--out", str(out)]
+    done = subprocess.run([sys.executable, "-c", LIMITED, str(500_000), *args], env=env(), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in done.stderr.strip().splitlines() if line.startswith("Error")]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import device_option
+from synthaug.cli.common import device_option, parse_key_values
 from synthaug.errors import SynthaugError
 
 # CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
@@ -53,6 +53,8 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
 @click.option("--bf16/--no-bf16", "bf16", default=True, show_default=True,
               help="On CUDA: bfloat16 autocast of the forward pass (the CPU always trains in float32).")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (opt-in; slow to start).")
+@click.option("--classifier-option", "classifier_options", multiple=True, metavar="KEY=VALUE",
+              help="Option of the classifier (e.g. width=0.25 for a quarter-width network); repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="RUN_DIR")
 @click.pass_context
@@ -69,6 +71,9 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
 
     given = {field: value(opt) for opt, field in _CONFIG_OPTIONS.items()
              if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE}
+    classifier_options = parse_key_values(options.pop("classifier_options"), "--classifier-option")
+    if classifier_options:
+        given["classifier_options"] = classifier_options
     if resume:
         # Options not repeated are the run's own; repeated ones must agree (train() checks).
         manifest_path = out / "manifest.json"
@@ -82,7 +87,8 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
             raise SynthaugError("missing --classifier NAME (e.g. resnet50 or densenet121)")
         if data is None:
             raise SynthaugError("missing --data STORE (a store with train and test splits)")
-        config = TrainConfig(**{field: value(opt) for opt, field in _CONFIG_OPTIONS.items()})
+        config = TrainConfig(**{field: value(opt) for opt, field in _CONFIG_OPTIONS.items()},
+                             classifier_options=classifier_options)
     run = train(data, out, config, resume=resume)
     if not main_process():  # under torchrun: rank 0 evaluates and reports
         return
