@@ -282,3 +282,10 @@ def test_a_store_another_run_is_writing_is_refused(kaggle, tmp_path):
         f"Error: {out} is being written by another synthaug run (process {os.getpid()}); wait for it to finish "
         f"or choose another output"]
     assert not out.exists()
+
+
+def test_an_unknown_classifier_option_is_refused_before_training(store, tmp_path):
+    out = tmp_path / "run"
+    refused(run("train", "--data", store, "--classifier", "densenet121", "--classifier-option", "nosuch=1",
+                "--out", out), "'nosuch'", "width")
+    assert not out.exists()
