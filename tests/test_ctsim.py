@@ -237,7 +237,7 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
 # ---- bad input ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("options, message", [
     ({"scale": -1}, "ctsim scale must be a number in \\(0, 10\\]; got -1"),
-    ({"scale": "lots"}, "ctsim scale must be a number; got 'lots'"),
+    ({"scale": "lots"}, "option 'scale' of dataset 'ctsim' must be a number or null; got 'lots'"),
     ({"preset": "huge"}, "unknown ctsim preset 'huge'; presets are tiny, demo, paper"),
     ({"volume_size": "64xx"}, "ctsim volume_size must be XxYxZ like 64x64x32 in positive whole numbers; got '64xx'"),
     ({"volume_size": 64}, "ctsim volume_size must be XxYxZ like 64x64x32 in positive whole numbers; got 64"),

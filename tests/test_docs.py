@@ -28,6 +28,11 @@ def test_plugins_md_examples_run():
     assert net(torch.zeros(2, 1, 16, 16)).shape == (2, 3)
     vol = Volume(np.random.default_rng(0).normal(size=(8, 9, 10)).astype(np.float32), (1, 1, 2))
     assert registry.create("projector", "mip").project(vol).shape == (1, 10, 8)
+    clean = synthaug.load_images("checkers", size=16, noise=0.0)  # the source's declared option
+    assert set(np.unique(clean.images)) == {0.0, 1.0} and clean.counts() == {"fine": 5, "coarse": 20}
+    import pytest
+    with pytest.raises(synthaug.SynthaugError, match="option 'noise' of dataset 'checkers' must be a number; got 'x'"):
+        synthaug.load_images("checkers", noise="x")
 
 
 def test_every_documented_cli_command_exists():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from synthaug import SynthaugError, load_images
+from synthaug import SynthaugError, load_images, load_volumes
 from synthaug_plugins.sources.kaggle import detect_layout
 
 from conftest import make_kaggle_first, write_png
@@ -158,3 +158,14 @@ def test_cli_binary_applies_to_volumes_that_have_the_class():
     assert binary_volumes(vols, None) is vols
     mosmed = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1))] * 2, [0, 1], ("CT-0", "CT-1"), ["a", "b"])
     assert binary_volumes(mosmed, "covid") is mosmed  # left to the synthesizer's label_map
+
+
+@pytest.mark.parametrize("source, options, message", [
+    ("imagefolder", {"colour": 1}, "dataset 'imagefolder' takes no options; got colour"),
+    ("h5", {"splt": "train"}, "dataset 'h5': unknown option 'splt'; options are split"),
+    ("h5", {"split": 3}, "option 'split' of dataset 'h5' must be a string or null; got 3"),
+    ("nifti", {"class_name": ["a"]}, "option 'class_name' of dataset 'nifti' must be a string; got \\['a'\\]"),
+])
+def test_sources_refuse_options_they_do_not_declare(tmp_path, source, options, message):
+    with pytest.raises(SynthaugError, match=message):
+        (load_images if source != "nifti" else load_volumes)(source, tmp_path, **options)

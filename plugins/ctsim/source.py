@@ -9,15 +9,32 @@ See docs/ctsim.md and :mod:`synthaug.data.ctsim`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from synthaug import DatasetSource, ImageSet, SourceOptions, VolumeSet
 
 
+@dataclass
+class CTSimSourceConfig:
+    """Declared for checking and listing (``synthaug plugins --options ctsim``); the values given reach
+    :func:`config_from_options` as ``SourceOptions.extra``, so an option left out keeps the preset's."""
+
+    preset: str = "demo"  # tiny, demo or paper: sizes and class counts (docs/ctsim.md)
+    scale: float | None = None  # multiply the preset's class counts
+    counts: Any = None  # (a dict or its JSON text; ctsim checks it) class -> images, overriding the scaled counts of the classes it names
+    volume_size: str | int | list | None = None  # CT volume X,Y,Z (e.g. 64x64x32); None: the preset's
+    work_spacing_mm: float | None = None  # voxel size the lesions are drawn at; None: the preset's
+    projector: str | None = None  # registered projector that renders the radiographs; None: the preset's
+    image_size: int | None = None  # the radiograph size of the set whose volumes are wanted (load_volumes)
+
+
 class CTSimSource(DatasetSource):
     name = "ctsim"
+    Config = CTSimSourceConfig
     provides = frozenset({"images", "volumes"})
     needs_dir = False
 

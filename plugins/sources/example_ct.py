@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -81,10 +82,16 @@ def _parse_size(options: SourceOptions) -> tuple[int, int, int] | None:
     return numbers  # type: ignore[return-value]
 
 
+@dataclass
+class ExampleCTConfig:
+    volume_size: str | int | list | None = None  # N (N x N in-plane, slices in the CT's aspect) or XxYxZ; None: as stored
+
+
 class ExampleCTSource(DatasetSource):
     """One labeled volume: the example CT with its organ labels (class ``normal``)."""
 
     name = "example-ct"
+    Config = ExampleCTConfig
     provides = frozenset({"volumes"})
     needs_dir = False
 

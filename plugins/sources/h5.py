@@ -6,6 +6,7 @@ By default the *real* images of every split are returned (so a new balance re-sp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,14 @@ from synthaug.contract.types import REAL
 from synthaug.pipeline.store import read_store, store_info
 
 
+@dataclass
+class StoreSourceConfig:
+    split: str | None = None  # one split as stored (synthetic images included); None: the real images of every split
+
+
 class StoreSource(DatasetSource):
     name = "h5"
+    Config = StoreSourceConfig
     provides = frozenset({"images"})
 
     def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:

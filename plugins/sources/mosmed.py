@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from synthaug import DatasetSource, SourceOptions, SynthaugError, VolumeSet
-from synthaug_plugins.sources.nifti import is_nifti, load_volume, nifti_stem, target_shape
+from synthaug_plugins.sources.nifti import VolumeSourceConfig, is_nifti, load_volume, nifti_stem, target_shape
 
 CLASS_NAMES = ("normal", "covid")
 GRADE_DIR = re.compile(r"^CT-([0-4]+)$")  # CT-0 .. CT-4, or a merged folder such as CT-23
@@ -35,6 +35,7 @@ def studies_dir(data_dir: Path) -> Path:
 
 class MosMedSource(DatasetSource):
     name = "mosmed"
+    Config = VolumeSourceConfig
     provides = frozenset({"volumes"})
 
     def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:

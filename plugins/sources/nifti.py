@@ -8,6 +8,7 @@ whatever the scanner wrote.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def target_shape(options: SourceOptions) -> tuple[int, int, int] | None:
     return parse_size(shape, 3, "volume shape", expected="X,Y,Z or XxYxZ")  # type: ignore[return-value]
 
 
+@dataclass
+class VolumeSourceConfig:
+    shape: str | list | None = None  # resample every volume to X,Y,Z (e.g. 256x256x64, quan2021); None: as stored
+
+
+@dataclass
+class NiftiSourceConfig(VolumeSourceConfig):
+    class_name: str = "ct"  # the class of every volume when the folder has no class sub-folders
+
+
 class NiftiSource(DatasetSource):
     """``.nii``/``.nii.gz`` CT volumes: a file, a folder (searched recursively), or a ``.txt`` list of paths.
 
@@ -121,6 +132,7 @@ class NiftiSource(DatasetSource):
     """
 
     name = "nifti"
+    Config = NiftiSourceConfig
     provides = frozenset({"volumes"})
 
     def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:

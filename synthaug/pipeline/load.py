@@ -19,8 +19,11 @@ from synthaug.errors import SynthaugError
 from synthaug.registry import create
 
 
-def get_source(name: str) -> DatasetSource:
-    return create("dataset", name)
+def get_source(name: str, options: dict[str, Any] | None = None) -> DatasetSource:
+    """The registered source ``name`` with its options (``--source-option``) checked against its
+    ``Config``: an unknown or ill-typed key, or any key for a source that declares none, is refused in
+    one line naming the source, the key and what it takes (see :func:`synthaug.contract.config.make_config`)."""
+    return create("dataset", name, **dict(options or {}))
 
 
 def _dir(source: DatasetSource, data_dir: str | Path | None) -> Path | None:
@@ -46,14 +49,14 @@ def load_images(source: str, data_dir: str | Path | None = None, *, size: int | 
     ``lazy=True``: a source that can returns :class:`~synthaug.LazyImages` (read when indexed), so a
     data set larger than memory streams through :func:`synthaug.balance` into a store.
     """
-    src = get_source(source)
+    src = get_source(source, extra)
     return src.load_images(_dir(src, data_dir), _options(size, channels, skip_bad, classes, seed, extra, lazy))
 
 
 def load_volumes(source: str, data_dir: str | Path | None = None, *, size: int | None = None, seed: int = 0,
                  **extra: Any) -> VolumeSet:
     """CT volumes of a registered source as a :class:`~synthaug.VolumeSet`."""
-    src = get_source(source)
+    src = get_source(source, extra)
     return src.load_volumes(_dir(src, data_dir), _options(size, 1, False, None, seed, extra))
 
 
