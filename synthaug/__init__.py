@@ -44,6 +44,7 @@ _LAZY = {
     "fit_synthesizer": "synthaug.pipeline.checkpoint",
     "train": "synthaug.pipeline.train",
     "evaluate": "synthaug.pipeline.evaluate",
+    "project": "synthaug.pipeline.project",
     "balance": "synthaug.api",
     "train_and_evaluate": "synthaug.api",
     "quality": "synthaug.assess.run",

@@ -78,3 +78,14 @@ def test_bad_files_are_one_line_errors(ct_file, tmp_path):
     assert result.exit_code == 2 and "cut.nii.gz" in result.output and len(result.output.strip().splitlines()) == 1
     result = run("--volume", ct_file, "--out", tmp_path / "x.jpg")
     assert result.exit_code == 2 and "must end in .png or .npy" in result.output
+
+
+def test_top_level_project_returns_the_image_the_command_writes(ct_file, tmp_path):
+    import synthaug
+    from synthaug_plugins.sources.nifti import read_nifti
+
+    result = run("--volume", ct_file, "--size", "20", "--mode", "raw", "--out", tmp_path / "raw.npy")
+    assert result.exit_code == 0, result.output
+    image = synthaug.project(read_nifti(ct_file), "siddon", height=20, width=20, mode="raw")
+    assert image.shape == (1, 20, 20) and image.dtype == np.float32
+    np.testing.assert_array_equal(image[0], np.load(tmp_path / "raw.npy"))
