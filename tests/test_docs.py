@@ -41,3 +41,14 @@ def test_every_documented_cli_command_exists():
     text = (DOCS / "cli.md").read_text()
     documented = set(re.findall(r"^## `synthaug (\w+)", text, re.M))
     assert documented and documented <= set(main.commands)
+
+
+def test_plugins_options_output_in_cli_md_is_what_the_command_prints():
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    text = (DOCS / "cli.md").read_text()
+    shown = re.search(r"\$ synthaug plugins --options augment\n(.*?)```", text, re.S).group(1)
+    result = CliRunner().invoke(main, ["plugins", "--options", "augment"])
+    assert result.exit_code == 0 and result.output == shown

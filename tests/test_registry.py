@@ -168,3 +168,37 @@ def test_config_options_are_checked_by_name_and_type():
         assert str(info.value) == f"option {key!r} of synthesizer 'demo' must be {expected}; got {value!r}"
     with pytest.raises(SynthaugError, match="synthesizer 'demo': unknown option 'epoch'; options are epochs, flag, lr"):
         make_config(Options, {"epoch": 1}, "synthesizer 'demo'")
+
+
+def test_every_option_of_every_bundled_plugin_says_what_it_means():
+    """`synthaug plugins --options NAME` reads each meaning from the code: a new option without a
+    comment fails here."""
+    from synthaug.contract.config import describe_options
+    from synthaug.registry import KINDS
+
+    reset_registry()
+    registry = get_registry()
+    undocumented = [f"{kind} {name}: {row['name']}" for kind in KINDS for name, entry in registry.entries[kind].items()
+                    if entry.plugin != "noise"
+                    for row in describe_options(getattr(entry.resolve(), "Config", None)) if not row["meaning"]]
+    assert undocumented == []
+
+
+def test_plugins_options_prints_types_defaults_and_meanings(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    reset_registry()
+    result = CliRunner().invoke(main, ["plugins", "--options", "xpgan", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert [f["kind"] for f in found] == ["synthesizer", "projector"]  # one name, two kinds
+    lambda_drr = next(r for r in found[0]["options"] if r["name"] == "lambda_drr")
+    assert lambda_drr == {"name": "lambda_drr", "type": "a number", "default": 2.0, "meaning": "quan2021: λ = 2"}
+    result = CliRunner().invoke(main, ["plugins", "--options", "kaggle"])
+    assert result.output == "dataset kaggle (synthaug_plugins.sources.plugin): no options\n"
+    result = CliRunner().invoke(main, ["plugins", "--options", "pix2px"])
+    assert result.exit_code == 2 and "no plugin is called 'pix2px'; registered: acgan, augment," in result.output

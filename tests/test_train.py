@@ -51,14 +51,16 @@ def store(tmp_path_factory):
 
 @pytest.mark.parametrize("name, optimizer", [("resnet50", "adam"), ("densenet121", "sgd")])
 def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
+    keep = optimizer == "sgd"  # a finished run keeps its optimizer state only when asked
     run = train(store, tmp_path / "run", classifier=name, epochs=1, batch_size=4, optimizer=optimizer,
-                classifier_options=TINY)
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0].get(
-        "momentum") == (0.9 if optimizer == "sgd" else None)
+                classifier_options=TINY, keep_optimizer=keep)
+    if keep:
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0].get(
+            "momentum") == 0.9
     names = {p.name for p in run.iterdir()}
-    required = {"manifest.json", "metrics.json", "confusion.png", "curves.png", "checkpoints"}
+    required = {"manifest.json", "history.csv", "metrics.json", "confusion.png", "roc.png", "curves.png", "checkpoints"}
     assert required <= names and names - required <= {"predictions.csv"}  # evaluate's per-image file
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    assert {p.name for p in (run / "checkpoints").iterdir()} == ({"last.pt", "best.pt"} if keep else {"best.pt"})
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["weights"] is None
     assert manifest["data"]["sha256"] == file_hash(store)
@@ -83,7 +85,8 @@ def test_learns_an_easy_two_class_problem(tmp_path):
 
 
 def test_resume_after_interruption_equals_uninterrupted(store, tmp_path):
-    options = dict(classifier="resnet50", epochs=3, batch_size=4, scheduler="cosine", classifier_options=TINY)
+    options = dict(classifier="resnet50", epochs=3, batch_size=4, scheduler="cosine", classifier_options=TINY,
+                   keep_optimizer=True)
     whole = train(store, tmp_path / "whole", **options)
     with pytest.raises(Interrupted):
         train(store, tmp_path / "cut", on_epoch_end=stop_after(1), **options)

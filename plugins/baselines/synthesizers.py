@@ -46,7 +46,7 @@ class Duplicate(_FromOwnClass):
 class AugmentConfig:
     """liang2021's augmentation: a random horizontal flip and a random rotation of up to 5 degrees."""
 
-    flip_p: float = 0.5
+    flip_p: float = 0.5  # probability of a horizontal flip
     max_rotation: float = 5.0  # degrees, uniform in [-max, +max]
 
 

@@ -41,26 +41,26 @@ class Pix2PixConfig:
     0.999), batch size 1, N(0, 0.02) init, constant lr then linear decay, dropout 0.5 in the first
     three decoder blocks, kept on at test time)."""
 
-    epochs: int = 100
+    epochs: int = 100  # passes over the target class's training images (liang2021: 100)
     decay_epochs: int | None = None  # epochs of linear lr decay at the end; None: half of `epochs`
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_l1: float = 100.0
-    ngf: int = 64
-    ndf: int = 64
+    batch_size: int = 1  # image pairs per step (Isola et al.: 1)
+    lr: float = 2e-4  # Adam's rate for G and D (Isola et al.)
+    beta1: float = 0.5  # Adam's first-moment decay (Isola et al.)
+    beta2: float = 0.999  # Adam's second-moment decay
+    lambda_l1: float = 100.0  # weight of the L1 term against the adversarial BCE (liang2021: 100)
+    ngf: int = 64  # generator filters in the first U-Net layer
+    ndf: int = 64  # discriminator filters in its first layer
     d_layers: int = 3  # stride-2 layers of the PatchGAN: 3 = 70x70 patches
-    init_std: float = 0.02
+    init_std: float = 0.02  # standard deviation of the N(0, std) weight initialisation
     pairing: str = "random"  # random (liang2021) | paired (ImageSet.extras "twin") | nearest
     source_class: str = "normal"  # or per target: "covid:normal,viral:normal"
     target_classes: tuple[str, ...] | None = None  # None: from the deficits, else all but the source
-    flip_p: float = 0.5
+    flip_p: float = 0.5  # probability of a horizontal flip of a training pair (liang2021)
     max_rotation: float = 5.0  # degrees
     dropout_at_generation: bool = True  # Isola et al.: dropout is the generator's noise at test time
     residual: bool = False  # not in the papers: output = source + G's tanh output, starting at the identity
-    seed: int = 0
-    generate_batch: int = 16
+    seed: int = 0  # pairing, augmentation, initialisation and generation (balance --seed sets it)
+    generate_batch: int = 16  # source images translated at a time when generating
 
     def __post_init__(self) -> None:
         if self.pairing not in PAIRINGS:

@@ -36,6 +36,7 @@ class ParallelConfig:
     reduce: str = "sum"
     #: radiograph window (low, high); None: 0 to the percentile below of each image.
     window: tuple[float, float] | None = None
+    #: percentile of each image mapped to white when ``window`` is None.
     percentile: float = WINDOW_PERCENTILE
 
     def __post_init__(self) -> None:

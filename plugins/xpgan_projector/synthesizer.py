@@ -31,7 +31,7 @@ CLASSIFIER_RUN = "classifier"
 class DRRConfig:
     """Pose variety and geometry of the baseline's DRRs (quan2021 §3.2 renders with Siddon's method)."""
 
-    projector: str = "siddon"
+    projector: str = "siddon"  # registered projector that renders the DRRs
     view: str = "PA"  # quan2021's CXRs are frontal (AP and PA)
     sdd: float = 1020.0  # source-detector distance, mm (Geometry default)
     sid: float = 850.0  # source-isocentre distance, mm (Geometry default)
@@ -155,7 +155,7 @@ class XPGANConfig(DRRConfig):
     max_steps: int | None = None  # cap on joint steps (CPU runs)
     batch_size: int = 16  # not given in quan2021
     r1_gamma: float = 10.0  # StyleGAN2 lazy R1 (docs/xpgan.md); 0 disables
-    r1_interval: int = 16
+    r1_interval: int = 16  # steps between the lazy R1 penalties (StyleGAN2)
     classifier: str = "densenet121"  # quan2021: DenseNet121, trained jointly
     classifier_options: dict | None = None  # options of the classifier plugin (e.g. {"width": 0.25} in tests)
     classifier_weights: str | None = None  # local ImageNet state dict for C (quan2021 starts from ImageNet)
@@ -163,11 +163,11 @@ class XPGANConfig(DRRConfig):
     # > 1 adds poses_per_volume - 1 fixed random poses within max_rotation / max_translation (pose jitter,
     # an option). generate() draws a fresh random pose per image either way: that is how one volume
     # gives several different images when balancing.
-    poses_per_volume: int = 1
+    poses_per_volume: int = 1  # training poses per volume (1: the identity only, quan2021); see above
     min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
     cache_mb: float = 1024.0  # rendered (CT, DRR) training pairs kept in memory
     # (the device is the core's: ``Synthesizer.device``, --device; ``device=`` as an option still sets it)
-    seed: int = 0
+    seed: int = 0  # initialisation, batches, poses and generation (balance --seed sets it)
 
     def __post_init__(self) -> None:
         if self.preset not in ("auto", "paper", "small"):

@@ -17,7 +17,21 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
                    "finetune_lr": "finetune_lr", "optimizer": "optimizer", "scheduler": "scheduler",
                    "augment": "augment", "val_fraction": "val_fraction", "positive_class": "positive_class",
                    "seed": "seed", "num_workers": "num_workers", "device": "device",
-                   "bf16": "bf16", "compile_model": "compile"}
+                   "bf16": "bf16", "compile_model": "compile", "log": "log", "keep_optimizer": "keep_optimizer"}
+
+
+def read_config_file(path: Path) -> dict:
+    """A ``--config`` TOML file: training settings by their ``TrainConfig`` names (a
+    ``[classifier_options]`` table for the classifier's); checked when the config is built."""
+    import tomllib
+
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SynthaugError(f"{path}: cannot read the --config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SynthaugError(f"{path}: not valid TOML ({exc})") from None
+    return values
 
 
 @main.command("train")
@@ -55,6 +69,17 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (opt-in; slow to start).")
 @click.option("--classifier-option", "classifier_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the classifier (e.g. width=0.25 for a quarter-width network); repeatable.")
+@click.option("--log", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+              help="tensorboard: also write TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package).")
+@click.option("--keep-optimizer", is_flag=True,
+              help="Keep checkpoints/last.pt (the optimizer state) once the run has finished; by default a finished "
+                   "run keeps the best weights only.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+              help="TOML file of training settings by their Python names (every TrainConfig field, docs/cli.md); "
+                   "--train-option and the options above override it.")
+@click.option("--train-option", "train_options", multiple=True, metavar="KEY=VALUE",
+              help="Any training setting by its Python name (e.g. weight_decay=1e-4, hflip_p=0.3); overrides "
+                   "--config; repeatable.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="RUN_DIR")
 @click.pass_context
@@ -69,26 +94,31 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
         v = ctx.params[opt]
         return str(v) if isinstance(v, Path) else v
 
-    given = {field: value(opt) for opt, field in _CONFIG_OPTIONS.items()
-             if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE}
+    # Settings in rising precedence: the --config file, --train-option, the named options given.
+    config_file = options.pop("config_file")
+    given = read_config_file(config_file) if config_file else {}
+    where = str(config_file) if config_file else ""
+    given.update(parse_key_values(options.pop("train_options"), "--train-option"))
+    given.update({field: value(opt) for opt, field in _CONFIG_OPTIONS.items()
+                  if ctx.get_parameter_source(opt) == click.core.ParameterSource.COMMANDLINE})
     classifier_options = parse_key_values(options.pop("classifier_options"), "--classifier-option")
     if classifier_options:
-        given["classifier_options"] = classifier_options
+        earlier = given.get("classifier_options")
+        given["classifier_options"] = {**(earlier if isinstance(earlier, dict) else {}), **classifier_options}
     if resume:
         # Options not repeated are the run's own; repeated ones must agree (train() checks).
         manifest_path = out / "manifest.json"
         if not manifest_path.is_file():
             raise SynthaugError(f"--resume {out}: not a training run (no manifest.json)")
         manifest = json.loads(manifest_path.read_text())
-        config = TrainConfig.from_dict({**manifest["config"], **given})
+        config = TrainConfig.from_dict({**manifest["config"], **given}, where)
         data = data or Path(manifest["data"]["path"])
     else:
-        if not options["classifier"]:
+        config = TrainConfig.from_dict(given, where)
+        if not config.classifier:
             raise SynthaugError("missing --classifier NAME (e.g. resnet50 or densenet121)")
         if data is None:
             raise SynthaugError("missing --data STORE (a store with train and test splits)")
-        config = TrainConfig(**{field: value(opt) for opt, field in _CONFIG_OPTIONS.items()},
-                             classifier_options=classifier_options)
     run = train(data, out, config, resume=resume)
     if not main_process():  # under torchrun: rank 0 evaluates and reports
         return

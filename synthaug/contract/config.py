@@ -103,3 +103,70 @@ def _describe(hint: Any) -> str:
         else:
             names.append(str(arm))
     return " or ".join(names)
+
+
+def describe_options(config_cls: type | None) -> list[dict[str, Any]]:
+    """A Config's options as ``{name, type, default, meaning}`` rows, the meaning taken from the code:
+    the field's ``metadata["help"]``, else the ``# comment`` ending its line in the class (continued on
+    the comment-only lines below it), else nothing. What ``synthaug plugins --options NAME`` prints."""
+    from dataclasses import MISSING
+
+    if config_cls is None:
+        return []
+    comments = _field_comments(config_cls)
+    hints = _hints(config_cls)
+    rows = []
+    for f in fields(config_cls):
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        else:
+            default = None
+        hint = hints.get(f.name, f.type)
+        rows.append({"name": f.name, "type": _describe(hint) if hint is not Any else "any", "default": default,
+                     "meaning": str(f.metadata.get("help", "")) or comments.get(f.name, "")})
+    return rows
+
+
+def _field_comments(config_cls: type) -> dict[str, str]:
+    """``field name -> trailing comment`` read from the source of ``config_cls`` and its bases."""
+    import inspect
+    import io
+    import re
+    import tokenize
+
+    found: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__[:-1]):  # a subclass's comment wins over its base's
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):  # defined in a notebook or a string: no source to read
+            continue
+        current, lines = None, source.splitlines()
+        comment_at = {}
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(source).readline):
+                if token.type == tokenize.COMMENT:
+                    comment_at[token.start[0]] = token.string.lstrip("#").strip()
+        except (tokenize.TokenError, IndentationError):
+            continue
+        above: list[str] = []  # ``#: text`` lines just above a field (the Sphinx attribute-comment form)
+        for number, line in enumerate(lines, start=1):
+            field_match = re.match(r"\s+([A-Za-z_]\w*)\s*:", line)
+            if field_match and not line.lstrip().startswith("#"):
+                current = field_match.group(1)
+                if number in comment_at:
+                    found[current] = comment_at[number]
+                elif above:
+                    found[current], current = " ".join(above), None
+                else:
+                    current = None
+                above = []
+            elif line.lstrip().startswith("#:") and number in comment_at:
+                above.append(comment_at[number].lstrip(":").strip())
+                current = None
+            elif current and line.lstrip().startswith("#") and number in comment_at:
+                found[current] += " " + comment_at[number]  # the comment goes on below the field
+            else:
+                current, above = None, []
+    return found

@@ -199,10 +199,12 @@ class Experiment:
                                             "weights": weights_for(self.weights, clf.classifier)
                                             if clf.needs_weights else None})
             paths = RunPaths(run)
-            resume = paths.last.is_file() and paths.manifest.is_file()
+            finished = paths.manifest.is_file() and paths.best.is_file() and \
+                read_manifest(run).get("status") == "finished"  # a finished run keeps best.pt alone
+            resume = finished or (paths.last.is_file() and paths.manifest.is_file())
             if run.exists() and not resume:
                 shutil.rmtree(run)  # killed before its first epoch ended: nothing to keep
-            if not (resume and read_manifest(run).get("status") == "finished"):
+            if not finished:
                 train(store, run, config, resume=resume)
             metrics = evaluate(run, positive_class=self.spec.positive, device=self.device)
             classifier_name = clf.classifier

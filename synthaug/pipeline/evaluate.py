@@ -1,8 +1,8 @@
-"""Evaluate a trained run's best checkpoint on a store split: metrics.json and confusion.png.
+"""Evaluate a trained run's best checkpoint on a store split: metrics.json, confusion.png and roc.png.
 
 ``evaluate(run)`` measures the run's own store's ``test`` split and writes ``metrics.json`` and
 ``confusion.png`` in the run directory. Another store or split writes
-``metrics-<split>-<store stem>.json`` and ``confusion-<split>-<store stem>.png`` beside them, so
+``metrics-<split>-<store stem>.json``, ``confusion-<split>-<store stem>.png`` and ``roc-...png`` beside them, so
 the run's own test figures are never overwritten.
 """
 
@@ -17,7 +17,7 @@ from synthaug.errors import SynthaugError
 from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_path, write_json
 from synthaug.pipeline.metrics import classification_metrics
-from synthaug.pipeline.report import plot_confusion
+from synthaug.pipeline.report import plot_confusion, plot_roc
 from synthaug.pipeline.runs import RunPaths, load_model, load_run, predict
 from synthaug.pipeline.store import open_store
 
@@ -55,10 +55,12 @@ def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test
     paths = RunPaths(run)
     write_predictions(paths.predictions(suffix), y, probabilities, class_names, origins)
     write_json(paths.metrics(suffix), metrics)
-    plot_confusion(metrics["confusion"], class_names, paths.confusion(suffix),
-                   title=f"{config['classifier']} on {store.name} [{split}]")
+    title = f"{config['classifier']} on {store.name} [{split}]"
+    plot_confusion(metrics["confusion"], class_names, paths.confusion(suffix), title=title)
+    plot_roc(y, probabilities, class_names, paths.roc(suffix), title=title,
+             auc=(metrics.get("roc_auc") or {}).get("per_class"))
     metrics["files"] = {"metrics": str(paths.metrics(suffix)), "confusion": str(paths.confusion(suffix)),
-                        "predictions": str(paths.predictions(suffix))}
+                        "roc": str(paths.roc(suffix)), "predictions": str(paths.predictions(suffix))}
     return metrics
 
 

@@ -58,6 +58,23 @@ def binary_roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
+def roc_curve(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(false positive rate, true positive rate)`` at every distinct threshold, from (0, 0) to (1, 1);
+    tied scores are one step, so the trapezoidal area equals :func:`binary_roc_auc`. None when one
+    side is empty."""
+    positive = np.asarray(positive, bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    scores = np.asarray(scores, float)
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], positive[order]
+    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]  # a threshold between distinct scores only
+    tp = np.cumsum(hits)[last_of_tie]
+    fp = np.cumsum(~hits)[last_of_tie]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
 def _average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, tied values sharing the mean of their ranks."""
     order = np.argsort(values, kind="mergesort")

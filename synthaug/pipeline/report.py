@@ -1,4 +1,4 @@
-"""Figures and markdown for a training run: confusion matrix, learning curves, per-class table.
+"""Figures and markdown for a training run: confusion matrix, ROC curves, learning curves, per-class table.
 
 matplotlib runs on the Agg backend (no display needed); every figure is written atomically.
 """
@@ -28,6 +28,18 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
+def viewable(image):
+    """One ``(C, H, W)`` image as every figure shows it, clipped to [0, 1]: ``(H, W, 3)`` for three
+    channels (RGB), otherwise ``(H, W)`` in grey: the one channel, or the mean of the channels for any
+    other count (a 4-sequence MRI slice shows the average of its sequences; no channel is singled out)."""
+    import numpy as np
+
+    array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    if array.ndim != 3:
+        raise ValueError(f"expected one (C, H, W) image; got shape {array.shape}")
+    return array.transpose(1, 2, 0) if array.shape[0] == 3 else array.mean(axis=0)
+
+
 def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,
                    title: str = "") -> Path:
     """A confusion matrix (rows: true class, columns: predicted) with counts in the cells."""
@@ -47,6 +59,30 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
         for j in ticks:
             ax.text(j, i, str(cm[i, j]), ha="center", va="center",
                     color="white" if cm[i, j] > threshold else "black")
+    return save_figure(fig, path)
+
+
+def plot_roc(labels, probabilities, class_names: Sequence[str], path: str | Path, title: str = "",
+             auc: dict | None = None) -> Path:
+    """One-vs-rest ROC curve of each class (its probability as the score), with its area in the legend."""
+    import numpy as np
+
+    from synthaug.pipeline.metrics import roc_curve
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    labels = np.asarray(labels)
+    for k, name in enumerate(class_names):
+        curve = roc_curve(labels == k, np.asarray(probabilities)[:, k])
+        if curve is None:  # no image (or every image) of this class in the split
+            continue
+        area = (auc or {}).get(name)
+        ax.plot(*curve, drawstyle="default", label=f"{name}" + (f" (AUC {area:.3f})" if area is not None else ""))
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.02),
+           title=title or "ROC (one class against the rest)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     return save_figure(fig, path)
 
 

@@ -3,10 +3,13 @@
 A run directory::
 
     manifest.json          config, versions, data sha256, weights report, per-epoch history, status
-    checkpoints/last.pt    model + optimizer + scheduler + RNG state after each epoch (--resume)
+    history.csv            the per-epoch history as a table (rewritten after each epoch)
+    checkpoints/last.pt    model + optimizer + scheduler + RNG state after each epoch (--resume); removed
+                           when the run finishes unless ``keep_optimizer`` (it doubles the run's size)
     checkpoints/best.pt    model weights of the epoch with the best validation macro-F1
     curves.png             learning curves (written by train)
-    metrics.json           test measures, confusion.png (written by evaluate)
+    tensorboard/           TensorBoard event files (``log="tensorboard"`` only)
+    metrics.json           test measures, confusion.png, roc.png (written by evaluate)
     predictions.csv        per test image: index, origin, true label, predicted label, class probabilities
 
 Every checkpoint holds tensors, numbers, strings and lists only, so every one is read back with
@@ -52,6 +55,17 @@ class RunPaths:
     @property
     def curves(self) -> Path:
         return self.root / "curves.png"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.csv"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
+    def roc(self, suffix: str = "") -> Path:
+        return self.root / f"roc{suffix}.png"
 
     def metrics(self, suffix: str = "") -> Path:
         return self.root / f"metrics{suffix}.json"

@@ -44,8 +44,9 @@ MODES = ("scratch", "transfer", "finetune")
 PRETRAINED_MODES = ("transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine")
-#: Fields that may differ when resuming: they change where and how fast, not what is computed.
-RESUMABLE_DIFFERENCES = ("device", "num_workers", "bf16", "compile")
+LOGS = ("none", "tensorboard")
+#: Fields that may differ when resuming: they change where and how fast, or what is kept, not what is computed.
+RESUMABLE_DIFFERENCES = ("device", "num_workers", "bf16", "compile", "log", "keep_optimizer")
 #: DataLoader workers on CUDA when ``num_workers`` is not given (at most the CPU count).
 CUDA_WORKERS = 4
 
@@ -57,7 +58,7 @@ class TrainConfig:
     classifier: str | None = None  # a registered classifier name (required)
     mode: str = "scratch"  # "scratch": all layers, random init; "transfer": ImageNet weights, staged schedule;
     #                        "finetune": ImageNet weights, all layers from epoch 1 at `lr` (quan2021's baseline)
-    weights: str | None = None  # local torchvision-format state dict (transfer and finetune)
+    weights: str | Path | None = None  # local torchvision-format state dict (transfer and finetune)
     epochs: int = 60  # liang2021: 60 from scratch; 50 frozen + 10 fine-tuning in transfer
     finetune_epochs: int | None = None  # transfer: epochs (within `epochs`) with the last block unfrozen; None: epochs/6 (10 of 60)
     batch_size: int = 32  # not stated in liang2021: Keras' default
@@ -80,9 +81,11 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
     bf16: bool = True  # CUDA only: bfloat16 autocast of the forward pass (the CPU trains in float32)
     compile: bool = False  # torch.compile the network (opt-in: slow to start, faster steps after)
+    log: str = "none"  # "tensorboard": also write TensorBoard event files in RUN/tensorboard (needs the tensorboard package)
+    keep_optimizer: bool = False  # keep checkpoints/last.pt (optimizer state) once the run has finished; False: best.pt only
 
     def __post_init__(self) -> None:
-        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS}
+        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "log": LOGS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SynthaugError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -130,12 +133,21 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any], where: str = "") -> "TrainConfig":
+        """A config from ``values`` (a manifest's config, a ``--config`` file, ``--train-option``s), each
+        checked by name and against its field's type, as plugin options are; ``where`` (a file) is
+        named in the message."""
+        from synthaug.contract.config import make_config
+
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
+        prefix = f"{where}: " if where else ""
         if unknown:
-            raise SynthaugError(f"unknown training option {unknown[0]!r}; options are {', '.join(sorted(known))}")
-        return cls(**values)
+            raise SynthaugError(f"{prefix}unknown training option {unknown[0]!r}; options are {', '.join(sorted(known))}")
+        try:
+            return make_config(cls, values, "training")
+        except SynthaugError as exc:
+            raise SynthaugError(f"{prefix}{exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,11 +243,16 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         check_resumable(manifest["config"], config, run)
         if manifest["data"]["sha256"] != data_hash:
             raise SynthaugError(f"--resume {run}: {data} is not the store that run trained on (sha256 differs)")
+        if manifest.get("status") == "finished" and best_path.is_file():
+            return run  # every epoch is done (a finished run keeps best.pt alone): nothing to continue
         # a run stopped before its first checkpoint (killed, or the disk filled) starts again from epoch 1
         checkpoint = load_checkpoint(last_path) if last_path.exists() else None
     elif last_path.exists() or manifest_path.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
 
+    board = _tensorboard_writer if config.log == "tensorboard" else None
+    if board is not None:
+        _check_tensorboard()  # before any work: a missing package is one line, not a traceback after epoch 1
     classifier = entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
     world = distributed.world(device.type)
@@ -312,6 +329,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                         memory=memory_record)
         stepper = make_stepper()  # the resumed stage's trained set, as in its epoch 1
 
+    log = EpochLog(paths, entry.name, config.epochs, board(paths, start_epoch) if board and world.main else None)
     for epoch in range(start_epoch, config.epochs + 1):
         stage = config.stage(epoch)
         trainable = _stage_prefixes(classifier, stage)
@@ -375,18 +393,94 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                     "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
                     "stage": stage, "history": manifest["history"], "best": manifest["best"]}, last_path)
         write_manifest(run, manifest)
+        log.epoch(record, manifest["history"], manifest["best"])
         world.barrier()
         if on_epoch_end is not None:
             on_epoch_end(record)
 
     dataset.close()
+    log.close()
     if world.main:
         manifest["status"] = "finished"
-        write_manifest(run, manifest)
+        write_manifest(run, manifest)  # before last.pt goes: a kill in between leaves a finished run
+        if not config.keep_optimizer:
+            last_path.unlink(missing_ok=True)  # the optimizer state doubles a run's size; best.pt is what evaluate reads
         plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
     world.barrier()
     world.close()
     return run
+
+
+#: history.csv's columns: the per-epoch record of manifest.json's ``history``, in this order.
+HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1",
+                   "best_epoch", "train_seconds", "train_images_per_s", "train_step_seconds_median",
+                   "train_cpu_seconds", "processes")
+
+
+class EpochLog:
+    """What a run shows and keeps of each epoch (rank 0): one line on stderr (the measures, the best so
+    far and the time, whether or not stderr is a terminal: SLURM logs read the same), ``history.csv``
+    rewritten atomically from the history (so a resumed run's file is the uninterrupted one's), and
+    TensorBoard scalars when asked for."""
+
+    def __init__(self, paths: RunPaths, name: str, epochs: int, board=None):
+        self.paths, self.name, self.epochs, self.board = paths, name, epochs, board
+
+    def epoch(self, record: dict, history: list[dict], best: dict) -> None:
+        from synthaug.kit import progress
+
+        write_history_csv(self.paths.history, history, best)
+        r = record
+        val = ("" if r["val_loss"] is None else
+               f" | val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.3f} macro-F1 {r['val_macro_f1']:.3f}")
+        best_text = f"best macro-F1 {best['val_macro_f1']:.3f} (epoch {best['epoch']})" if best.get(
+            "val_macro_f1") is not None else f"best epoch {best['epoch']} (no validation: the latest)"
+        progress.note(f"{self.name} epoch {r['epoch']}/{self.epochs} ({r['stage']}): train loss {r['train_loss']:.4f} "
+                      f"acc {r['train_accuracy']:.3f}{val} | {best_text} | {r['train_seconds']:.1f} s")
+        if self.board is not None:
+            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"), ("accuracy/train", "train_accuracy"),
+                             ("accuracy/val", "val_accuracy"), ("macro_f1/val", "val_macro_f1"), ("lr", "lr")):
+                if r[key] is not None:
+                    self.board.add_scalar(tag, r[key], r["epoch"])
+            self.board.flush()
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+
+
+def write_history_csv(path: Path, history: list[dict], best: dict | None) -> None:
+    """``history.csv``: one row per epoch (:data:`HISTORY_COLUMNS`; ``best_epoch`` is the best so far)."""
+    import csv
+
+    from synthaug.kit.files import atomic_path
+
+    best_epoch, best_score = None, None
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HISTORY_COLUMNS)
+        for r in history:
+            score = r["val_macro_f1"] if r.get("val_macro_f1") is not None else float(r["epoch"])
+            if best_score is None or score > best_score:
+                best_epoch, best_score = r["epoch"], score
+            row = {**r, "best_epoch": best_epoch}
+            writer.writerow(["" if row.get(c) is None else (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c])
+                             for c in HISTORY_COLUMNS])
+
+
+def _check_tensorboard() -> None:
+    try:
+        import torch.utils.tensorboard  # noqa: F401  (imports the tensorboard package)
+    except ImportError as exc:
+        raise SynthaugError(f"--log tensorboard needs the tensorboard package (pip install tensorboard); "
+                            f"it cannot be imported here ({exc})") from None
+
+
+def _tensorboard_writer(paths: RunPaths, start_epoch: int):
+    """A SummaryWriter in RUN/tensorboard; a resumed run drops the events of epochs it repeats."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(paths.tensorboard), purge_step=start_epoch if start_epoch > 1 else None)
 
 
 def check_training_memory(classifier, name: str, image_shape: tuple[int, int, int], num_classes: int,
