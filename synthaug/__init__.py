@@ -5,7 +5,9 @@ Importing ``synthaug`` is cheap (no torch): the Python API below is loaded on fi
     import synthaug
     data = synthaug.load_images("kaggle", "path/to/COVID-19 Radiography Database", size=64)
     store = synthaug.balance(data, "augment", out="balanced.h5")
-    train = synthaug.open_store("balanced.h5", split="train")   # a torch Dataset
+    train = synthaug.open_store("balanced.h5", split="train")   # a torch Dataset (as_dict=True: MONAI dicts)
+    synthaug.export_store("balanced.h5", "balanced-png")         # class folders of PNGs + provenance.csv
+    X_res, y_res = synthaug.resample(X, y, "augment")             # imbalanced-learn's fit_resample, in memory
 
 Plugin authors import everything from here: ``hookimpl``, ``Synthesizer``, ``Projector``,
 ``Classifier``, ``DatasetSource``, ``ImageSet``, ``Volume``, ``VolumeSet``, ``Geometry``,
@@ -41,12 +43,14 @@ _LAZY = {
     "write_store": "synthaug.pipeline.store",
     "read_store": "synthaug.pipeline.store",
     "open_store": "synthaug.pipeline.store",
+    "export_store": "synthaug.pipeline.export",
     "fit_synthesizer": "synthaug.pipeline.checkpoint",
     "train": "synthaug.pipeline.train",
     "evaluate": "synthaug.pipeline.evaluate",
     "project": "synthaug.pipeline.project",
     "balance": "synthaug.api",
     "train_and_evaluate": "synthaug.api",
+    "resample": "synthaug.api",
     "quality": "synthaug.assess.run",
     "get_registry": "synthaug.registry",
     "register_plugin": "synthaug.registry",

@@ -2,13 +2,16 @@
 
 ``synthaug.balance(data, synth, out=...)`` is plan -> fit (or load a fitted checkpoint) -> generate ->
 write the store; ``synthaug.fit_synthesizer`` lives in :mod:`synthaug.pipeline.checkpoint`;
-``train_and_evaluate`` is train -> evaluate, what ``synthaug train`` runs.
+``train_and_evaluate`` is train -> evaluate, what ``synthaug train`` runs; ``synthaug.resample(X, y)`` is
+imbalanced-learn's ``fit_resample`` for arrays in memory: balance (no test split held out) -> arrays.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping
+
+import numpy as np
 
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
@@ -77,3 +80,61 @@ def train_and_evaluate(data: str | Path, out: str | Path, config: TrainConfig | 
     """Train into run directory ``out``, then measure its best checkpoint on the store's test split."""
     run = train(data, out, config, resume=resume, **options)
     return evaluate(run)
+
+
+#: What ``resample`` takes besides float images in [0, 1]: integer images, scaled by their bit depth's maximum.
+_INTEGER_IMAGES = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
+
+
+def resample(X: Any, y: Any, synth: str | Synthesizer = "augment", sampling_strategy: str | Mapping[Any, int] = "auto",
+             seed: int = 0, synth_options: Mapping[str, Any] | None = None,
+             device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """imbalanced-learn's ``fit_resample`` for images already in memory: ``(X_res, y_res)``, the images
+    of ``X`` first, in order, then the synthetic ones ``synth`` made, class after class.
+
+    ``X``: float ``(N, C, H, W)`` or ``(N, H, W)`` in [0, 1], or uint8 (uint16) images, divided by 255
+    (65535); ``X_res`` is float32 in the layout given (synthetic images of integer input lie on the same
+    ``k / 255`` grid). ``y``: integer or string labels; ``y_res`` has the same kind. No test split is
+    held out: ``X`` is taken to be the caller's own training data, and all of it is balanced and
+    returned. ``sampling_strategy``: the values of :func:`balance`'s ``strategy`` (``"auto"``,
+    ``"minority"``, ``"not minority"``, ``"not majority"``, ``"all"``, ``"none"``, ``"per-source"``, or a
+    dict of final counts keyed by label; a final count below a class's count drops that many of its
+    images, so only the rest come first).
+    """
+    data, classes, flat = _image_set_from_arrays(X, y)
+    if isinstance(sampling_strategy, Mapping):
+        sampling_strategy = {str(label): count for label, count in sampling_strategy.items()}
+    result = balance_step.balance(data, synth, strategy=sampling_strategy, test_per_class=0, seed=seed,
+                                  synth_options=synth_options, device=device)
+    balanced = result.parts.in_memory()
+    images = np.asarray(balanced.images, np.float32)
+    return (images[:, 0] if flat else images), classes[balanced.labels]
+
+
+def _image_set_from_arrays(X: Any, y: Any) -> tuple[ImageSet, np.ndarray, bool]:
+    """``(ImageSet, the sorted distinct labels, whether X was (N, H, W))``; each image its own patient."""
+    images, labels = np.asarray(X), np.asarray(y)
+    if images.ndim not in (3, 4) or not len(images):
+        raise SynthaugError(f"X: expected images (N, C, H, W) or (N, H, W) with N >= 1; got shape {images.shape}")
+    if labels.shape != (len(images),):
+        raise SynthaugError(f"y: expected {len(images)} labels, one per image of X; got shape {labels.shape}")
+    if labels.dtype.kind not in "iuUO" or (labels.dtype.kind == "O" and not all(isinstance(v, str) for v in labels)):
+        raise SynthaugError(f"y: expected integer or string labels; got {labels.dtype}")
+    depth = _INTEGER_IMAGES.get(images.dtype)
+    if depth is not None:
+        images = images.astype(np.float32) / np.float32((1 << depth) - 1)
+    elif images.dtype.kind != "f":
+        raise SynthaugError(f"X: expected float images in [0, 1], uint8 or uint16; got {images.dtype}")
+    else:
+        images = images.astype(np.float32)
+        low, high = float(np.min(images)), float(np.max(images))
+        if not (0.0 <= low and high <= 1.0):  # NaN fails both comparisons
+            raise SynthaugError(f"X: float images must lie in [0, 1]; got values from {low} to {high}")
+    flat = images.ndim == 3
+    if flat:
+        images = images[:, None]
+    classes, index = np.unique(labels, return_inverse=True)
+    ids = [str(i) for i in range(len(images))]
+    data = ImageSet(images, index.reshape(-1), tuple(str(c) for c in classes), ids, origin=[f"X[{i}]" for i in ids],
+                    meta={"source": "arrays", **({"bit_depth": depth} if depth else {})})
+    return data, classes, flat

@@ -55,6 +55,7 @@ ROOMS: dict[str, int] = {
     "synthaug.api": 6,
     "synthaug.experiments": 7,
     "synthaug.cli": 8,
+    "synthaug.__main__": 9,  # `python -m synthaug`: runs the CLI
 }
 
 #: rooms whose modules are ordered too: a module may import only modules earlier in the tuple (or
@@ -62,7 +63,7 @@ ROOMS: dict[str, int] = {
 #: (importing any of them runs it first, so it would drag later modules in ahead of earlier ones).
 ORDER_INSIDE: dict[str, tuple[str, ...]] = {
     "synthaug.contract": ("config", "types", "hookspecs", "interfaces"),
-    "synthaug.pipeline": ("load", "split", "balance", "checkpoint", "store", "metrics", "report", "runs",
+    "synthaug.pipeline": ("load", "split", "balance", "checkpoint", "store", "export", "metrics", "report", "runs",
                           "train", "evaluate", "project"),
 }
 
@@ -77,6 +78,10 @@ PLUGIN_NAME_EXEMPTIONS = frozenset({
     # The feature network `synthaug quality` trains when none is named: a default like the CLI's,
     # kept beside the code that trains it so that the Python call and the command agree.
     ("synthaug/assess/features.py", "densenet121"),
+    # Defaults of two Python calls, the same as their commands' (`--synth`, `--projector`): resample's
+    # synthesizer (imbalanced-learn's fit_resample takes none) and project's projector.
+    ("synthaug/api.py", "augment"),
+    ("synthaug/pipeline/project.py", "siddon"),
 })
 
 #: Third-party packages the plugin contract may import (besides the standard library).
@@ -407,7 +412,7 @@ def test_guard_reports_the_room_init_importing_its_own_later_modules():
     tree = _tree(synthaug="", synthaug__pipeline="from synthaug.pipeline.train import train\n",
                  synthaug__pipeline__train="")
     assert downstream_imports(tree) == [
-        "synthaug.pipeline -> synthaug.pipeline.train (synthaug/pipeline/__init__.py:1: rank (4, -1) imports rank (4, 8))"]
+        "synthaug.pipeline -> synthaug.pipeline.train (synthaug/pipeline/__init__.py:1: rank (4, -1) imports rank (4, 9))"]
 
 
 def test_guard_reports_a_cycle():

@@ -247,13 +247,29 @@ def store_info(path: str | Path) -> dict[str, Any]:
 
 
 class StoreDataset:
-    """A lazy torch ``Dataset`` over one split: ``(image float32 (C, H, W), label int)`` per item.
+    """A lazy torch ``Dataset`` over one split of a store (what :func:`open_store` returns).
 
-    The file is opened on first access in each process (so DataLoader workers each get their own
-    handle) and one image is read per item: memory does not grow with the file.
+    Items: ``(image, label)``, the image a float32 tensor ``(C, H, W)`` in [0, 1] and the label an
+    int, like torchvision's ``ImageFolder``: ``transform`` takes the image, ``target_transform`` the
+    label. With ``as_dict=True`` an item is the dictionary MONAI's dictionary transforms take,
+    ``{"image", "label", "synth", "patient_id", "origin"}``, and ``transform`` takes the whole
+    dictionary (``target_transform`` still takes the label first).
+
+    ``classes``, ``class_to_idx`` and ``targets`` are ImageFolder's names; ``class_names``, ``labels``
+    (int64 array), ``synth``, ``patient_ids``, ``origin``, ``image_shape`` and ``config`` are the
+    store's. The file is opened on first access in each process (so DataLoader workers each get their
+    own handle) and one image is read per item: memory does not grow with the file.
     """
 
-    def __init__(self, path: str | Path, split: str = "train"):
+    def __new__(cls, *args, **kwargs):
+        # Every instance is of the torch subclass, so isinstance(ds, torch.utils.data.Dataset) holds,
+        # yet importing this module imports no torch: the subclass is built on first use.
+        if cls is StoreDataset:
+            cls = _torch_store_dataset()
+        return super().__new__(cls)
+
+    def __init__(self, path: str | Path, split: str = "train", *, transform=None, target_transform=None,
+                 as_dict: bool = False):
         self.path, self.split = Path(path), split
         with _open(path) as f:
             g = _split_group(f, path, split)
@@ -265,6 +281,10 @@ class StoreDataset:
             self.image_shape = tuple(g["images"].shape[1:])
             self.scale = _scale(g["images"])
             self.config = json.loads(f.attrs["config"])
+        self.classes = list(self.class_names)
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+        self.targets = [int(label) for label in self.labels]
+        self.transform, self.target_transform, self.as_dict = transform, target_transform, bool(as_dict)
         self._file = None
 
     def __len__(self) -> int:
@@ -273,16 +293,28 @@ class StoreDataset:
     def __getitem__(self, index: int):
         import torch
 
+        i = int(index)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"index {index} out of range for a split of {len(self)} images")
         if self._file is None:
             import h5py
             self._file = h5py.File(self.path, "r")
-        image = from_stored(self._file[self.split]["images"][int(index)], self.scale)
-        return torch.from_numpy(np.ascontiguousarray(image)), int(self.labels[index])
+        image = torch.from_numpy(np.ascontiguousarray(from_stored(self._file[self.split]["images"][i], self.scale)))
+        label = int(self.labels[i])
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        if self.as_dict:
+            item = {"image": image, "label": label, "synth": str(self.synth[i]),
+                    "patient_id": str(self.patient_ids[i]), "origin": str(self.origin[i])}
+            return self.transform(item) if self.transform is not None else item
+        return (self.transform(image) if self.transform is not None else image), label
 
-    def __getstate__(self):  # picklable for DataLoader workers: the handle is reopened there
+    def __reduce__(self):  # picklable for DataLoader workers: the handle is reopened there
         state = dict(self.__dict__)
         state["_file"] = None
-        return state
+        return _rebuilt_store_dataset, (state,)
 
     def close(self) -> None:
         if self._file is not None:
@@ -290,5 +322,27 @@ class StoreDataset:
             self._file = None
 
 
-def open_store(path: str | Path, split: str = "train") -> StoreDataset:
-    return StoreDataset(path, split)
+_TORCH_STORE_DATASET: list = []  # the subclass, once built
+
+
+def _torch_store_dataset() -> type:
+    """StoreDataset with ``torch.utils.data.Dataset`` as a second base (so ``ds + other`` concatenates)."""
+    if not _TORCH_STORE_DATASET:
+        from torch.utils.data import Dataset
+
+        _TORCH_STORE_DATASET.append(type("StoreDataset", (StoreDataset, Dataset),
+                                         {"__module__": __name__, "__doc__": StoreDataset.__doc__}))
+    return _TORCH_STORE_DATASET[0]
+
+
+def _rebuilt_store_dataset(state: dict) -> StoreDataset:
+    dataset = StoreDataset.__new__(StoreDataset)
+    dataset.__dict__.update(state)
+    return dataset
+
+
+def open_store(path: str | Path, split: str = "train", transform=None, target_transform=None,
+               as_dict: bool = False) -> StoreDataset:
+    """One split of a store as a lazy torch ``Dataset`` (:class:`StoreDataset`: its items, attributes
+    and ``as_dict`` form)."""
+    return StoreDataset(path, split, transform=transform, target_transform=target_transform, as_dict=as_dict)
