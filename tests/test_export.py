@@ -87,6 +87,12 @@ def test_16bit_and_float_stores_give_16bit_pngs_of_the_stored_integers(tmp_path)
     assert export(twelve, tmp_path / "u12").exit_code == 0
     with Image.open(tmp_path / "u12" / "train" / "b" / "000001_real.png") as im:  # the stored 0..4095, not rescaled
         np.testing.assert_array_equal(np.asarray(im), np.rint(grey[1, 0] * 4095).astype(np.uint16))
+    # their sBIT chunk says 12 bits: a source reads them back as the store's own k / 4095
+    import synthaug
+
+    back = synthaug.load_images("imagefolder", tmp_path / "u12" / "train")
+    assert back.meta["bit_depth"] == 12
+    np.testing.assert_array_equal(back.images, read_store(twelve, "train").images)
     rgb = rng.random((2, 3, 4, 5)).astype(np.float32)
     floats = write_store(tmp_path / "f32.h5", {"train": ImageSet(rgb, [0, 1], ("a", "b"), ["p", "q"])})
     result = export(floats, tmp_path / "f32", "--json")
@@ -138,7 +144,7 @@ def test_a_failure_while_writing_leaves_no_dir(tmp_path, monkeypatch):
     store = _store_with(tmp_path)
     written = []
 
-    def fail_on_second(image):
+    def fail_on_second(image, significant_bits=None):
         if written:
             raise OSError("simulated crash")
         written.append(image)

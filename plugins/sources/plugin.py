@@ -10,6 +10,10 @@ def register_datasets(register):
     register("imagefolder", "synthaug_plugins.sources.imagefolder:ImageFolderSource",
              summary="one folder of PNG/JPEG images per class")
     register("h5", "synthaug_plugins.sources.h5:StoreSource", summary="a store written by synthaug")
+    register("dicom", "synthaug_plugins.sources.dicom:DicomSource",
+             summary="one folder of DICOM radiographs per class (modality LUT, VOI window, MONOCHROME1 inverted)")
+    register("dicom-ct", "synthaug_plugins.sources.dicom_ct:DicomCTSource",
+             summary="CT series from DICOM folders (one series a folder, optional class folders), RAS+ HU")
     register("nifti", "synthaug_plugins.sources.nifti:NiftiSource",
              summary="CT volumes from .nii/.nii.gz files (a file, a folder, or a .txt list), RAS+ HU")
     register("mosmed", "synthaug_plugins.sources.mosmed:MosMedSource",

@@ -3,15 +3,17 @@
 numpy only: importing this module never imports torch.
 
 ImageSet conventions (every plugin relies on them):
-- ``images``: float32 ``(N, C, H, W)`` in [0, 1], C = 1 (grey) or 3 (RGB).
+- ``images``: float32 ``(N, C, H, W)`` in [0, 1]; C = 1 (grey), 3 (RGB) or any other count >= 1
+  (e.g. the sequences of an MRI slice; a synthesizer declares the counts it takes).
 - ``labels``: int64 ``(N,)`` indexing ``class_names`` (ordered, e.g. ``("covid", "normal", "viral")``).
 - ``patient_ids``: str ``(N,)``; images of one patient never straddle train and test.
 - provenance per sample: ``synth`` (``"real"`` or the synthesizer's name), ``origin`` (the file or
   volume a sample came from; for a synthetic one, what it was made from), ``source_index`` (index of
   the source image in the training split or of the source volume, -1 if none), ``seed`` (-1 for real).
-- ``meta``: facts about the whole set (source, layout, skipped files). ``meta["bit_depth"]`` = 8 or 16
-  says every image is ``k / 255`` (``k / 65535``): the store then keeps them as uint8 (uint16) and the
-  core rounds synthetic images of the set to that depth when it makes them.
+- ``meta``: facts about the whole set (source, layout, skipped files). ``meta["bit_depth"]`` = b (a key
+  of :data:`BIT_DEPTHS`: 8, 12, 16, ...) says every image is ``k / (2**b - 1)`` (8: ``k / 255``): the
+  store then keeps them as uint8 (b <= 8) or uint16 and the core rounds synthetic images of the set to
+  that grid when it makes them; absent or None: the images are floats on no grid.
 - ``images`` may be :class:`LazyImages` (a source asked for ``lazy=True``, a store read lazily): it
   answers ``shape``, ``len`` and indexing like the array, but reads only the images indexed.
 - ``extras``: optional per-sample arrays with first dimension N, e.g. ``"twin"`` (ctsim's lesion-free
@@ -39,7 +41,9 @@ from synthaug.errors import SynthaugError
 
 REAL = "real"
 #: The store's integer formats: bit depth -> (numpy dtype name, the scale that maps it to [0, 1]).
-BIT_DEPTHS = {8: ("uint8", 255.0), 16: ("uint16", 65535.0)}
+#: A ``b``-bit image is ``k / (2**b - 1)``: 1 to 8 bits are kept as uint8, 9 to 16 (the 10-, 12- and
+#: 14-bit radiographs of DICOM and of PNGs with an ``sBIT`` chunk) as uint16 with their own scale.
+BIT_DEPTHS = {bits: ("uint8" if bits <= 8 else "uint16", float(2 ** bits - 1)) for bits in range(1, 17)}
 
 
 def on_grid(images: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -47,6 +51,31 @@ def on_grid(images: np.ndarray, bit_depth: int) -> np.ndarray:
     image): how a store keeps them, and how synthetic images of such a set are rounded."""
     dtype, scale = BIT_DEPTHS[bit_depth]
     return np.rint(np.clip(images, 0.0, 1.0) * np.float32(scale)).astype(dtype)
+
+
+def common_bit_depth(depths) -> int | None:
+    """The bit depth of a set whose images have ``depths`` (None: not on any grid): the smallest grid
+    holding every image, or None when none of at most 16 bits does.
+
+    ``k / (2**a - 1)`` lies on the ``b``-bit grid exactly when ``a`` divides ``b`` (``2**a - 1`` then
+    divides ``2**b - 1``: ``k / 255 = 257 k / 65535``), so the set's depth is the least common multiple:
+    8 and 16 give 16, while 8 and 12 give 24 (no grid of ours) and the set is float.
+    """
+    depths = set(depths)
+    if not depths:
+        return None
+    combined = 1
+    for depth in depths:
+        if depth not in BIT_DEPTHS:
+            return None
+        combined = math.lcm(combined, int(depth))
+    return combined if combined in BIT_DEPTHS else None
+
+
+def stored_bit_depth(dtype: str, scale: float) -> int | None:
+    """The bit depth of images kept as ``dtype`` integers over ``scale`` (a store's ``images`` and its
+    ``scale`` attribute), or None (float32 images, or a pair no depth writes)."""
+    return next((bits for bits, kept in BIT_DEPTHS.items() if kept == (str(dtype), float(scale))), None)
 
 
 class LazyImages:
@@ -434,7 +463,7 @@ class SourceOptions:
     """Options every image source understands (sources ignore what doesn't apply to them)."""
 
     size: int | None = None  # resize to size x size (None: keep; all images must then agree)
-    channels: int = 1  # 1 (grey) or 3 (RGB)
+    channels: int = 1  # 1 (grey), 3 (RGB) or any count >= 1 a source can give (e.g. MRI sequences)
     skip_bad: bool = False  # skip unreadable files (and count them) instead of failing
     classes: tuple[str, ...] | None = None  # extra classes to include (e.g. "lung_opacity")
     seed: int = 0
@@ -444,7 +473,8 @@ class SourceOptions:
     lazy: bool = False
 
     def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise SynthaugError(f"channels must be 1 or 3; got {self.channels}")
+        if isinstance(self.channels, bool) or not isinstance(self.channels, (int, np.integer)) \
+                or self.channels < 1:
+            raise SynthaugError(f"channels must be a whole number >= 1; got {self.channels!r}")
         if self.size is not None and self.size < 8:
             raise SynthaugError(f"size must be at least 8 pixels; got {self.size}")

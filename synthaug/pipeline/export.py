@@ -10,7 +10,8 @@ files sort in store order); ``<synth>`` is ``real`` or the synthesizer's name (c
 letters, digits and ``._+-`` written as ``-``; provenance.csv has the exact name).
 
 Pixel values: a uint8 store gives 8-bit PNGs of the stored integers, a uint16 store 16-bit PNGs of the
-stored integers, whatever the store's ``scale`` (a 12-bit store's PNGs hold 0..4095, not rescaled), and
+stored integers, whatever the store's ``scale`` (a 12-bit store's PNGs hold 0..4095, not rescaled, with
+an ``sBIT`` chunk of 12 so that readers scale them by 4095), and
 a float32 store 16-bit PNGs of ``round(value * 65535)``, so reading a PNG back gives the stored integers
 exactly (a float image to within 1/131070). One channel
 is written as grey, three as RGB; other channel counts are refused. A class with no image in a split
@@ -47,8 +48,12 @@ def check_folder_name(name: str, what: str) -> None:
                             f"leading '.', not empty)")
 
 
-def png_bytes(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray, significant_bits: int | None = None) -> bytes:
     """A PNG file of ``image`` (uint8 or uint16, ``(C, H, W)``, C = 1 grey or 3 RGB), 8 or 16 bits a sample.
+
+    ``significant_bits`` (a 12-bit store's 12): written as the ``sBIT`` chunk, so that a reader
+    (synthaug's own sources included) scales the samples by ``2**bits - 1`` rather than the sample
+    width's maximum.
 
     Written here rather than with Pillow, which cannot write 16-bit RGB. Each row uses PNG's "Sub"
     filter (the byte-wise difference from the pixel to its left), which compresses radiographs better
@@ -66,7 +71,11 @@ def png_bytes(image: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, bits, 0 if channels == 1 else 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    significant = b""
+    if significant_bits is not None and significant_bits != bits:
+        significant = chunk(b"sBIT", bytes([significant_bits]) * channels)  # before IDAT, as PNG requires
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + significant + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b""))
 
 
 def _as_png_integers(images: np.ndarray) -> np.ndarray:
@@ -109,6 +118,7 @@ def export_store(store: str | Path, out: str | Path, *, split: str | None = None
     splits, info = _check_exportable(store, out, split, overwrite)
     stored_dtype = info.get("image_dtype", "float32")
     bits = 8 if stored_dtype == "uint8" else 16
+    significant = info.get("bit_depth")  # 12 for a 12-bit store: its PNGs say so in sBIT
     counts: dict[str, dict[str, int]] = {}
     with atomic_dir(out) as tmp, open(tmp / PROVENANCE_FILE, "w", newline="", encoding="utf-8") as sheet:
         writer = csv.writer(sheet)
@@ -128,7 +138,7 @@ def export_store(store: str | Path, out: str | Path, *, split: str | None = None
                         synth = str(meta.synth[row])
                         relative = f"{name}/{class_name}/{row:0{width}d}_{_UNSAFE_IN_FILE_NAME.sub('-', synth)}.png"
                         (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
-                        (tmp / relative).write_bytes(png_bytes(image))
+                        (tmp / relative).write_bytes(png_bytes(image, significant))
                         writer.writerow([name, relative, class_name, int(meta.labels[row]), synth, meta.origin[row],
                                          int(meta.source_index[row]), int(meta.seed[row]), meta.patient_ids[row]])
                         counts[name][class_name] += 1

@@ -4,7 +4,8 @@ Layout (schema version 2)::
 
     /                     attrs: schema_version, class_names (JSON), config (JSON), synthaug_version
     /<split>/images       uint8, uint16 or float32 (N, C, H, W), chunked one image a chunk, gzip + shuffle;
-                          attr ``scale`` (255, 65535 or 1): the loader's float image is ``images / scale``
+                          attr ``scale`` (2**b - 1 for a b-bit set: 255, 4095, 65535; 1 for float32):
+                          the loader's float image is ``images / scale``
     /<split>/labels       int64 (N,)
     /<split>/patient_ids  str (N,)
     /<split>/synth        str (N,)    "real" or the synthesizer's name
@@ -20,8 +21,10 @@ one image per ``__getitem__``.
 
 Streaming: a split is written :data:`CHUNK_IMAGES` images at a time, from an ImageSet (lazy or not)
 or from parts that make their images when asked (``balance``'s synthetic images), so writing a store
-holds one chunk in memory, not the data set. A set whose ``meta["bit_depth"]`` is 8 (16) is kept as
-uint8 (uint16): a quarter (half) of float32's bytes, and the float read back is the float written.
+holds one chunk in memory, not the data set. A set whose ``meta["bit_depth"]`` is b is kept as the
+integers ``k`` of ``k / (2**b - 1)``: uint8 with scale 255 for 8 bits, uint16 with scale 4095 for 12,
+65535 for 16 (:data:`~synthaug.contract.types.BIT_DEPTHS`), and the float read back is the float written;
+reading reports the depth from the dtype and ``scale`` together.
 Schema version 1 stores (float32 images, no ``scale``) still open.
 """
 
@@ -33,7 +36,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in, on_grid
+from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, LazyImages, images_in, on_grid, stored_bit_depth
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import GuardedFile, atomic_path
 from synthaug.version import __version__
@@ -187,6 +190,12 @@ def _scale(images_ds) -> float:
     return float(images_ds.attrs.get("scale", 1.0))  # schema 1: float32 images, no scale
 
 
+def _bit_depth(images_ds) -> int | None:
+    """The depth the images were kept at, from their dtype *and* ``scale``: uint16 is 16-bit over
+    65535 but 12-bit over 4095."""
+    return stored_bit_depth(str(images_ds.dtype), _scale(images_ds))
+
+
 class _StoredImages:
     """``read(positions)`` of :class:`LazyImages` over one split of a store (the file opened per read,
     so it is safe across threads and DataLoader workers; nothing stays open)."""
@@ -221,7 +230,7 @@ def read_store(path: str | Path, split: str = "train", *, images: bool = True, l
         else:
             arr = from_stored(g["images"][()], _scale(g["images"]))
         extras = {k: v[()] for k, v in g["extras"].items()} if "extras" in g and images else {}
-        depth = {v[0]: k for k, v in BIT_DEPTHS.items()}.get(str(g["images"].dtype))
+        depth = _bit_depth(g["images"])
         return ImageSet(arr, g["labels"][()], class_names, _strings(g["patient_ids"]), _strings(g["synth"]),
                         _strings(g["origin"]), g["source_index"][()], g["seed"][()], extras,
                         {"bit_depth": depth} if depth else {})
@@ -242,6 +251,7 @@ def store_info(path: str | Path) -> dict[str, Any]:
             }
             info["image_shape"] = list(g["images"].shape[1:])
             info["image_dtype"] = str(g["images"].dtype)
+            info["bit_depth"] = _bit_depth(g["images"])
         info["schema_version"] = int(f.attrs["schema_version"])
         return info
 
