@@ -289,3 +289,24 @@ def test_an_unknown_classifier_option_is_refused_before_training(store, tmp_path
     refused(run("train", "--data", store, "--classifier", "densenet121", "--classifier-option", "nosuch=1",
                 "--out", out), "'nosuch'", "width")
     assert not out.exists()
+
+
+def test_a_ct_volume_too_small_for_the_xpgan_encoder_is_refused_before_fitting(kaggle, tmp_path):
+    volumes = tmp_path / "vols"
+    (volumes / "covid").mkdir(parents=True)
+    nifti(volumes / "covid" / "tiny.nii", np.full((6, 6, 3), -500.0, np.float32))
+    out = tmp_path / "out" / "s.h5"
+    line = refused(kaggle_balance(kaggle, out, "--size", "32", "--synth", "xpgan", "--synth-option", "preset=small",
+                                  "--strategy", "covid=10", "--volumes", "nifti", "--volumes-dir", volumes),
+                   "tiny.nii", "(6, 6, 3)")
+    assert "the encoder grid (32, 32, 16) needs at least (8, 8, 4) voxels" in line
+    assert not out.parent.exists()
+
+
+def test_images_too_small_for_the_classifier_are_refused_before_training(kaggle, tmp_path):
+    small = tmp_path / "s16.h5"
+    assert kaggle_balance(kaggle, small, "--synth", "duplicate", "--size", "16").exit_code == 0
+    out = tmp_path / "run"
+    line = refused(run("train", "--data", small, "--classifier", "densenet121", "--classifier-option", "width=0.25",
+                       "--epochs", "1", "--out", out), "densenet121 on 16x16 images", "Output size is too small")
+    assert "use a larger --size" in line and not out.exists()

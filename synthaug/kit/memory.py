@@ -175,6 +175,18 @@ def saved_bytes(run: Callable[[], Any]) -> int:
     return sum(seen.values())
 
 
+def too_small_error(exc: Exception, what: str, advice: str):
+    """The one-line error for a network that cannot take an image of this size (a shape error of its
+    forward pass, e.g. DenseNet-121's last pooling on 16-px images: ``Output size is too small``),
+    or None for any other failure (an operation the meta device lacks: the estimate is then skipped)."""
+    from synthaug.errors import SynthaugError
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if not isinstance(exc, RuntimeError) or "meta" in text.lower() or "size" not in text.lower():
+        return None
+    return SynthaugError(f"{what}: the network cannot take images of this size ({text}); {advice}")
+
+
 def gigabytes(n: float) -> str:
     """``31 GB``, ``1.4 GB``, ``0.35 GB``: the figure the messages print."""
     g = n / 1e9

@@ -34,7 +34,7 @@ from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import check_device, resolve_device
 from synthaug.kit.files import file_hash
-from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes, too_small_error
 from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, predict, rng_state, save_checkpoint, set_rng_state, versions, write_manifest
 from synthaug.pipeline.split import validation_split
 from synthaug.pipeline.store import open_store, store_info
@@ -499,7 +499,11 @@ def check_training_memory(classifier, name: str, image_shape: tuple[int, int, in
             images = torch.zeros(config.batch_size, c, h, w)
             targets = torch.zeros(config.batch_size, dtype=torch.long)
             activations = saved_bytes(lambda: F.cross_entropy(net(images), targets))
-    except (RuntimeError, NotImplementedError, TypeError, ValueError):
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+        error = too_small_error(exc, f"{name} on {h}x{w} images", "use a larger --size when balancing "
+                                "(32 px or more for the bundled networks)")
+        if error is not None:
+            raise error from None
         return None
     states = 2.0 if config.optimizer == "adam" else (1.0 if config.momentum else 0.0)
     in_flight = config.batch_size * c * h * w * 4 * (2 * max(1, config.num_workers or 0) + 3)  # loader + augmentation
