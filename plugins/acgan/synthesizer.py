@@ -77,6 +77,7 @@ class ACGAN(Synthesizer):
     name = "acgan"
     Config = ACGANConfig
     trainable = True
+    accepted_channels = None  # G's last and D's first convolution are built for the data's channel count
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
     reads_lazily = True  # the real images are read a chunk at a time and kept at the working size
 

@@ -90,12 +90,13 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def sample_grid(images: np.ndarray, rows: int, path) -> None:
-    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class."""
+    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class (RGB for three channels,
+    otherwise grey: the channel mean, as every figure shows images)."""
     from PIL import Image
+
+    from synthaug.pipeline.report import viewable
 
     n, c, h, w = images.shape
     cols = n // rows
     grid = images[:rows * cols].reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
-    pixels = (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)
-    image = Image.fromarray(pixels[0]) if c == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
-    image.save(path)
+    Image.fromarray((viewable(grid) * 255 + 0.5).astype(np.uint8)).save(path)

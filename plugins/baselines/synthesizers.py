@@ -11,6 +11,7 @@ from synthaug.kit.sampling import each_once_per_round, part_seed
 
 
 class _FromOwnClass(Synthesizer):
+    accepted_channels = None  # copies, flips and rotations treat every channel alike: any count
     reads_lazily = True  # sources are read a chunk at a time (train.images[idx])
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 

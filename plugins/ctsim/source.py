@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from synthaug import DatasetSource, ImageSet, SourceOptions, VolumeSet
+from synthaug import DatasetSource, ImageSet, SourceOptions, SynthaugError, VolumeSet
 
 
 @dataclass
@@ -41,6 +41,9 @@ class CTSimSource(DatasetSource):
     def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:
         from synthaug_plugins.ctsim.generate import config_from_options, load_ctsim_images
 
+        if options.channels not in (1, 3):
+            raise SynthaugError(f"dataset 'ctsim' makes radiographs of 1 channel (or 3, the grey one repeated); "
+                                f"got --channels {options.channels}")
         data = load_ctsim_images(config_from_options(options.size, options.seed, options.extra))
         if options.channels == 3:
             extras = {k: (np.repeat(v, 3, axis=1) if k == "twin" else v) for k, v in data.extras.items()}

@@ -96,6 +96,7 @@ class Pix2Pix(Synthesizer):
     name = "pix2pix"
     Config = Pix2PixConfig
     trainable = True
+    accepted_channels = None  # the U-Net and PatchGAN are built for the data's channel count
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
     reads_lazily = True  # its pairs are read into memory when they fit, else a batch at a time
 

@@ -127,11 +127,12 @@ def _features(images, grid: int, chunk: int = 256) -> np.ndarray:
 
 
 def sample_grid(source: np.ndarray, generated: np.ndarray, target: np.ndarray, path) -> None:
-    """PNG with one row per example: source | generated | target (images in [0, 1], (N, C, H, W))."""
+    """PNG with one row per example: source | generated | target (images in [0, 1], (N, C, H, W); RGB
+    for three channels, otherwise grey: the channel mean, as every figure shows images)."""
     from PIL import Image
+
+    from synthaug.pipeline.report import viewable
 
     rows = [np.concatenate([s, g, t], axis=-1) for s, g, t in zip(source, generated, target)]
     grid = np.concatenate(rows, axis=-2)  # (C, rows*H, 3W)
-    pixels = (np.clip(grid, 0, 1) * 255 + 0.5).astype(np.uint8)
-    image = Image.fromarray(pixels[0]) if pixels.shape[0] == 1 else Image.fromarray(pixels.transpose(1, 2, 0))
-    image.save(path)
+    Image.fromarray((viewable(grid) * 255 + 0.5).astype(np.uint8)).save(path)

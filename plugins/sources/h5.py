@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthaug import DatasetSource, ImageSet, LazyImages, SourceOptions
+from synthaug import DatasetSource, ImageSet, LazyImages, SourceOptions, SynthaugError
 from synthaug.contract.types import REAL
 from synthaug.pipeline.store import read_store, store_info
 
@@ -39,6 +39,10 @@ class StoreSource(DatasetSource):
         size = data.image_shape[1:] if options.size is None else (options.size, options.size)
         shape = (options.channels, *size)
         if shape != data.image_shape:
+            have = data.image_shape[0]
+            if have != options.channels and 1 not in (have, options.channels):  # grey <-> C is a mean or a copy
+                raise SynthaugError(f"{data_dir}: the store's images have {have} channels; --channels {options.channels} "
+                                    f"cannot be made from them (ask for {have} or 1)")
             convert = _converter(data.image_shape, shape)
             if data.is_lazy:  # converted a chunk at a time, when read
                 base = data.images

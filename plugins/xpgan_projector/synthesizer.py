@@ -16,7 +16,7 @@ from synthaug.kit import distributed
 from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
-                                 saved_bytes)
+                                 saved_bytes, too_small_error)
 from synthaug.kit.progress import bar, note
 from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.kit.sizes import parse_size
@@ -42,6 +42,9 @@ class DRRConfig:
 
 class _FromVolumes(Synthesizer):
     needs_volumes = True
+    # A projector renders one grey radiograph: repeated on three channels it is an X-ray saved as RGB,
+    # but no other channel count is a radiograph (and xpgan's StyleGAN2 decoder takes only 1 or 3).
+    accepted_channels = (1, 3)
     reads_lazily = True  # drr reads no image; xpgan's fit reads its real CXRs in when they fit, else a batch at a time
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
@@ -367,8 +370,15 @@ class XPGANSynthesizer(_FromVolumes):
             classifier, _ = self._build_classifier(net.image_channels, len(train.class_names), pretrained=False)
             real_c = torch.zeros((b, c, h, w))
             both = torch.cat([real_c, resize_for_classifier(fake[0].detach(), (h, w))])
-            classification = saved_bytes(lambda: F.cross_entropy(
-                classifier(both), torch.zeros(len(both), dtype=torch.long)))
+            try:
+                classification = saved_bytes(lambda: F.cross_entropy(
+                    classifier(both), torch.zeros(len(both), dtype=torch.long)))
+            except RuntimeError as exc:  # C cannot take images this small: one line, not a traceback
+                error = too_small_error(exc, f"synthesizer 'xpgan': its classifier {self.config.classifier!r} on "
+                                        f"{h}x{w} images", "use a larger --size (32 px or more)")
+                if error is None:
+                    raise
+                raise error from None
         estimate = TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator, classifier),
                                     gan + classification, cache + real_copies)
         record = check_memory(estimate, advice)

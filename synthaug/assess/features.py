@@ -119,12 +119,12 @@ def feature_net(features: str | Path | FeatureNet | None, dataset, config: Featu
 
     config = config or FeatureConfig()
     if isinstance(features, FeatureNet):
-        return features
+        return same_channels(features, dataset, features.source)
     if features is None:
         features = DEFAULT_NETWORK
     path = Path(features)
     if path.is_dir():
-        return load_saved(path)
+        return same_channels(load_saved(path), dataset, str(path))
     if path.is_file():
         return from_weights_file(path, in_channels(dataset), config.size or WEIGHTS_FILE_SIZE)
     names = get_registry().names("classifier")
@@ -137,6 +137,17 @@ def feature_net(features: str | Path | FeatureNet | None, dataset, config: Featu
 
 def in_channels(dataset) -> int:
     return int(dataset.image_shape[0])
+
+
+def same_channels(net: FeatureNet, dataset, where: str) -> FeatureNet:
+    """``net``, refused in one line when it was built for another channel count than ``dataset``'s
+    images (a network saved from a grey store cannot read a 4-channel one). Networks made here from a
+    classifier name or a weights file are built for the store's own count (ImageNet weights adapted)."""
+    taken = net.info.get("in_channels")
+    if taken is not None and int(taken) != in_channels(dataset):
+        raise SynthaugError(f"{where}: feature network {net.network!r} takes {taken}-channel images; "
+                            f"{getattr(dataset, 'path', 'the store')} holds {in_channels(dataset)}-channel images")
+    return net
 
 
 def load_saved(directory: Path) -> FeatureNet:

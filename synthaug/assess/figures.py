@@ -56,12 +56,10 @@ def evenly_spaced(count: int, shown: int = SHOWN) -> np.ndarray:
 
 
 def show(ax, image, caption: str = "") -> None:
-    """One (C, H, W) image: RGB for three channels, otherwise the channel mean in grey."""
-    array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-    if array.shape[0] == 3:
-        ax.imshow(array.transpose(1, 2, 0))
-    else:
-        ax.imshow(array.mean(axis=0), cmap="gray", vmin=0.0, vmax=1.0)
+    """One (C, H, W) image: RGB for three channels, otherwise the channel mean in grey (``viewable``)."""
+    from synthaug.pipeline.report import viewable
+
+    ax.imshow(viewable(image), cmap="gray", vmin=0.0, vmax=1.0)  # the colour map applies to grey only
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(caption, fontsize=7)

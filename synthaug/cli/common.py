@@ -13,7 +13,8 @@ from synthaug.errors import SynthaugError
 _SOURCE_OPTIONS = [
     click.option("--data-dir", type=click.Path(path_type=str), default=None, help="Folder (or .h5 file) of the source."),
     click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
-    click.option("--channels", type=click.Choice(["1", "3"]), default="1", show_default=True),
+    click.option("--channels", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Image channels: 1 (grey), 3 (RGB), or any count the source gives (e.g. 4 MRI sequences)."),
     click.option("--skip-bad", is_flag=True, help="Skip unreadable image files and report how many."),
     click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
     click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",

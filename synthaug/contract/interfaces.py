@@ -83,6 +83,12 @@ class Synthesizer(Configurable, ABC):
     needs_volumes: ClassVar[bool] = False
     #: True if ``fit`` trains something worth saving.
     trainable: ClassVar[bool] = False
+    #: The image channel counts (C of ``(N, C, H, W)``) the synthesizer can take; ``None``: any count.
+    #: ``balance`` and ``fit`` refuse a training split of another count, naming the synthesizer, before
+    #: ``check`` and any training (:func:`check_channels`). The default is (1, 3) because every
+    #: synthesizer written before channel counts were declared could assume grey or RGB (PNG grids,
+    #: RGB networks); one that handles any count says so with ``None``.
+    accepted_channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     #: True if ``check``/``fit``/``generate`` only index ``train.images`` (``train.images[idx]``, a
     #: batch or a chunk at a time) and never take it whole: the core then hands over the training split
     #: lazily (:class:`~synthaug.LazyImages`, read from disk when indexed), so memory does not grow with
@@ -187,6 +193,20 @@ class Synthesizer(Configurable, ABC):
         if self.memory is not None:
             info["memory"] = {k: self.memory.get(k) for k in ("device", "estimate_bytes")}
         return info
+
+
+def check_channels(synth: Synthesizer, train: ImageSet) -> None:
+    """Refuse, in one line naming the synthesizer, a training split whose channel count it does not
+    take (``Synthesizer.accepted_channels``): called before ``check`` and any training."""
+    accepted = synth.accepted_channels
+    channels = int(train.image_shape[0])
+    if accepted is None or channels in accepted:
+        return
+    counts = [str(c) for c in sorted(int(c) for c in accepted)]
+    takes = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + f" or {counts[-1]}"
+    unit = "channel" if counts == ["1"] else "channels"
+    raise SynthaugError(f"synthesizer {synth.name!r} takes images with {takes} {unit}; the training split's images "
+                        f"have {channels}: use a synthesizer that declares {channels} (docs/plugins.md, Channels)")
 
 
 def _has_field(config_cls: type | None, name: str) -> bool:

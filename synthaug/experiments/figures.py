@@ -15,7 +15,7 @@ def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 
 
     ``image(i)``: how to get image ``i`` when ``data`` holds only labels and provenance (a store read
     with ``images=False``: only the images drawn are read); default ``data.images[i]``."""
-    from synthaug.pipeline.report import pyplot, save_figure
+    from synthaug.pipeline.report import pyplot, save_figure, viewable
 
     plt = pyplot()
     rng = np.random.default_rng(seed)
@@ -36,7 +36,7 @@ def sample_grid(data: ImageSet, path: str | Path, per_row: int = 6, seed: int = 
                 side.set_visible(False)
             if k < len(idx):
                 shown = data.images[idx[k]] if image is None else image(int(idx[k]))
-                ax.imshow(shown[0] if shown.shape[0] == 1 else shown.transpose(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(viewable(shown), cmap="gray", vmin=0, vmax=1)  # grey, RGB, or the mean of C channels
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)

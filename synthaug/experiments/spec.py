@@ -306,8 +306,7 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
         get_registry().entry("dataset", data["volumes"])
     if data.get("size") is not None:
         _int(data["size"], "data.size", 8)
-    if data.get("channels", 1) not in (1, 3):
-        raise SynthaugError(f"data.channels: expected 1 or 3; got {data['channels']!r}")
+    _int(data.get("channels", 1), "data.channels", 1)  # any count the source gives (1 grey, 3 RGB, 4 MRI sequences)
     _keys(data.get("options", {}), tuple(data.get("options", {})), "data.options")
     return {"source": data["source"], "dir": data.get("dir"), "size": data.get("size"),
             "channels": data.get("channels", 1), "seed": _int(data.get("seed", 0), "data.seed", 0),

@@ -3,7 +3,8 @@
 - :func:`input_statistics`: the ImageNet mean/std a network normalises its [0, 1] input with.
 - :func:`read_state_dict`: a local torchvision-format state dict, read with ``weights_only=True``.
 - :func:`load_mapped`: copy a state dict into a model through a plugin's key mapping, check shapes,
-  fold RGB first-conv weights for grey input and report what matched.
+  adapt the RGB first-conv weights to the model's channel count (:func:`adapt_first_conv`) and report
+  what matched.
 - :func:`freeze_except` / :func:`train_mode`: the liang2021 schedule's frozen backbone.
 - :func:`imagenet_input`: a network class that takes [0, 1] images, the ImageNet normalisation its
   first operation.
@@ -30,12 +31,43 @@ GREY_STD = (sum(IMAGENET_STD) / 3,)
 
 
 def input_statistics(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) per channel for a network taking ``in_channels`` (1 grey or 3 RGB) in [0, 1]."""
+    """(mean, std) per channel for a network taking ``in_channels`` images in [0, 1]: ImageNet's RGB
+    statistics for 3 channels, the grey ones (:data:`GREY_MEAN`, :data:`GREY_STD`) on every channel
+    otherwise. Why grey for C != 3: channels that are not red, green and blue (MRI sequences) have no
+    colour statistics to match, and :func:`adapt_first_conv` spreads every RGB filter over the channels
+    as the grey network (C = 1, statistics :data:`GREY_MEAN`) sums them."""
+    if isinstance(in_channels, bool) or int(in_channels) != in_channels or in_channels < 1:
+        raise SynthaugError(f"in_channels must be a whole number >= 1; got {in_channels!r}")
     if in_channels == 3:
         return IMAGENET_MEAN, IMAGENET_STD
-    if in_channels == 1:
-        return GREY_MEAN, GREY_STD
-    raise SynthaugError(f"in_channels must be 1 (grey) or 3 (RGB); got {in_channels}")
+    return GREY_MEAN * int(in_channels), GREY_STD * int(in_channels)
+
+
+def channel_mixing(in_channels: int):
+    """The (C, 3) matrix that turns RGB first-conv filters into ``in_channels`` filters (torch, float64).
+
+    C < 3 folds: channel k gets the sum of the RGB filters c with c mod C = k (C = 1: R + G + B, the
+    grey case; C = 2: R + B and G). C >= 3 repeats cyclically: channel k gets filter k mod 3, divided
+    by the number of channels that repeat it (C = 4: R/2, G, B, R/2). Either way every RGB filter's
+    weights sum to 1 over the new channels, which is what keeps the layer's response to an image
+    equal on every channel (a constant image, a grey one) the RGB network's response to it.
+    """
+    import torch
+
+    c = int(in_channels)
+    mixing = torch.zeros(c, 3, dtype=torch.float64)
+    pairs = [(rgb % c, rgb) for rgb in range(3)] if c < 3 else [(k, k % 3) for k in range(c)]
+    for k, rgb in pairs:
+        mixing[k, rgb] = 1.0
+    return mixing / mixing.sum(dim=0, keepdim=True)
+
+
+def adapt_first_conv(weight, in_channels: int):
+    """RGB first-conv weights ``(O, 3, kh, kw)`` as ``(O, in_channels, kh, kw)`` (see :func:`channel_mixing`)."""
+    import torch
+
+    mixed = torch.einsum("kc,oc...->ok...", channel_mixing(in_channels), weight.double())
+    return mixed.to(weight.dtype).contiguous()
 
 
 @lru_cache(maxsize=None)
@@ -91,9 +123,10 @@ def load_mapped(model, path: str | Path, state: Mapping, map_key: Callable[[str]
     ``map_key`` turns a file key into the model's key (``None``: not this network's key). File keys
     that land in the head are dropped on purpose (the ImageNet head is replaced). A shape mismatch
     means the file holds another architecture: a :class:`SynthaugError`, as is a file matching nothing.
-    ``first_conv`` (the model key of the first convolution) gets its RGB weights summed when the model
-    takes one channel. Model keys ending in ``optional_suffixes`` (BatchNorm's step counter, absent
-    from old checkpoints) are not reported missing.
+    ``first_conv`` (the model key of the first convolution) has its RGB weights adapted when the model
+    takes another channel count (:func:`adapt_first_conv`: summed for one channel). Model keys ending
+    in ``optional_suffixes`` (BatchNorm's step counter, absent from old checkpoints) are not reported
+    missing.
     """
     import torch
 
@@ -107,11 +140,12 @@ def load_mapped(model, path: str | Path, state: Mapping, map_key: Callable[[str]
         if key is None or key not in target:
             unexpected.append(file_key)
             continue
-        if key == first_conv and tensor.ndim == 4 and tensor.shape[1] == 3 and target[key].shape[1] == 1:
-            tensor = tensor.sum(dim=1, keepdim=True)  # grey = R + G + B responses (see GREY_MEAN)
+        given = tuple(tensor.shape)
+        if key == first_conv and tensor.ndim == 4 and tensor.shape[1] == 3 and target[key].shape[1] != 3:
+            tensor = adapt_first_conv(tensor, target[key].shape[1])  # grey: R + G + B (see GREY_MEAN)
         if tuple(tensor.shape) != tuple(target[key].shape):
             raise SynthaugError(
-                f"{path}: not a {network} weights file: {file_key} has shape {tuple(tensor.shape)}, "
+                f"{path}: not a {network} weights file: {file_key} has shape {given}, "
                 f"{network} expects {tuple(target[key].shape)}")
         loaded[key] = tensor.to(target[key].dtype)
         matched.append(key)

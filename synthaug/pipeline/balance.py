@@ -28,8 +28,9 @@ A strategy that leaves nothing to add (``"none"``, or final counts at or below t
 fits the synthesizer nor asks it to check anything: no deficits, no training. The run config then
 records the synthesizer as ``None``.
 
-Everything is validated (strategy, classes, sizes, the synthesizer's own ``check``) before any
-training starts, and the synthesizer only ever sees the training split.
+Everything is validated (strategy, classes, sizes, the channel counts the synthesizer declares in
+``accepted_channels``, its own ``check``) before any training starts, and the synthesizer only ever
+sees the training split.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.interfaces import Synthesizer, chunk_rows
+from synthaug.contract.interfaces import Synthesizer, check_channels, chunk_rows
 from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet, on_grid
 from synthaug.errors import SynthaugError
 from synthaug.kit import memory
@@ -226,6 +227,7 @@ def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[s
     if planned.makes_images and synth is None:
         raise SynthaugError(f"strategy {strategy!r} adds images ({deficits}); name a synthesizer to make them")
     if planned.makes_images:
+        check_channels(synth, train)  # the declared channel counts first: one line, before any work
         synth.check(train, deficits, kept)
     return planned
 

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.interfaces import Synthesizer, check_channels
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
@@ -77,7 +77,8 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
                             f"use it directly: synthaug balance --synth {synth.name}")
     planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
                    test_fraction=test_fraction)
-    if not planned.makes_images:  # plan skips the check when balance would not use the synthesizer; a fit does
+    if not planned.makes_images:  # plan skips the checks when balance would not use the synthesizer; a fit does
+        check_channels(synth, planned.train)
         synth.check(planned.train, planned.deficits, planned.volumes)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
     synth.work_dir = work
