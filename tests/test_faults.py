@@ -84,24 +84,30 @@ SMALL_GAN = {
                 "--synth-option", "epochs=2", "--strategy", "covid=60,viral=60,normal=60"],
     "acgan": ["--synth-option", "ngf=8", "--synth-option", "ndf=8", "--synth-option", "batch_size=32",
               "--synth-option", "epochs=2", "--strategy", "covid=60,viral=60,normal=60"],
+    # small networks on a 16x16x8 encoder grid, a quarter-width DenseNet-121 as C; 3 steps an epoch
+    "xpgan": ["--synth-option", "preset=small", "--synth-option", "volume_shape=16x16x8", "--synth-option",
+              "batch_size=8", "--synth-option", "epochs=2", "--synth-option", "r1_gamma=0",
+              "--synth-option", 'classifier_options={"width": 0.25}'],
 }
+#: the state file a trainable synthesizer's fit writes in --work-dir after each epoch
+STATE = {"pix2pix": "train_state*.pt", "acgan": "train_state*.pt", "xpgan": "xpgan_state.pt"}
 
 
 @pytest.mark.parametrize("synth, point", [
     ("duplicate", "early"), ("duplicate", "mid-write"), ("augment", "mid-write"),
-    ("pix2pix", "mid-fit"), ("acgan", "mid-fit"), ("drr", "mid-write"),
+    ("pix2pix", "mid-fit"), ("acgan", "mid-fit"), ("drr", "mid-write"), ("xpgan", "mid-fit"),
 ])
 def test_balance_killed_and_run_again_writes_the_uninterrupted_store(kaggle, tmp_path, synth, point):
     out, work = tmp_path / "run" / "s.h5", tmp_path / "run" / "work"
     data = ["--data", "kaggle", "--data-dir", kaggle, "--test-per-class", "5"]
-    if synth == "drr":  # DRRs of the built-in data's CT volumes, rendered while the store is written
+    if synth in ("drr", "xpgan"):  # the built-in data's CT volumes: rendered, or projected by G
         data = ["--data", "ctsim", "--source-option", "preset=tiny", "--volumes", "ctsim", "--test-per-class", "1"]
     args = ["balance", "--synth", synth, *data, "--seed", "1", *SMALL_GAN.get(synth, [])]
     extra = ["--work-dir", work] if synth in SMALL_GAN else []
     cli(*args, *(["--work-dir", tmp_path / "ref-work"] if extra else []), "--out", tmp_path / "ref.h5")
     ready = {"early": lambda: True,  # as soon as it has started
              "mid-write": appears(out.parent, ".s.h5.tmp*"),
-             "mid-fit": appears(work, "train_state*.pt")}[point]
+             "mid-fit": appears(work, STATE.get(synth, "none"))}[point]
     assert kill_when([*args, *extra, "--out", out], ready) == "ready"
     assert not out.exists()
     cli(*args, *extra, "--out", out)

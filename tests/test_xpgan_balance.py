@@ -296,3 +296,43 @@ def test_xpgan_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_sam
     assert streamed.history == eager.history  # the same batches, the same numbers
     for a, b in zip(eager.generator.state_dict().values(), streamed.generator.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_killed_xpgan_fit_resumes_from_its_work_dir_to_the_uninterrupted_result(ctsim, tmp_path, monkeypatch):
+    """The per-epoch state in --work-dir: networks, Adam states, cosine schedules, the batch draw and the
+    noise stream; a fit stopped after epoch 1 and run again ends where an uninterrupted one does."""
+    import importlib
+
+    images, volumes = ctsim
+    options = dict(XPGAN_FAST, batch_size=8, max_steps=None, epochs=2)  # 28 images: 4 steps an epoch, 8 in all
+    whole = synthaug.get_registry().create("synthesizer", "xpgan", **options)
+    whole.fit(images, volumes)
+
+    class Killed(Exception):
+        pass
+
+    first = synthaug.get_registry().create("synthesizer", "xpgan", **options)
+    first.work_dir = tmp_path / "work"
+    module = importlib.import_module(type(first).__module__)
+    save = module.XPGANSynthesizer._save_state
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise Killed  # the process dies right after the state of epoch 1 reached the disk
+
+    monkeypatch.setattr(module.XPGANSynthesizer, "_save_state", save_then_die)
+    with pytest.raises(Killed):
+        first.fit(images, volumes)
+    monkeypatch.setattr(module.XPGANSynthesizer, "_save_state", save)
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["xpgan_state.pt"]
+    again = synthaug.get_registry().create("synthesizer", "xpgan", **options)
+    again.work_dir = tmp_path / "work"
+    again.fit(images, volumes)
+    assert len(again.history) == 8 and again.history == whole.history
+    for a, b in zip(whole.generator.state_dict().values(), again.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    # the state of this fit is refused by a fit of other options, naming the option
+    other = synthaug.get_registry().create("synthesizer", "xpgan", **{**options, "lambda_drr": 1.0})
+    other.work_dir = tmp_path / "work"
+    with pytest.raises(SynthaugError, match="xpgan_state.pt: the state of another xpgan fit \\(option lambda_drr differs\\)"):
+        other.fit(images, volumes)

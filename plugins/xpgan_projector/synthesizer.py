@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
+from synthaug.contract.config import config_dict
 from synthaug.contract.interfaces import saved_options
 from synthaug.kit import distributed
 from synthaug.kit.files import save_torch_file
@@ -25,6 +26,10 @@ from . import ctprep
 
 #: Sub-directory of an xpgan checkpoint holding C as a training run (``synthaug evaluate --run DIR/classifier``).
 CLASSIFIER_RUN = "classifier"
+#: The per-epoch training state in the core's ``work_dir`` (``--work-dir``): a killed fit resumes from it.
+STATE_FILE = "xpgan_state.pt"
+#: Options that change where or how fast a fit runs, or what it keeps, not what it computes.
+_RESUMABLE_DIFFERENCES = ("cache_mb", "device")
 
 
 @dataclass
@@ -310,7 +315,18 @@ class XPGANSynthesizer(_FromVolumes):
             setattr(trainer, name, world.sync_batchnorm(getattr(trainer, name), device))
         if world.rank:  # noise of this rank's own images: a stream of its own (rank 0's is one process's)
             torch.manual_seed(world.rank_seed(cfg.seed))
-        self.history = run_training(trainer, source, total)
+        state_path = Path(self.work_dir) / STATE_FILE if self.work_dir is not None else None
+        fingerprint = {"config": {k: v for k, v in config_dict(cfg).items() if k not in _RESUMABLE_DIFFERENCES},
+                       "image_shape": list(train.image_shape), "class_names": list(train.class_names),
+                       "real_images": int(len(real)), "volumes": [str(volumes.origins[i]) for i in used],
+                       "steps": int(total)}
+        history = self._resume(state_path, fingerprint, trainer, source, world)
+
+        def save_state(history: list) -> None:  # rank 0, after every epoch: a kill loses at most one epoch
+            if state_path is not None and world.main:
+                self._save_state(state_path, fingerprint, trainer, source, history)
+
+        self.history = run_training(trainer, source, total, history=history, on_epoch_end=save_state)
         world.broadcast([trainer.generator, trainer.classifier])  # every process holds what rank 0 saves
         self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
         self.state = {"network": asdict(net), "class_names": list(train.class_names),
@@ -318,6 +334,49 @@ class XPGANSynthesizer(_FromVolumes):
                       "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
                       "steps": total, "classifier_weights": weights, "preset": cfg.resolved_preset(device)}
         self.memory = finish_record(memory_record)
+
+    # ---- per-epoch state (resume) -----------------------------------------------------------
+    def _save_state(self, path: Path, fingerprint: dict, trainer, source, history: list) -> None:
+        import torch
+
+        from synthaug.pipeline.runs import save_checkpoint
+
+        state = {"fingerprint": json.dumps(fingerprint, sort_keys=True, default=list),
+                 "trainer": trainer.training_state(), "source": source.state(), "history": history,
+                 "torch_rng": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(state, path)  # atomic; tensors, numbers, strings and lists: read with weights_only=True
+
+    def _resume(self, path: Path | None, fingerprint: dict, trainer, source, world) -> list:
+        """The history of the fit ``path`` holds, with the trainer and the batch draw set where it
+        stopped; ``[]`` without one. A state of another fit (other options, data or volumes) is refused."""
+        import torch
+
+        from synthaug.pipeline.runs import load_checkpoint
+
+        if path is None or not path.is_file():
+            return []
+        state = load_checkpoint(path)
+        saved = json.loads(state.get("fingerprint", "{}"))
+        now = json.loads(json.dumps(fingerprint, sort_keys=True, default=list))
+        if saved != now:
+            differing = next((f"option {k}" for k in sorted(now["config"])
+                              if saved.get("config", {}).get(k) != now["config"][k]), None) or next(
+                (k.replace("_", " ") for k in sorted(now) if k != "config" and saved.get(k) != now[k]), "its data")
+            raise SynthaugError(f"{path}: the state of another xpgan fit ({differing} differs); remove it or "
+                                f"choose another --work-dir")
+        trainer.load_training_state(state["trainer"])
+        source.load_state(state["source"])
+        if world.main:
+            torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+        else:  # the other ranks' noise streams go on from a seed of their own and the step
+            torch.manual_seed(world.rank_seed(self.config.seed) + trainer.steps_done)
+        note(f"xpgan: resuming the fit in {path.parent} at step {trainer.steps_done} of {fingerprint['steps']}")
+        return list(state["history"])
 
     def _check_memory(self, net, train, volumes_used: int) -> dict:
         """Estimate the joint step's peak and refuse, naming the option, if it cannot fit on the device:

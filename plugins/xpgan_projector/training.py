@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -154,6 +155,21 @@ class JointTrainer:
         return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
                 "classifier": self.classifier.state_dict(), "steps_done": self.steps_done}
 
+    def training_state(self) -> dict:
+        """Everything a resumed fit needs to go on as if never stopped: the three networks, their Adam
+        states and cosine schedules, the step count (tensors and numbers only: ``weights_only`` loads it)."""
+        return {**self.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "opt_c": self.opt_c.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_training_state(self, state: dict) -> None:
+        for name in ("generator", "discriminator", "classifier"):
+            getattr(self, name).load_state_dict(state[name])
+        for name in ("opt_g", "opt_d", "opt_c"):
+            getattr(self, name).load_state_dict(state[name])
+        for scheduler, saved in zip(self.schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+        self.steps_done = int(state["steps_done"])
+
 
 class BatchSource:
     """Draws training batches: real CXRs in shuffled epochs, CT volumes uniformly with a random pose
@@ -186,6 +202,14 @@ class BatchSource:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(len(self.real_labels) / self.batch_size))
 
+    def state(self) -> dict:
+        """Where the draw stands: the generator's state and the rest of the current epoch's order."""
+        return {"rng": self.rng.bit_generator.state, "order": torch.from_numpy(self._order.copy())}
+
+    def load_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self._order = state["order"].numpy().astype(np.int64)
+
     def _real_indices(self) -> np.ndarray:
         if len(self._order) < self.batch_size:
             self._order = np.concatenate([self._order, self.rng.permutation(len(self.real_labels))])
@@ -217,20 +241,28 @@ class BatchSource:
                      real_classifier=None if own is None else as_tensor(own))
 
 
-def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int) -> list[dict[str, float]]:
-    """``total_steps`` joint steps; the per-step losses (under torchrun: of the whole batch, the ranks'
-    means weighted by their shares and added, once at the end)."""
+def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int, *,
+                 history: list[dict[str, float]] | None = None,
+                 on_epoch_end: Callable[[list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
+    """Joint steps from ``trainer.steps_done`` (0, or where a resumed fit stopped, whose ``history`` it
+    continues) to ``total_steps``; the per-step losses (under torchrun: of the whole batch, the ranks'
+    means weighted by their shares and added, once at the end). ``on_epoch_end(history)`` after every
+    ``source.steps_per_epoch`` steps and after the last (where the fit saves its state)."""
     world = source.world
     share = 1.0
     if world is not None and world.distributed:
         share = len(world.share(range(source.batch_size))) / source.batch_size
         trainer.grad_sync = lambda modules: world.average_gradients(modules, share)
-    history = []
+    history = list(history or [])
     with bar("xpgan fit", total_steps) as progress:
-        for _ in range(total_steps):
+        progress.update(trainer.steps_done)
+        while trainer.steps_done < total_steps:
             logs = trainer.step(source.next())
             history.append(logs)
             progress.update(d=logs["loss_d"], g=logs["loss_g_adv"], drr=logs["loss_drr"], c=logs["loss_c"])
+            if on_epoch_end is not None and (trainer.steps_done % source.steps_per_epoch == 0
+                                             or trainer.steps_done == total_steps):
+                on_epoch_end(history)
     if world is not None and world.distributed:
         flat = world.sum([v * share for logs in history for v in logs.values()])
         it = iter(flat)
