@@ -72,7 +72,7 @@ SCRIPT = textwrap.dedent('''
     synthaug.register_plugin(Hooks(), "plain-test")
     store, out, stop, resume = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "resume"
     synthaug.train(store, out, classifier="plain", epochs=2, batch_size=8, augment=False, device="cpu", lr=0.01,
-                   resume=resume, on_epoch_end=stop_after(stop) if stop else None)
+                   keep_optimizer=True, resume=resume, on_epoch_end=stop_after(stop) if stop else None)
 ''')
 
 

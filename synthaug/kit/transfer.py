@@ -66,6 +66,8 @@ def adapt_first_conv(weight, in_channels: int):
     """RGB first-conv weights ``(O, 3, kh, kw)`` as ``(O, in_channels, kh, kw)`` (see :func:`channel_mixing`)."""
     import torch
 
+    if int(in_channels) == 1:  # the grey fold, in the weights' own dtype: R + G + B as it always was
+        return weight.sum(dim=1, keepdim=True)
     mixed = torch.einsum("kc,oc...->ok...", channel_mixing(in_channels), weight.double())
     return mixed.to(weight.dtype).contiguous()
 
