@@ -38,6 +38,20 @@ def make_kaggle_first(root: Path, counts=(6, 10, 11), size: int = 40) -> Path:
     return root
 
 
+def make_augment_store(tmp_path_factory) -> Path:
+    """An 8-bit store balanced by augment from a 16-px imagefolder (covid 3 at 0.7, normal 5 at 0.3;
+    one real test image a class): train covid 2 real + 2 augment, normal 4."""
+    import synthaug
+
+    root = tmp_path_factory.mktemp("folder")
+    for name, n, value in (("covid", 3, 0.7), ("normal", 5, 0.3)):
+        for k in range(n):
+            write_png(root / name / f"{name}-{k}.png", size=16, value=value, seed=k)
+    out = tmp_path_factory.mktemp("store") / "b.h5"
+    synthaug.balance(synthaug.load_images("imagefolder", root), "augment", out=out, test_per_class=1)
+    return out
+
+
 def make_kaggle_later(root: Path, counts=(6, 10, 11, 4), size: int = 40) -> Path:
     """Later release: 'COVID-19_Radiography_Dataset/{COVID,Normal,Viral Pneumonia,Lung_Opacity}/images/*.png'."""
     base = root / "COVID-19_Radiography_Dataset"

@@ -4,7 +4,7 @@ import pytest
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
 from synthaug.pipeline.balance import class_seed, parse_strategy, plan_trims
 from synthaug.contract.interfaces import Synthesizer
-from synthaug.contract.types import ImageSet, Volume, VolumeSet
+from synthaug.contract.types import ImageSet, VolumeSet
 
 
 COUNTS = {"covid": 219, "normal": 1341, "viral": 1345}

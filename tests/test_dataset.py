@@ -17,21 +17,14 @@ import torch
 import synthaug
 from synthaug import read_store
 
-from conftest import write_png
+from conftest import make_augment_store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """An 8-bit store balanced by augment: train rows covid 2 real, normal 4 real, covid 2 augment (16 px)."""
-    root = tmp_path_factory.mktemp("folder")
-    for name, n, value in (("covid", 3, 0.7), ("normal", 5, 0.3)):
-        for k in range(n):
-            write_png(root / name / f"{name}-{k}.png", size=16, value=value, seed=k)
-    out = tmp_path_factory.mktemp("store") / "b.h5"
-    synthaug.balance(synthaug.load_images("imagefolder", root), "augment", out=out, test_per_class=1)
-    return out
+    return make_augment_store(tmp_path_factory)
 
 
 def test_the_store_is_a_torch_dataset_with_imagefolder_attributes(store):

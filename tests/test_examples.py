@@ -1,4 +1,3 @@
-import json
 import runpy
 import subprocess
 import sys

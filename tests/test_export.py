@@ -18,7 +18,7 @@ from synthaug.cli import main
 from synthaug.kit.files import lock_path
 from synthaug.pipeline.export import PROVENANCE_COLUMNS
 
-from conftest import write_png
+from conftest import make_augment_store
 
 
 def export(*args):
@@ -27,14 +27,7 @@ def export(*args):
 
 @pytest.fixture(scope="module")
 def store_8bit(tmp_path_factory):
-    """An 8-bit store balanced by augment: train covid 2 real + 2 augment, normal 4; test 1 + 1 (16 px)."""
-    root = tmp_path_factory.mktemp("folder")
-    for name, n, value in (("covid", 3, 0.7), ("normal", 5, 0.3)):
-        for k in range(n):
-            write_png(root / name / f"{name}-{k}.png", size=16, value=value, seed=k)
-    out = tmp_path_factory.mktemp("store") / "b.h5"
-    synthaug.balance(synthaug.load_images("imagefolder", root), "augment", out=out, test_per_class=1)
-    return out
+    return make_augment_store(tmp_path_factory)
 
 
 def test_exported_8bit_store_reads_back_as_the_stored_pixels(tmp_path, store_8bit):

@@ -252,3 +252,35 @@ def test_a_training_run_that_fills_the_disk_stops_with_one_line_and_nothing_half
     cli(*args[:-2], "--resume", "--out", out)  # with room again: a run with no checkpoint yet starts from epoch 1
     assert [h["epoch"] for h in json.loads((out / "manifest.json").read_text())["history"]] == [1]
     assert (out / "metrics.json").is_file() and temporaries(tmp_path) == []
+
+
+def two_cell_spec() -> str:
+    """tests/test_experiment.py's small spec at one seed, the unbalanced and duplicate arms: two cells."""
+    from tests.test_experiment import SMALL_SPEC
+
+    text = SMALL_SPEC.format(augment_extra="", epochs=1).replace("seeds = 2", "seeds = 1")
+    return text[:text.index("[arms.augment]")] + text[text.index("[classifiers.small]"):]
+
+
+def test_an_experiment_that_fills_the_disk_stops_with_one_line_and_goes_on_when_there_is_room(tmp_path):
+    spec, out = tmp_path / "full.toml", tmp_path / "exp"
+    spec.write_text(two_cell_spec())
+    args = ["experiment", "run", str(spec), "--out", str(out)]
+    # 2 MB a file: the data and the stores fit, a quarter-width ResNet-50 checkpoint (about 6 MB) does not
+    done = subprocess.run([sys.executable, "-c", LIMITED, str(2_000_000), *args], env=env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.strip().splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].endswith("/checkpoints/best.pt: could not write: the disk is full or a "
+                                                   "file-size limit was reached (nothing was replaced; free some "
+                                                   "space and run again)"), done.stderr[-2000:]
+    assert temporaries(tmp_path) == [] and not (out / "results.csv").exists()
+    stores = {p: sha256(p) for p in out.rglob("*.h5")}
+    assert stores  # what was complete before the disk filled is kept, and reused by the rerun
+    cli(*args)  # room again: the same command finishes the experiment
+    import csv
+
+    with open(out / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["arm"], r["status"]) for r in rows) == [("duplicate", "done"), ("unbalanced", "done")]
+    assert {p: sha256(p) for p in stores} == stores and temporaries(tmp_path) == []

@@ -1,7 +1,6 @@
 """The pipeline's arrows composed as users call them: seeds reach fit, one work directory, no I/O in balance."""
 
 from dataclasses import dataclass
-from pathlib import Path
 import types
 
 import numpy as np

@@ -17,7 +17,7 @@ from synthaug.registry import create
 from synthaug_plugins.pix2pix_translator.measures import agreement
 from synthaug_plugins.pix2pix_translator.networks import PatchDiscriminator, UNetGenerator, unet_geometry
 from synthaug_plugins.pix2pix_translator.synthesizer import Pix2Pix
-from synthaug_plugins.pix2pix_translator.training import Pix2PixNets, augment_pair, linear_decay, nearest_targets, weights_hash
+from synthaug_plugins.pix2pix_translator.training import Pix2PixNets, augment_pair, linear_decay, nearest_targets
 
 progress.set_quiet(True)
 TINY = dict(ngf=8, ndf=8, batch_size=2)

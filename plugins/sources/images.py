@@ -241,20 +241,26 @@ def load_files(files: Sequence[tuple[Path, str]], class_names: Sequence[str], op
     if options.lazy:
         return _lazy_files(files, class_names, options, meta, reader)
 
-    def read(item):
-        try:
-            return reader.read(item[0], options.size, options.channels)
-        except SynthaugError:
-            if options.skip_bad:
-                return None
-            raise
-
+    read = _skipping_bad(lambda path: reader.read(path, options.size, options.channels), options.skip_bad)
     results = _pool_map(read, files, f"reading {reader.what}s", len(files))
     keep = [i for i, r in enumerate(results) if r is not None]
     if keep:
         _check_sizes({results[i][0].shape for i in keep})
     images = np.stack([results[i][0] for i in keep]) if keep else None
     return _image_set(images, files, keep, [r[1] if r else None for r in results], class_names, meta, reader)
+
+
+def _skipping_bad(function, skip_bad: bool):
+    """``function(path)`` over ``(path, class)`` items; with ``skip_bad`` an unreadable file gives None
+    (skipped and counted) instead of its one-line error."""
+    def call(item):
+        try:
+            return function(item[0])
+        except SynthaugError:
+            if skip_bad:
+                return None
+            raise
+    return call
 
 
 def _check_sizes(shapes: set) -> None:
@@ -279,14 +285,7 @@ def _image_set(images, files, keep: list[int], headers: list, class_names, meta:
 def _lazy_files(files, class_names, options: SourceOptions, meta: dict, reader: FileReader) -> ImageSet:
     from synthaug import LazyImages
 
-    def scan(item):
-        try:
-            return reader.header(item[0], options.size, options.skip_bad)
-        except SynthaugError:
-            if options.skip_bad:
-                return None
-            raise
-
+    scan = _skipping_bad(lambda path: reader.header(path, options.size, options.skip_bad), options.skip_bad)
     headers = _pool_map(scan, files, f"scanning {reader.what}s", len(files))
     keep = [i for i, h in enumerate(headers) if h is not None]
     if not keep:
