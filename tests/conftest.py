@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("SYNTHAUG_QUIET", "1")  # no progress bars in test output
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each,
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # their subprocesses included (no oversubscription)
 
 
 def write_png(path: Path, size: int = 40, value: float = 0.5, rgb: bool = False, seed: int = 0, bits: int = 8) -> None:

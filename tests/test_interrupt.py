@@ -16,7 +16,10 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_no_temporary_file(tmp_path):
     env = {**os.environ, "SYNTHAUG_CACHE": str(tmp_path / "cache")}
     command = [sys.executable, "-c", "from synthaug.cli import main; main()", "--quiet", "demo", "--preset", "tiny",
                "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT at its default in the child: a test run started in the background by a non-interactive
+    # shell inherits SIGINT ignored, and Python then installs no Ctrl-C handler at all
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     # interrupt once the experiment is under way (its directory claimed), well before it can finish
     while not (out / "experiment.json").is_file() and process.poll() is None and time.monotonic() < deadline:
