@@ -235,6 +235,7 @@ def _run_process(spec: Path, out: Path, kill_when=None) -> int:
     return process.returncode
 
 
+@pytest.mark.slow
 def test_a_killed_experiment_finishes_with_the_same_results_as_an_uninterrupted_one(tmp_path):
     spec = write_spec(tmp_path, epochs=5)
     # two cells: the unbalanced and the duplicated training split of one seed

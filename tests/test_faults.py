@@ -25,6 +25,7 @@ import pytest
 from tests.conftest import make_kaggle_later
 
 SYNTHAUG = str(Path(sys.executable).with_name("synthaug"))
+pytestmark = pytest.mark.slow  # the kill and disk-full group: CI runs it; `pytest -m "not slow"` skips it
 
 
 def env(**extra):

@@ -30,8 +30,8 @@ from _classifier_data import shapes_store
 
 TORCHRUN = shutil.which("torchrun", path=str(Path(sys.executable).parent))
 SYNTHAUG = str(Path(sys.executable).with_name("synthaug"))
-pytestmark = pytest.mark.skipif(TORCHRUN is None or not torch.distributed.is_available(),
-                                reason="torch.distributed / torchrun not available")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(TORCHRUN is None or not torch.distributed.is_available(),
+                                                   reason="torch.distributed / torchrun not available")]
 
 # A script run under torchrun: registers a BatchNorm-free classifier, then calls synthaug.train.
 SCRIPT = textwrap.dedent('''
