@@ -92,8 +92,16 @@ def tiny_images():
 @pytest.fixture(scope="session", autouse=True)
 def _session_cache(tmp_path_factory):
     """A fresh ctsim cache for the whole run: tests never depend on what an earlier run left behind."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one cache for the run's workers (their base temp folders share a parent): a data set one worker
+        # generated is not generated again by the other; ctsim's cache lets one writer fill an entry
+        # while the other waits for it (docs/reliability.md)
+        cache = tmp_path_factory.getbasetemp().parent / "synthaug-cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("synthaug-cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SYNTHAUG_CACHE", str(tmp_path_factory.mktemp("synthaug-cache")))
+        mp.setenv("SYNTHAUG_CACHE", str(cache))
         yield
 
 
