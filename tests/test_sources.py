@@ -169,3 +169,15 @@ def test_cli_binary_applies_to_volumes_that_have_the_class():
 def test_sources_refuse_options_they_do_not_declare(tmp_path, source, options, message):
     with pytest.raises(SynthaugError, match=message):
         (load_images if source != "nifti" else load_volumes)(source, tmp_path, **options)
+
+
+def test_config_for_builds_the_config_from_extra_for_a_source_made_without_options():
+    from synthaug import SourceOptions
+    from synthaug.registry import create
+
+    made = create("dataset", "dicom-ct", class_name="chest")  # as the core makes it: options at creation
+    assert made.config_for(SourceOptions()).class_name == "chest"
+    bare = create("dataset", "dicom-ct")  # a direct caller: the options only in extra
+    assert bare.config_for(SourceOptions(extra={"class_name": "chest", "shape": "8x8x4"})).shape == "8x8x4"
+    with pytest.raises(SynthaugError, match="option 'class_name' of dataset 'dicom-ct' must be a string; got 3"):
+        bare.config_for(SourceOptions(extra={"class_name": 3}))

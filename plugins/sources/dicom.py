@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from synthaug import DatasetSource, ImageSet, SourceOptions, SynthaugError
-from synthaug.contract.config import make_config
 from synthaug_plugins.sources.images import FileHeader, load_files, natural_key, to_chw
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -252,8 +251,7 @@ class DicomSource(DatasetSource):
 
     def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:
         assert data_dir is not None
-        # The core builds self.config from the same options; a direct caller may pass them in extra only.
-        config = make_config(self.Config, options.extra, f"dataset {self.name!r}") if options.extra else self.config
+        config = self.config_for(options)
         folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(folders) < 2:
             raise SynthaugError(f"{data_dir}: expected one sub-folder of DICOM files per class (at least 2); "

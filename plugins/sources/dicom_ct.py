@@ -20,18 +20,16 @@ normal (a gantry tilt) is refused in one line naming the folder.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from synthaug import DatasetSource, SourceOptions, SynthaugError, Volume, VolumeSet
-from synthaug.contract.config import make_config
-from synthaug.kit.sizes import parse_size
 from synthaug.kit.volumes import resample_volume
 from synthaug_plugins.sources.dicom import is_dicom_file, list_dicom, pixel_values, read_dataset
 from synthaug_plugins.sources.images import natural_key
+from synthaug_plugins.sources.nifti import NiftiSourceConfig, volume_shape
 
 #: Relative tolerance on slice gaps: scanners write positions to about a micrometre, so 1% is slack
 #: enough for rounding and still finds a missing slice (a gap of 2x) or a shifted one.
@@ -140,21 +138,15 @@ def series_folders(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: [natural_key(Path(part)) for part in p.relative_to(root).parts])
 
 
-@dataclass
-class DicomCTSourceConfig:
-    shape: str | list | None = None  # resample every volume to X,Y,Z (e.g. 256x256x64, quan2021); None: as stored
-    class_name: str = "ct"  # the class of every series when the folder has no class sub-folders
-
-
 class DicomCTSource(DatasetSource):
     name = "dicom-ct"
-    Config = DicomCTSourceConfig
+    Config = NiftiSourceConfig  # shape and class_name, as for NIfTI volumes
     provides = frozenset({"volumes"})
 
     def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:
         assert data_dir is not None
-        config = make_config(self.Config, options.extra, f"dataset {self.name!r}") if options.extra else self.config
-        shape = None if config.shape is None else parse_size(config.shape, 3, "volume shape", expected="X,Y,Z or XxYxZ")
+        config = self.config_for(options)
+        shape = volume_shape(config.shape)
         if not data_dir.is_dir():
             raise SynthaugError(f"{data_dir}: expected a folder of DICOM series")
         folders = series_folders(data_dir)

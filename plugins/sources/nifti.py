@@ -108,7 +108,11 @@ def load_volume(path: Path, shape: tuple[int, int, int] | None = None, **kwargs)
 
 def target_shape(options: SourceOptions) -> tuple[int, int, int] | None:
     """``extra["shape"]``: resample every volume to (X, Y, Z), e.g. quan2021's (256, 256, 64)."""
-    shape = options.extra.get("shape")
+    return volume_shape(options.extra.get("shape"))
+
+
+def volume_shape(shape) -> tuple[int, int, int] | None:
+    """A volume source's ``shape`` option (``"256x256x64"``, ``"256,256,64"`` or a list) as (X, Y, Z)."""
     if shape is None:
         return None
     return parse_size(shape, 3, "volume shape", expected="X,Y,Z or XxYxZ")  # type: ignore[return-value]

@@ -275,3 +275,11 @@ class DatasetSource(Configurable, ABC):
 
     def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:
         raise SynthaugError(f"dataset {self.name!r} provides no CT volumes; it provides {', '.join(sorted(self.provides))}")
+
+    def config_for(self, options: SourceOptions) -> Any:
+        """This source's ``Config`` for a load: ``self.config``, which the core built from the same
+        ``--source-option``s, or, for a caller that made the source without options and put them in
+        ``options.extra`` only, one built (and checked) from those."""
+        if options.extra and self.Config is not None:
+            return make_config(self.Config, options.extra, f"{self.kind} {self.name!r}")
+        return self.config

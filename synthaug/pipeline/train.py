@@ -250,8 +250,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     elif last_path.exists() or manifest_path.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
 
-    board = _tensorboard_writer if config.log == "tensorboard" else None
-    if board is not None:
+    if config.log == "tensorboard":
         _check_tensorboard()  # before any work: a missing package is one line, not a traceback after epoch 1
     classifier = entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
@@ -329,7 +328,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                         memory=memory_record)
         stepper = make_stepper()  # the resumed stage's trained set, as in its epoch 1
 
-    log = EpochLog(paths, entry.name, config.epochs, board(paths, start_epoch) if board and world.main else None)
+    log = EpochLog(paths, entry.name, config.epochs, _tensorboard_writer(paths, start_epoch)
+                   if config.log == "tensorboard" and world.main else None)
     for epoch in range(start_epoch, config.epochs + 1):
         stage = config.stage(epoch)
         trainable = _stage_prefixes(classifier, stage)
@@ -383,7 +383,7 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
             y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, workers)
             val = classification_metrics(y, probabilities.argmax(1), class_names)
             record.update(val_loss=val_loss / len(y), val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
-        score = record["val_macro_f1"] if record["val_macro_f1"] is not None else float(epoch)  # no val: latest
+        score = epoch_score(record)
         manifest["history"].append(record)
         manifest["memory"] = finish_record(memory_record)  # the peak so far, kept even if the run stops
         if manifest["best"] is None or score > manifest["best"]["score"]:
@@ -409,6 +409,12 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     world.barrier()
     world.close()
     return run
+
+
+def epoch_score(record: dict) -> float:
+    """What picks the best epoch: validation macro-F1, or with no validation split the epoch itself
+    (the latest is the best)."""
+    return record["val_macro_f1"] if record.get("val_macro_f1") is not None else float(record["epoch"])
 
 
 #: history.csv's columns: the per-epoch record of manifest.json's ``history``, in this order.
@@ -460,7 +466,7 @@ def write_history_csv(path: Path, history: list[dict], best: dict | None) -> Non
         writer = csv.writer(fh)
         writer.writerow(HISTORY_COLUMNS)
         for r in history:
-            score = r["val_macro_f1"] if r.get("val_macro_f1") is not None else float(r["epoch"])
+            score = epoch_score(r)
             if best_score is None or score > best_score:
                 best_epoch, best_score = r["epoch"], score
             row = {**r, "best_epoch": best_epoch}
