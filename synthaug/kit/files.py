@@ -47,7 +47,9 @@ def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
     from synthaug.kit.distributed import main_process
 
     path = Path(path).absolute()
-    if not main_process():  # under torchrun rank 0 is the one writer; the others write nothing
+    # Under torchrun rank 0 is the one writer of outputs; the other ranks write nothing. A shared cache
+    # (wait) is taken by every rank: a rank filling it without the lock would race the one filling it.
+    if not main_process() and not wait:
         yield
         return
     if path in _HELD:
