@@ -1,9 +1,11 @@
 """`synthaug demo` end to end on the tiny preset: a four-arm experiment (unbalanced, duplicate, augment,
 the synthesizer) on one split; counts, the shared test split, measures that follow from the confusion
-matrices, the comparison printed, the same results for the same seed."""
+matrices, the comparison printed, the same results for the same seed, every stage timed (printed,
+recorded in experiment.json, shown in the report's Time section)."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,14 +13,27 @@ from click.testing import CliRunner
 
 from synthaug import read_store
 from synthaug.cli import main
+from synthaug.kit import progress
 
 CLASSES = ["covid", "normal", "viral"]  # ctsim's classes, in order
 ARMS = ["unbalanced", "duplicate", "augment", "synthesis"]
 
 
-def _run_demo(out, *args: str) -> list[dict]:
-    result = CliRunner().invoke(main, ["--quiet", "demo", "--preset", "tiny", "--out", str(out), *args])
+def _run_demo(out, *args: str, quiet: bool = True) -> list[dict]:
+    """Run the tiny demo into ``out``; not ``quiet``: with progress on (the suite runs quietly), its
+    stderr kept in ``out/demo-stderr.txt``."""
+    was_quiet = progress.is_quiet()
+    progress.set_quiet(quiet)
+    try:
+        result = CliRunner().invoke(main, [*(["--quiet"] if quiet else []), "demo", "--preset", "tiny",
+                                           "--out", str(out), *args])
+    finally:
+        progress.set_quiet(was_quiet)
     assert result.exit_code == 0, result.output
+    if quiet:
+        assert "stage data:" not in result.output  # quiet means no stage lines either
+    else:
+        (out / "demo-stderr.txt").write_text(result.stderr)
     assert f"report: {out / 'report.md'}" in result.output
     comparisons = json.loads((out / "comparisons.json").read_text())
     assert [c["arm"] for c in comparisons] == ["synthesis"]
@@ -31,7 +46,7 @@ def _run_demo(out, *args: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "report"
-    return out, _run_demo(out)
+    return out, _run_demo(out, quiet=False)
 
 
 def test_demo_tiny_runs_four_arms_on_one_test_split(tiny_demo):
@@ -117,6 +132,53 @@ def test_demo_same_seed_same_results(tiny_demo, tmp_path):
     assert (tmp_path / "again" / "results.csv").read_text() == (out / "results.csv").read_text()
     assert read_store(tmp_path / "again" / "stores" / "synthesis-seed0.h5", "train").images.tobytes() == \
         read_store(out / "stores" / "synthesis-seed0.h5", "train").images.tobytes()
+
+
+def _stages(out) -> list[dict]:
+    return json.loads((out / "experiment.json").read_text())["stages"]
+
+
+def test_demo_times_every_stage_prints_each_as_it_finishes_and_reports_them(tiny_demo):
+    out, rows = tiny_demo
+    stages = _stages(out)
+    names = [s["name"] for s in stages]
+    fits = sorted(p.name for p in (out / "fits").iterdir() if p.is_dir())
+    stores = sorted(p.stem for p in (out / "stores").glob("*.h5"))
+    assert len(fits) == 1 and len(stores) == 4
+    # one entry per stage: the data, the fit, every store's balance, every cell, quality, the report
+    assert sorted(names) == sorted(["data", *(f"fit {f}" for f in fits), *(f"balance {s}" for s in stores),
+                                    *(f"cell {r['cell']}" for r in rows), "quality seed0", "report"])
+    assert names[0] == "data" and names[-2:] == ["quality seed0", "report"]
+    assert names.index(f"fit {fits[0]}") < names.index("balance synthesis-seed0")  # the fit before its store
+    assert all(s["seconds"] >= 0 and not s.get("reused") for s in stages)  # a fresh run measured them all
+    # the stages do not overlap (a store's balance excludes its fit, a cell its store): within the total
+    total = json.loads((out / "experiment.json").read_text())["seconds"]
+    assert sum(s["seconds"] for s in stages) <= total + 0.01
+    # each printed on stderr as it finished, in order
+    printed = [line for line in (out / "demo-stderr.txt").read_text().splitlines() if line.startswith("stage ")]
+    assert printed == [f"stage {s['name']}: {s['seconds']:.1f} s" for s in stages]
+    # the report's Time section: the same stages and seconds, and the total
+    time_section = (out / "report.md").read_text().split("## Time", 1)[1]
+    for s in stages:
+        assert f"| {s['name']} | {s['seconds']:.1f} |" in time_section
+    assert f"Total wall time of the last run: {total:.1f} s" in time_section
+
+
+def test_rerunning_the_demo_keeps_the_seconds_each_reused_stage_took(tiny_demo, tmp_path):
+    out, _ = tiny_demo
+    again = tmp_path / "rerun"
+    shutil.copytree(out, again)
+    _run_demo(again)
+    assert (again / "results.csv").read_text() == (out / "results.csv").read_text()
+    first = {s["name"]: s for s in _stages(out)}
+    rerun = _stages(again)
+    assert sorted(s["name"] for s in rerun) == sorted(first)
+    for s in rerun:
+        if s["name"] in ("data", "report"):  # read and written again by every run
+            assert not s.get("reused")
+        else:  # nothing else was redone: the seconds are the first run's, marked as reused
+            assert s["reused"] is True and s["seconds"] == first[s["name"]]["seconds"]
+    assert "(earlier run)" in (again / "report.md").read_text().split("## Time", 1)[1]
 
 
 def test_demo_with_a_volume_synthesizer_projects_ctsim_cts_of_training_patients_only(tmp_path):

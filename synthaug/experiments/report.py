@@ -7,7 +7,9 @@
   headline measure), what the run can resolve (interval widths), for every synthesizer arm the paired
   comparison against the strongest classical baseline of the same classifier (over seeds and by
   paired bootstrap over the test images, :mod:`synthaug.experiments.stats`) with its verdict, per-class
-  F1, confusion matrices summed over seeds, the cells not run and why, and the run times.
+  F1, confusion matrices summed over seeds, the cells not run and why, and a Time section: each
+  stage of the last run (data, fits, balances, cells, quality, the report) with its seconds, and the
+  run's total wall time.
 - ``figures/``: the headline measure per arm with 95% error bars; the summed confusion matrices.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,7 +334,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines += ["## Cells not run", "", "| cell | status | why |", "|---|---|---|"]
         lines += [f"| {r.cell.key} | {r.status} | {r.reason} |" for r in missing]
         lines.append("")
-    lines += ["## Run time", "", _timings(rows, saved), ""]
+    lines += _time_lines(rows, saved)
     return "\n".join(lines)
 
 
@@ -373,13 +376,28 @@ def _resolution(spec: Spec, done: dict, comps: list[dict]) -> str:
             ". Differences smaller than these are within the noise of this run.")
 
 
-def _timings(rows: list[Row], saved: dict[str, Any]) -> str:
-    train = sum(r.seconds for r in rows if r.status == "done")
+def _time_lines(rows: list[Row], saved: dict[str, Any]) -> list[str]:
+    """The Time section: the last run's stages (experiment.json's ``stages``) and its total wall time.
+    An experiment directory written before stages were recorded gets the cells' sum instead."""
+    stages = saved.get("stages")
     total = saved.get("seconds")
-    text = f"training and evaluating the cells: {train / 60:.1f} min"
+    lines = ["## Time", ""]
+    if not stages:
+        train = sum(r.seconds for r in rows if r.status == "done")
+        lines.append(f"Training and evaluating the cells: {train:.1f} s" +
+                     (f"; the whole last run: {total:.1f} s." if total is not None else "."))
+        return lines + [""]
+    lines += ["| stage | seconds |", "|---|---:|"]
+    for stage in stages:
+        seconds = "not recorded" if stage.get("seconds") is None else f"{stage['seconds']:.1f}"
+        lines.append(f"| {stage['name']} | {seconds}{' (earlier run)' if stage.get('reused') else ''} |")
+    lines.append("")
     if total is not None:
-        text += f"; the whole last `experiment run` (data, fitting, balancing, cells, report): {total / 60:.1f} min"
-    return text + "."
+        lines.append(f"Total wall time of the last run: {total:.1f} s ({total / 60:.1f} min).")
+    if any(stage.get("reused") for stage in stages):
+        lines.append("Stages marked (earlier run) were done by an earlier run of this experiment and reused: their "
+                     "seconds are that run's, not part of this total.")
+    return lines + [""]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,10 +449,16 @@ def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
     return figures
 
 
-def write_report(out: str | Path) -> Path:
-    """Write results.csv, report.md and the figures of experiment directory ``out``; return report.md."""
+def write_report(out: str | Path, *, clock=None) -> Path:
+    """Write results.csv, report.md and the figures of experiment directory ``out``; return report.md.
+
+    ``clock``: the running experiment's :class:`~synthaug.experiments.runner.StageClock`. The report's
+    own time is then recorded as its last stage, the clock stopped, and the Time section shows this
+    run's stages; without it (``synthaug experiment report``), the stages experiment.json holds.
+    """
     from synthaug.pipeline.report import plot_confusion
 
+    started = time.perf_counter()
     out = Path(out)
     spec, rows = collect(out)
     _, saved = load_experiment(out)
@@ -454,6 +478,9 @@ def write_report(out: str | Path) -> Path:
         tmp.write_text(results_csv(spec, rows))
     with atomic_path(out / "comparisons.json") as tmp:
         tmp.write_text(json.dumps(comps, indent=2, default=str))
+    if clock is not None:  # only report.md is left to write: the report's stage is all but done
+        clock.record("report", time.perf_counter() - started)
+        saved = {**saved, "stages": clock.stages, "seconds": clock.stop()}
     with atomic_path(out / REPORT) as tmp:
         tmp.write_text(report_markdown(spec, rows, saved, comps, figures, out))
     return out / REPORT

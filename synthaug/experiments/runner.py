@@ -5,11 +5,13 @@ An experiment directory::
     experiment.json              the resolved spec (a rerun must resolve to the same one)
     fits/<synth>-<hash>-seed<S>/ fitted synthesizers (shared by arms that fit the same one)
     stores/<arm>-seed<S>.h5      the balanced training split + the real test split of seed S
-    stores/<arm>-seed<S>.json    how long fitting and balancing took
+    fits/<synth>-<hash>-seed<S>.json  how long fitting took
+    stores/<arm>-seed<S>.json    how long balancing took (fitting not included)
     cells/<arm>--<clf>--seed<S>/ run/ (a training run: resumable) and cell.json (written last)
     not-run.json                 cells that could not run, and why (missing weights, volumes)
     quality/features-seed<S>/    the feature network of `synthaug quality`, trained once per seed
     quality/<arm>-seed<S>/       `synthaug quality` of each synthesizing arm's store ([quality] seeds)
+    quality/seconds-seed<S>.json how long measuring them took
     results.csv, report.md, figures/   (synthaug.experiments.report)
 
 The seed S fixes the test split (every arm of a seed is measured on the same real test images), the
@@ -17,6 +19,11 @@ synthesizer's seed and the classifier's seed; the data set itself is generated/r
 is written atomically, a cell's ``cell.json`` last: a rerun skips finished cells, resumes a training
 run from its last epoch, and reuses finished stores and fits, so a killed experiment loses at most
 the cell in progress.
+
+Every stage (the data, each fit, each store's balance, each cell, quality, the report) is timed by a
+:class:`StageClock`: one line on stderr as it finishes (unless quiet), and a ``stages`` list in
+experiment.json that the report's Time section shows. A stage reused from an earlier, interrupted
+run keeps the seconds that run measured (the files above record them) and is marked ``reused``.
 """
 
 from __future__ import annotations
@@ -25,13 +32,76 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from synthaug.errors import SynthaugError
-from synthaug.experiments.spec import EXPERIMENT_FILE, NOT_IDENTITY, Arm, Cell, Spec, grid, weights_for
 from synthaug.experiments.report import write_report
+from synthaug.experiments.spec import (
+    EXPERIMENT_FILE,
+    NOT_IDENTITY,
+    Arm,
+    Cell,
+    Spec,
+    grid,
+    weights_for,
+)
 from synthaug.kit.files import write_json
+
+
+class StageClock:
+    """The experiment's stages in the order they finished, with their seconds.
+
+    Each stage is announced on stderr as it finishes (``progress.note``: nothing when quiet), so that a
+    user watching a long run sees where the time goes; ``stages`` is what experiment.json and the
+    report keep. A name is recorded once: a store shared by several cells is one stage.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stages: list[dict[str, Any]] = []
+        self.total: float | None = None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.record(name, time.perf_counter() - started)
+
+    def record(self, name: str, seconds: float | None, *, reused: bool = False) -> None:
+        """``seconds`` measured now, or (``reused``) by the earlier run that did the work; None if that
+        run left no record of it."""
+        from synthaug.kit.progress import note
+
+        if any(s["name"] == name for s in self.stages):
+            return
+        entry: dict[str, Any] = {"name": name, "seconds": None if seconds is None else round(float(seconds), 3)}
+        if reused:
+            entry["reused"] = True
+        self.stages.append(entry)
+        note(stage_line(entry))
+
+    def reused(self, name: str, record: Path, key: str) -> None:
+        """A stage done by an earlier run: its seconds as that run wrote them in ``record``."""
+        try:
+            seconds = json.loads(record.read_text()).get(key)
+        except (OSError, ValueError, AttributeError):
+            seconds = None  # an experiment directory from before the record was written
+        self.record(name, seconds, reused=True)
+
+    def stop(self) -> float:
+        """Freeze the total wall time of this run (the report and experiment.json show the same figure)."""
+        self.total = round(time.perf_counter() - self.started, 3)
+        return self.total
+
+
+def stage_line(entry: Mapping[str, Any]) -> str:
+    """``stage cell augment--resnet50--seed0: 41.2 s`` (and where it came from, if reused)."""
+    seconds = "time not recorded" if entry["seconds"] is None else f"{entry['seconds']:.1f} s"
+    return f"stage {entry['name']}: {seconds}" + (" (reused from an earlier run)" if entry.get("reused") else "")
+
 
 class Experiment:
     """An experiment directory and the resolved spec it holds."""
@@ -40,6 +110,7 @@ class Experiment:
                  device: str = "auto"):
         self.out, self.spec, self.weights, self.device = Path(out), spec, dict(weights or {}), device
         self._data: tuple[Any, Any] | None = None
+        self.clock = StageClock()
 
     # ---- paths ----------------------------------------------------------------------------
     def cell_dir(self, cell: Cell) -> Path:
@@ -73,22 +144,31 @@ class Experiment:
     def data(self):
         """(images, volumes or None), read once: the task applied (binary: positive vs rest)."""
         if self._data is None:
-            from synthaug.pipeline.load import as_binary, binary_volumes, load_images, load_volumes
-
-            d = self.spec.data
-            images = load_images(d["source"], d["dir"], size=d["size"], channels=d["channels"], seed=d["seed"],
-                                 **d["options"])
-            volumes = None
-            if d["volumes"]:
-                # The same source as the images gives the CTs of the very patients the radiographs show.
-                extra = d["options"] if d["volumes"] == d["source"] else {}
-                folder = d["volumes_dir"] or (d["dir"] if d["volumes"] == d["source"] else None)
-                volumes = load_volumes(d["volumes"], folder, seed=d["seed"], **extra)
-            if self.spec.binary:
-                images = as_binary(images, self.spec.binary)
-                volumes = binary_volumes(volumes, self.spec.binary) if volumes is not None else None
-            self._data = images, volumes
+            with self.clock.stage("data"):
+                self._data = self._read_data()
         return self._data
+
+    def _read_data(self):
+        from synthaug.pipeline.load import (
+            as_binary,
+            binary_volumes,
+            load_images,
+            load_volumes,
+        )
+
+        d = self.spec.data
+        images = load_images(d["source"], d["dir"], size=d["size"], channels=d["channels"], seed=d["seed"],
+                             **d["options"])
+        volumes = None
+        if d["volumes"]:
+            # The same source as the images gives the CTs of the very patients the radiographs show.
+            extra = d["options"] if d["volumes"] == d["source"] else {}
+            folder = d["volumes_dir"] or (d["dir"] if d["volumes"] == d["source"] else None)
+            volumes = load_volumes(d["volumes"], folder, seed=d["seed"], **extra)
+        if self.spec.binary:
+            images = as_binary(images, self.spec.binary)
+            volumes = binary_volumes(volumes, self.spec.binary) if volumes is not None else None
+        return images, volumes
 
     def split_options(self) -> dict[str, Any]:
         split = self.spec.split
@@ -120,14 +200,19 @@ class Experiment:
         if arm.synthesizer is None or not get_registry().entry("synthesizer", arm.synthesizer).resolve().trainable:
             return None
         directory = self.fit_dir(arm, seed)
-        if not directory.is_dir():
-            images, volumes = self.data()
-            started = time.perf_counter()
-            fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
-                            volumes=volumes, strategy=arm.strategy, work_dir=directory.with_name(directory.name + ".work"),
-                            device=self.synth_device(arm), **self.split_options())
-            shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
-            write_json(directory.with_name(directory.name + ".json"), {"fit_seconds": time.perf_counter() - started})
+        record = directory.with_name(directory.name + ".json")
+        if directory.is_dir():
+            self.clock.reused(f"fit {directory.name}", record, "fit_seconds")
+            return directory
+        images, volumes = self.data()
+        started = time.perf_counter()
+        fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
+                        volumes=volumes, strategy=arm.strategy, work_dir=directory.with_name(directory.name + ".work"),
+                        device=self.synth_device(arm), **self.split_options())
+        shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
+        seconds = time.perf_counter() - started
+        write_json(record, {"fit_seconds": seconds})
+        self.clock.record(f"fit {directory.name}", seconds)
         return directory
 
     def synth_options(self, arm: Arm) -> dict[str, Any]:
@@ -157,19 +242,27 @@ class Experiment:
         from synthaug.api import balance
 
         path = self.store_path(arm, seed)
+        name = f"balance {path.stem}"
         if path.is_file():
+            fit = self.fit_dir(arm, seed)
+            if arm.synthesizer is not None and fit.is_dir():  # the store was made with this fit: its stage
+                self.clock.reused(f"fit {fit.name}", fit.with_name(fit.name + ".json"), "fit_seconds")
+            self.clock.reused(name, path.with_suffix(".json"), "balance_seconds")
             return path
         images, volumes = self.data()
+        # fitted first, so that the balance stage's seconds are the balancing alone (the fit is a stage)
+        checkpoint = None if arm.store_key == "unbalanced" else self.fitted(arm, seed)
         started = time.perf_counter()
         if arm.store_key == "unbalanced":
             balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data, **self.split_options())
         else:
-            checkpoint = self.fitted(arm, seed)
             balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
                     synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
                     synth_checkpoint=checkpoint, source=self.spec.data, device=self.synth_device(arm),
                     **self.split_options())
-        write_json(path.with_suffix(".json"), {"balance_seconds": time.perf_counter() - started})
+        seconds = time.perf_counter() - started
+        write_json(path.with_suffix(".json"), {"balance_seconds": seconds})
+        self.clock.record(name, seconds)
         return path
 
     # ---- one cell ------------------------------------------------------------------------------
@@ -181,6 +274,9 @@ class Experiment:
         directory = self.cell_dir(cell)
         done = directory / "cell.json"
         if done.is_file():
+            if self.store_path(cell.arm, cell.seed).is_file():  # its store's (and fit's) stages, as reused
+                self.store(cell.arm, cell.seed)
+            self.clock.reused(f"cell {cell.key}", done, "seconds")
             return json.loads(done.read_text())
         store = self.store(cell.arm, cell.seed)
         started = time.perf_counter()
@@ -215,6 +311,7 @@ class Experiment:
                   "metrics": {k: v for k, v in metrics.items() if k not in ("files", "data")},
                   "train_counts": _train_counts(store), "seconds": time.perf_counter() - started}
         write_json(done, result)
+        self.clock.record(f"cell {cell.key}", result["seconds"])
         return result
 
     # ---- quality of the synthetic images ---------------------------------------------------------
@@ -225,16 +322,26 @@ class Experiment:
         """``synthaug quality`` of every synthesizing arm's store of ``seed`` (each once), in one feature
         space: a network trained on the real training images of the seed's split, shared by the arms
         so that their figures compare."""
-        from synthaug.assess.features import FeatureConfig, feature_net, load_saved
-        from synthaug.assess.run import quality
-        from synthaug.pipeline.store import open_store
-
         arms = [a for a in self.spec.arms if a.synthesizer is not None and self.store_path(a, seed).is_file()
                 and _has_synthetic(self.store_path(a, seed))]
         arms = list({a.store_key: a for a in arms}.values())
         todo = [a for a in arms if not (self.quality_dir(a, seed) / "quality.json").is_file()]
+        record = self.out / "quality" / f"seconds-seed{seed}.json"
         if not todo:
+            if arms:
+                self.clock.reused(f"quality seed{seed}", record, "quality_seconds")
             return
+        started = time.perf_counter()
+        self._measure_quality(seed, arms, todo)
+        seconds = time.perf_counter() - started
+        write_json(record, {"quality_seconds": seconds})
+        self.clock.record(f"quality seed{seed}", seconds)
+
+    def _measure_quality(self, seed: int, arms: list[Arm], todo: list[Arm]) -> None:
+        from synthaug.assess.features import FeatureConfig, feature_net, load_saved
+        from synthaug.assess.run import quality
+        from synthaug.pipeline.store import open_store
+
         settings = self.spec.quality
         config = FeatureConfig(seed=seed, **{k: settings[f"feature_{k}"] for k in ("epochs", "size")
                                             if f"feature_{k}" in settings})
@@ -278,7 +385,6 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
     from synthaug.kit.device import resolve_device
 
     resolve_device(device)  # an unusable --device fails before any work
-    started = time.perf_counter()
     experiment = Experiment(out, spec, weights=weights, device=device)
     experiment.claim()
     cells = grid(spec)
@@ -294,10 +400,12 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
                 on_cell(cell, result)
     for seed in range(min(spec.quality["seeds"], spec.seeds)):
         experiment.measure_quality(seed)
+    clock = experiment.clock
     path = experiment.out / EXPERIMENT_FILE
-    write_json(path, {**json.loads(path.read_text()), "command": command,
-                      "seconds": time.perf_counter() - started})
-    write_report(experiment.out)
+    saved = {**json.loads(path.read_text()), "command": command}
+    write_json(path, {**saved, "stages": clock.stages})  # the report reads the command from here
+    write_report(experiment.out, clock=clock)  # records the "report" stage and stops the clock
+    write_json(path, {**saved, "stages": clock.stages, "seconds": clock.total})
     return experiment.out
 
 
