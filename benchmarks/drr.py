@@ -36,6 +36,13 @@ best difference reached, where more samples no longer help: trilinear interpolat
 centres is a different volume model from the piecewise-constant voxels that both Siddon renderers
 integrate exactly, so nanodrr converges to the integral of a slightly different volume.
 ``speedup`` is DiffDRR's seconds / ours, ``speedup_vs_nanodrr`` nanodrr's seconds / ours.
+
+Always (also with ``--references none``, which needs neither venv: the smoke run in
+tests/test_benchmarks.py) the same rays are rendered by synthaug's differentiable torch Siddon
+renderer too (best of one run): ``speedup_vs_torch`` = its seconds / the numba kernel's, with the
+largest pixel difference between the two.
+
+    .venv/bin/python benchmarks/drr.py --references none --size 16 --repeats 1    # a smoke run
 """
 
 from __future__ import annotations
@@ -169,12 +176,100 @@ def nanodrr_worker(job: Path) -> None:
         "nanodrr": version("nanodrr"), "torch": torch.__version__}))
 
 
+def time_ours(args) -> dict:
+    """synthaug's numba Siddon kernel and its differentiable torch renderer on the same rays."""
+    import numba
+    import numpy as np
+    import torch
+
+    from synthaug_plugins.sources.nifti import read_nifti
+    from synthaug.kit.xray import MU_WATER, hu_to_mu
+    from synthaug.contract.types import Geometry
+    from synthaug_plugins.siddon_drr.kernel import trace
+    from synthaug_plugins.siddon_drr.rays import index_rays
+    from synthaug_plugins.siddon_drr.torch_siddon import render
+
+    numba.set_num_threads(args.threads)
+    volume = read_nifti(example_ct())
+    geometry = Geometry(sdd=SDD, sid=SID, height=args.size, width=args.size, pixel_spacing=args.pixel_spacing)
+
+    def ours():
+        # What SiddonProjector.project runs: rays, then the kernel reading HU (mu per visited voxel).
+        resolved, sources, targets, lengths = index_rays(geometry, volume.hu.shape, volume.spacing)
+        values = trace(volume.hu, sources, targets, lengths, MU_WATER / 1000.0, MU_WATER)
+        return values.reshape(args.size, args.size)
+
+    seconds = best_time(ours, args.repeats)
+    image = ours().astype(np.float32)
+    torch.set_num_threads(args.threads)
+    mu_torch = torch.from_numpy(hu_to_mu(volume.hu))
+    with torch.no_grad():
+        torch_seconds = best_time(lambda: render(mu_torch, volume.spacing, geometry), 1)
+        torch_image = render(mu_torch, volume.spacing, geometry)[0, 0].numpy()
+    return {"seconds": seconds, "image": image, "torch_seconds": torch_seconds, "torch_image": torch_image,
+            "mu_water": MU_WATER, "numba": numba.__version__}
+
+
+def run_references(args, ours: dict) -> dict:
+    """DiffDRR's and nanodrr's images and seconds, each rendered in its own venv (``--worker``)."""
+    import numpy as np
+
+    python, nanodrr_python = args.venv / "bin" / "python", args.nanodrr_venv / "bin" / "python"
+    for path in (python, nanodrr_python):
+        if not path.exists():
+            sys.exit(f"{path} missing: run `benchmarks/drr.py --setup` (creates DiffDRR's and nanodrr's venvs; "
+                     "needs network), or pass --references none")
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp)
+        spec = {"ct": str(example_ct()), "threads": args.threads, "repeats": args.repeats,
+                "mu_water": ours["mu_water"], "height": args.size, "width": args.size,
+                "pixel_spacing": args.pixel_spacing}
+        (job / "job.json").write_text(json.dumps(spec))
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore")
+        subprocess.run([str(python), __file__, "--worker", str(job)], check=True, env=env, cwd=tmp)
+        theirs = np.load(job / "diffdrr.npy")
+        # nanodrr: the accuracy to match is ours against DiffDRR's exact line integrals
+        spec.update(siddon_mean_abs_diff=float(np.abs(ours["image"] - theirs).mean()),
+                    nanodrr_samples=[int(n) for n in args.nanodrr_samples.split(",")])
+        (job / "job.json").write_text(json.dumps(spec))
+        subprocess.run([str(nanodrr_python), __file__, "--nanodrr-worker", str(job)], check=True, env=env, cwd=tmp)
+        return {"diffdrr": theirs, "diffdrr_info": json.loads((job / "diffdrr.json").read_text()),
+                "nanodrr": np.load(job / "nanodrr.npy"), "nanodrr_info": json.loads((job / "nanodrr.json").read_text())}
+
+
+def reference_figures(rays: int, ours: dict, refs: dict) -> dict:
+    """The JSON figures against DiffDRR and nanodrr (percentages of our image's maximum)."""
+    import numpy as np
+
+    image, theirs, nano = ours["image"], refs["diffdrr"], refs["nanodrr"]
+    their_info, nano_info = refs["diffdrr_info"], refs["nanodrr_info"]
+    peak = float(image.max())
+    return {
+        "diffdrr_siddon_rays_per_s": round(rays / their_info["seconds"]),
+        "speedup": round(their_info["seconds"] / ours["seconds"], 1),
+        "max_abs_diff_pct_of_max": round(100 * float(np.abs(image - theirs).max()) / peak, 4),
+        "mean_abs_diff_pct_of_max": round(100 * float(np.abs(image - theirs).mean()) / peak, 5),
+        "nanodrr_rays_per_s": round(rays / nano_info["seconds"]),
+        "speedup_vs_nanodrr": round(nano_info["seconds"] / ours["seconds"], 1),
+        "nanodrr_samples": nano_info["samples"], "nanodrr_backend": f"{nano_info['backend']} ({nano_info['device']})",
+        "nanodrr_matches_siddon_accuracy": nano_info["matched"],
+        "nanodrr_max_abs_diff_pct_of_max": round(100 * float(np.abs(nano - theirs).max()) / peak, 4),
+        "nanodrr_mean_abs_diff_pct_of_max": round(100 * float(np.abs(nano - theirs).mean()) / peak, 5),
+        "nanodrr_ladder_mean_abs_diff_pct_of_max": {
+            n: round(100 * d / peak, 5) for n, d in nano_info["ladder_mean_abs_diff"].items()},
+        "diffdrr_s": round(their_info["seconds"], 4), "nanodrr_s": round(nano_info["seconds"], 4),
+        "diffdrr_torch": their_info["torch"], "nanodrr": nano_info["nanodrr"], "nanodrr_torch": nano_info["torch"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128, help="detector H = W (rays = size^2)")
     parser.add_argument("--pixel-spacing", type=float, default=3.0, help="mm at the detector")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5, help="best of N timed runs, each side")
+    parser.add_argument("--references", choices=("diffdrr,nanodrr", "none"), default="diffdrr,nanodrr",
+                        help="none: no DiffDRR/nanodrr venvs needed; the only reference is our torch renderer")
     parser.add_argument("--venv", type=Path, default=VENV, help="DiffDRR's venv")
     parser.add_argument("--nanodrr-venv", type=Path, default=NANODRR_VENV)
     parser.add_argument("--nanodrr-samples", default=SAMPLE_LADDER,
@@ -190,85 +285,24 @@ def main() -> None:
     if args.setup:
         setup(args.venv, ["diffdrr==0.6.1", "torchvision==0.28.0"])
         setup(args.nanodrr_venv, [NANODRR])
-    python, nanodrr_python = args.venv / "bin" / "python", args.nanodrr_venv / "bin" / "python"
-    for path in (python, nanodrr_python):
-        if not path.exists():
-            sys.exit(f"{path} missing: run `benchmarks/drr.py --setup` (creates DiffDRR's and nanodrr's venvs; "
-                     "needs network)")
-    ladder = [int(n) for n in args.nanodrr_samples.split(",")]
-
-    import numba
     import numpy as np
 
-    from synthaug_plugins.sources.nifti import read_nifti
-    from synthaug.kit.xray import MU_WATER, hu_to_mu
-    from synthaug.contract.types import Geometry
-    from synthaug_plugins.siddon_drr.kernel import trace
-    from synthaug_plugins.siddon_drr.rays import index_rays
-
-    numba.set_num_threads(args.threads)
-    ct = example_ct()
-    volume = read_nifti(ct)
-    mu = hu_to_mu(volume.hu)
-    geometry = Geometry(sdd=SDD, sid=SID, height=args.size, width=args.size, pixel_spacing=args.pixel_spacing)
-
-    def ours():
-        # What SiddonProjector.project runs: rays, then the kernel reading HU (mu per visited voxel).
-        resolved, sources, targets, lengths = index_rays(geometry, volume.hu.shape, volume.spacing)
-        values = trace(volume.hu, sources, targets, lengths, MU_WATER / 1000.0, MU_WATER)
-        return values.reshape(args.size, args.size)
-
-    our_seconds = best_time(ours, args.repeats)
-    image = ours().astype(np.float32)
-
-    import torch
-
-    from synthaug_plugins.siddon_drr.torch_siddon import render
-
-    torch.set_num_threads(args.threads)
-    mu_torch = torch.from_numpy(mu)
-    with torch.no_grad():
-        torch_seconds = best_time(lambda: render(mu_torch, volume.spacing, geometry), 1)
-        torch_image = render(mu_torch, volume.spacing, geometry)[0, 0].numpy()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        job = Path(tmp)
-        spec = {"ct": str(ct), "threads": args.threads, "repeats": args.repeats, "mu_water": MU_WATER,
-                "height": args.size, "width": args.size, "pixel_spacing": args.pixel_spacing}
-        (job / "job.json").write_text(json.dumps(spec))
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), PYTHONWARNINGS="ignore")
-        subprocess.run([str(python), __file__, "--worker", str(job)], check=True, env=env, cwd=tmp)
-        theirs = np.load(job / "diffdrr.npy")
-        their_info = json.loads((job / "diffdrr.json").read_text())
-        # nanodrr: the accuracy to match is ours against DiffDRR's exact line integrals
-        spec.update(siddon_mean_abs_diff=float(np.abs(image - theirs).mean()), nanodrr_samples=ladder)
-        (job / "job.json").write_text(json.dumps(spec))
-        subprocess.run([str(nanodrr_python), __file__, "--nanodrr-worker", str(job)], check=True, env=env, cwd=tmp)
-        nano = np.load(job / "nanodrr.npy")
-        nano_info = json.loads((job / "nanodrr.json").read_text())
-
+    ours = time_ours(args)
     rays = args.size * args.size
-    peak = float(image.max())
-    print(json.dumps({
+    image, peak = ours["image"], float(ours["image"].max())
+    result = {
         "benchmark": "drr", "ct": "diffdrr example cxr.nii.gz 512x512x133", "rays": rays, "threads": args.threads,
-        "synthaug_siddon_rays_per_s": round(rays / our_seconds), "diffdrr_siddon_rays_per_s": round(rays / their_info["seconds"]),
-        "speedup": round(their_info["seconds"] / our_seconds, 1),
-        "synthaug_torch_cpu_rays_per_s": round(rays / torch_seconds),
-        "torch_vs_numba_max_diff_pct_of_max": round(100 * float(np.abs(image - torch_image).max()) / float(image.max()), 5),
-        "max_abs_diff_pct_of_max": round(100 * float(np.abs(image - theirs).max()) / peak, 4),
-        "mean_abs_diff_pct_of_max": round(100 * float(np.abs(image - theirs).mean()) / peak, 5),
-        "nanodrr_rays_per_s": round(rays / nano_info["seconds"]),
-        "speedup_vs_nanodrr": round(nano_info["seconds"] / our_seconds, 1),
-        "nanodrr_samples": nano_info["samples"], "nanodrr_backend": f"{nano_info['backend']} ({nano_info['device']})",
-        "nanodrr_matches_siddon_accuracy": nano_info["matched"],
-        "nanodrr_max_abs_diff_pct_of_max": round(100 * float(np.abs(nano - theirs).max()) / peak, 4),
-        "nanodrr_mean_abs_diff_pct_of_max": round(100 * float(np.abs(nano - theirs).mean()) / peak, 5),
-        "nanodrr_ladder_mean_abs_diff_pct_of_max": {
-            n: round(100 * d / peak, 5) for n, d in nano_info["ladder_mean_abs_diff"].items()},
-        "image_max_mu_mm": round(peak, 4), "synthaug_s": round(our_seconds, 4), "diffdrr_s": round(their_info["seconds"], 4),
-        "nanodrr_s": round(nano_info["seconds"], 4), "diffdrr_torch": their_info["torch"], "nanodrr": nano_info["nanodrr"],
-        "nanodrr_torch": nano_info["torch"], "numba": numba.__version__,
-    }))
+        "references": args.references,
+        "synthaug_siddon_rays_per_s": round(rays / ours["seconds"]),
+        "synthaug_torch_cpu_rays_per_s": round(rays / ours["torch_seconds"]),
+        "speedup_vs_torch": round(ours["torch_seconds"] / ours["seconds"], 2),
+        "torch_vs_numba_max_diff_pct_of_max": round(
+            100 * float(np.abs(image - ours["torch_image"]).max()) / peak, 5),
+        "image_max_mu_mm": round(peak, 4), "synthaug_s": round(ours["seconds"], 4), "numba": ours["numba"],
+    }
+    if args.references != "none":
+        result.update(reference_figures(rays, ours, run_references(args, ours)))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/memory.py                      # 1,000 and 20,000 images at 224 x 224
     .venv/bin/python benchmarks/memory.py --sizes 200 2000     # quicker
+    .venv/bin/python benchmarks/memory.py --sizes 20 40 --train-steps 1 --size 32   # a smoke run
+
+``--size`` is the side the images are read at (`balance --size`; the PNGs stay 224 x 224).
 
 For each size N a Kaggle-layout set (the later release's folders, `COVID-19_Radiography_Dataset/
 {COVID,Normal,Viral Pneumonia}/images/*.png`, 8-bit grey PNGs of 224 x 224, 10% / 45% / 45%) is
@@ -86,13 +89,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20000])
     parser.add_argument("--train-steps", type=int, default=20, help="training batches per run (epoch capped)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory")
+    parser.add_argument("--size", type=int, default=SIDE, help="side the images are read at (balance --size)")
     args = parser.parse_args()
     from synthaug.pipeline.store import store_info
 
     synthaug = str(Path(sys.executable).with_name("synthaug"))
     env_threads = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     os.environ.update(env_threads)
-    result: dict = {"benchmark": "memory", "image_side": SIDE, "train_steps": args.train_steps, "runs": {}}
+    result: dict = {"benchmark": "memory", "image_side": args.size, "train_steps": args.train_steps, "runs": {}}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in args.sizes:
             data, store, run = Path(tmp) / f"kaggle{n}", Path(tmp) / f"store{n}.h5", Path(tmp) / f"run{n}"
@@ -100,7 +104,7 @@ def main() -> None:
             make_kaggle(data, n)
             made_s = time.perf_counter() - started
             balance_peak, balance_s = measured([synthaug, "balance", "--synth", "augment", "--data", "kaggle",
-                                                "--data-dir", str(data), "--size", str(SIDE), "--test-fraction", "0.1",
+                                                "--data-dir", str(data), "--size", str(args.size), "--test-fraction", "0.1",
                                                 "--out", str(store)])
             train_peak, train_s = measured([sys.executable, "-c", TRAIN, str(store), str(run), str(args.train_steps)])
             info = store_info(store)

@@ -7,7 +7,10 @@ script copies synthaug's initial weights into it and checks that both give the s
 timing. Steps alternate between the two so that load on a shared machine hits both alike; the
 figure is images/s = batch / median step time.
 
-    python benchmarks/pix2pix_step.py [--size 256] [--batches 1 8] [--steps 3]
+    python benchmarks/pix2pix_step.py [--size 256] [--batches 1 8] [--steps 8]
+    python benchmarks/pix2pix_step.py --batches 1 --steps 1 --ngf 8    # a smoke run: narrow networks
+
+``--ngf`` sets the width of both networks on both sides (ngf = ndf; the paper's and the default: 64).
 
 Prints one JSON line: {"benchmark": "pix2pix_step", ..., "results": [{"batch", "synthaug_img_s",
 "reference_img_s", "ratio"}, ...]}, ratio = synthaug / reference.
@@ -98,12 +101,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--steps", type=int, default=8, help="timed steps per side (after one warm-up); fewer is too noisy")
+    parser.add_argument("--ngf", type=int, default=64, help="width of G and D (ngf = ndf), both sides")
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    ours = Pix2PixNets(1, args.size)
+    ours = Pix2PixNets(1, args.size, ngf=args.ngf, ndf=args.ngf)
     assert ours.generator.depth == 8 and ours.discriminator.n_layers == 3, "the reference is written for 256 px"
-    G, D = ReferenceUNet(), reference_patchgan()
+    G, D = ReferenceUNet(ngf=args.ngf), reference_patchgan(ndf=args.ngf)
     copy_weights(ours.generator, G)
     copy_weights(ours.discriminator, D)
     with torch.no_grad():  # same architecture: same outputs for the same weights (eval: no dropout)
@@ -120,7 +124,7 @@ def main() -> None:
         B = torch.rand(batch, 1, args.size, args.size) * 2 - 1
         ours.train_step(A, B), reference(A, B)  # warm-up (allocator, oneDNN primitives)
         results.append(time_steps(args.steps, batch, ours.train_step, reference, A, B))
-    print(json.dumps({"benchmark": "pix2pix_step", "size": args.size, "steps": args.steps,
+    print(json.dumps({"benchmark": "pix2pix_step", "size": args.size, "ngf": args.ngf, "steps": args.steps,
                       "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "machine": platform.machine(), "results": results}))
 

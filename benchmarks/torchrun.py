@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/torchrun.py                  # 1,000 images, 2 processes
     .venv/bin/python benchmarks/torchrun.py --images 400     # quicker
+    .venv/bin/python benchmarks/torchrun.py --images 40 --size 32 --epochs 1   # a smoke run
 
 A Kaggle-layout set of 224 x 224 grey PNGs (10% COVID; `benchmarks/memory.py`'s generator) is made
 in a temporary directory, then each of these runs once as one process and once as
@@ -40,8 +41,11 @@ sys.path.insert(0, str(HERE.parent))
 from memory import make_kaggle  # noqa: E402
 
 BIN = Path(sys.executable).parent
-PIX2PIX = ["--synth", "pix2pix", "--synth-option", "ngf=16", "--synth-option", "ndf=16",
-           "--synth-option", "batch_size=8", "--synth-option", "epochs=2"]
+
+
+def pix2pix_options(epochs: int) -> list[str]:
+    return ["--synth", "pix2pix", "--synth-option", "ngf=16", "--synth-option", "ndf=16",
+            "--synth-option", "batch_size=8", "--synth-option", f"epochs={epochs}"]
 
 
 def run(args: list[str], nproc: int) -> float:
@@ -77,20 +81,23 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=2, help="pix2pix fit epochs")
     args = parser.parse_args()
+    pix2pix = pix2pix_options(args.epochs)
     work = Path(tempfile.mkdtemp(prefix="synthaug-torchrun-"))
     try:
         make_kaggle(work / "kaggle", args.images)
         data = ["--data", "kaggle", "--data-dir", str(work / "kaggle"), "--size", str(args.size),
                 "--test-fraction", "0.1", "--strategy", "covid=400"]
-        result: dict = {"images": args.images, "size": args.size, "processes": args.nproc, "cpus": os.cpu_count()}
+        result: dict = {"benchmark": "torchrun", "images": args.images, "size": args.size, "epochs": args.epochs,
+                        "processes": args.nproc, "cpus": os.cpu_count()}
         seconds = {}
         for n in (1, args.nproc):
             seconds[("augment", n)] = run(["balance", *data, "--synth", "augment", "--out", str(work / f"aug{n}.h5")], n)
-            seconds[("fit", n)] = run(["fit", *data, *PIX2PIX, "--out", str(work / f"fit{n}")], n)
-        run(["fit", *data, *PIX2PIX, "--seed", "1", "--out", str(work / "fit-seed1")], 1)
+            seconds[("fit", n)] = run(["fit", *data, *pix2pix, "--out", str(work / f"fit{n}")], n)
+        run(["fit", *data, *pix2pix, "--seed", "1", "--out", str(work / "fit-seed1")], 1)
         for n in (1, args.nproc):
-            seconds[("generate", n)] = run(["balance", *data, *PIX2PIX, "--synth-checkpoint", str(work / "fit1"),
+            seconds[("generate", n)] = run(["balance", *data, *pix2pix, "--synth-checkpoint", str(work / "fit1"),
                                             "--out", str(work / f"pix{n}.h5")], n)
         for name in ("augment", "fit", "generate"):
             one, many = seconds[(name, 1)], seconds[(name, args.nproc)]
