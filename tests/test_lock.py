@@ -39,6 +39,17 @@ with hold(out, wait=True):
 """
 
 
+#: A first run that holds the entry until it is killed.
+HOLDER = """
+import sys, time
+from synthaug.kit.files import hold
+
+with hold(sys.argv[1], wait=True):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
 def blocked_on(pid: int, lock: Path) -> bool:
     """Whether process ``pid`` is blocked waiting for a lock on file ``lock`` (a "->" line of /proc/locks)."""
     inode = os.stat(lock).st_ino
@@ -91,9 +102,7 @@ def test_a_waiter_whose_first_run_died_fills_the_entry_itself(tmp_path):
     """The first run is killed while holding the entry (the kernel drops its lock): the waiter goes on,
     finds nothing, and fills the entry itself."""
     out = tmp_path / "cache" / "entry.bin"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom synthaug.kit.files import hold\n"
-                               "with hold(sys.argv[1], wait=True):\n    print('held', flush=True)\n    time.sleep(600)",
-                               str(out)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         waiter = start_waiter(out)
