@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
@@ -26,6 +27,7 @@ from synthaug.pipeline.store import read_store, write_store
 from synthaug.pipeline.train import TrainConfig, train
 
 
+@keeps_state
 def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
             test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, out: str | Path | None = None,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
@@ -75,6 +77,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     return result
 
 
+@keeps_state
 def train_and_evaluate(data: str | Path, out: str | Path, config: TrainConfig | None = None, *,
                        resume: bool = False, **options: Any) -> dict[str, Any]:
     """Train into run directory ``out``, then measure its best checkpoint on the store's test split."""
@@ -86,6 +89,7 @@ def train_and_evaluate(data: str | Path, out: str | Path, config: TrainConfig | 
 _INTEGER_IMAGES = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 
 
+@keeps_state
 def resample(X: Any, y: Any, synth: str | Synthesizer = "augment", sampling_strategy: str | Mapping[Any, int] = "auto",
              seed: int = 0, synth_options: Mapping[str, Any] | None = None,
              device: str | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-os.environ.setdefault("SYNTHAUG_QUIET", "1")  # no progress bars in test output
-if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers on two cores: one thread each,
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # their subprocesses included (no oversubscription)
 
 
 def write_png(path: Path, size: int = 40, value: float = 0.5, rgb: bool = False, seed: int = 0, bits: int = 8) -> None:
@@ -87,6 +84,73 @@ def tiny_images():
     images = (rng.random((len(labels), 1, 16, 16)) * 0.5 + labels[:, None, None, None] * 0.2).astype(np.float32)
     return ImageSet(images, labels, ("covid", "normal", "viral"), [f"p{i}" for i in range(len(labels))],
                     origin=[f"img{i}.png" for i in range(len(labels))])
+
+
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", metavar="SEED", type=int, default=None,
+                     help="run the tests in a random order drawn from SEED (files and the tests within "
+                          "them); the suite must pass in any order")
+
+
+def pytest_collection_modifyitems(config, items):
+    seed = config.getoption("--shuffle")
+    if seed is not None:  # every xdist worker draws the same order from the same seed, as xdist requires
+        import random
+
+        random.Random(seed).shuffle(items)
+
+
+#: torch threads of the whole run (and OMP_NUM_THREADS of the commands the tests start): 1 by default,
+#: since `make test` runs two workers on two cores; `SYNTHAUG_TEST_THREADS=2 make test` checks that the
+#: suite passes the same with more.
+THREADS = int(os.environ.get("SYNTHAUG_TEST_THREADS", "1"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_settings():
+    """The process-wide settings of the run, set once here and nowhere else (no test module sets any
+    at import): torch threads, quiet progress bars, and the same for the commands the tests start."""
+    import torch
+
+    from synthaug.kit import progress
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SYNTHAUG_QUIET", "1")
+        mp.setenv("OMP_NUM_THREADS", str(THREADS))
+        torch.set_num_threads(THREADS)
+        progress.set_quiet(True)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_process_state(request):
+    """Each test starts from the same global random state and must leave every other process-wide
+    setting as it found it.
+
+    - The torch, numpy and Python global generators are seeded with 0 before each test, so a test
+      draws the same numbers alone, in the suite and in any order. They are not compared afterwards:
+      building any torch network draws its initial weights from torch's global generator, so a test
+      cannot avoid moving it. That no synthaug call moves or reseeds them is tested where it belongs
+      (tests/test_process_state.py: every public call hands them back).
+    - A test that leaves torch's thread count, default dtype, deterministic or cuDNN flags, matmul
+      precision or progress quiet changed fails: a library call must hand them back
+      (synthaug.kit.state.kept), and a test that changes one must restore it. The settings are put
+      back before the failure, so that one leak fails one test."""
+    import random
+
+    import torch
+
+    from synthaug.kit import state
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    before = state.snapshot()
+    yield
+    changed = state.differences(before, state.snapshot(), generators=False)
+    if changed:
+        state.restore(before)
+        pytest.fail(f"{request.node.nodeid} left process-wide state changed: {'; '.join(changed)}", pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

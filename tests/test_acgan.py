@@ -14,13 +14,11 @@ from click.testing import CliRunner
 
 from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
-from synthaug.kit import progress
 from synthaug.registry import create
 from synthaug_plugins.acgan.networks import Discriminator, Generator, acgan_geometry
 from synthaug_plugins.acgan.synthesizer import ACGAN
 from synthaug_plugins.acgan.training import ACGANNets, weights_hash
 
-progress.set_quiet(True)
 TINY = dict(ngf=8, ndf=8, batch_size=8)
 
 
@@ -32,16 +30,6 @@ def two_class(n: int = 16, size: int = 32, channels: int = 1, seed: int = 0) -> 
     images = np.clip(means + 0.1 * rng.standard_normal((2 * n, channels, size, size)), 0, 1)
     return ImageSet(images, labels, ("bright", "dark"), [f"p{i}" for i in range(2 * n)],
                     origin=[f"img{i}.png" for i in range(2 * n)])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These networks are tiny: a second thread gains nothing, and on a loaded 2-core machine spinning
-    OpenMP threads made the 30-epoch fit below 5x slower. The previous count is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

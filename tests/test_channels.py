@@ -22,7 +22,6 @@ from synthaug.cli import main
 from synthaug.pipeline.store import read_store, store_info
 from synthaug.registry import get_registry, reset_registry
 
-torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = {"healthy": 8, "tumour": 6}  # 2 test images each: 6 and 4 training images

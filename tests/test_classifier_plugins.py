@@ -11,7 +11,6 @@ from synthaug.errors import SynthaugError
 from synthaug.registry import get_registry
 from synthaug.kit.transfer import GREY_MEAN, GREY_STD, freeze_except, train_mode
 
-torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
 
 
 def macs_at(model, size=224, channels=3) -> int:

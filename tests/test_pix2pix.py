@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.kit import progress
 from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
@@ -19,7 +18,6 @@ from synthaug_plugins.pix2pix_translator.networks import PatchDiscriminator, UNe
 from synthaug_plugins.pix2pix_translator.synthesizer import Pix2Pix
 from synthaug_plugins.pix2pix_translator.training import Pix2PixNets, augment_pair, linear_decay, nearest_targets
 
-progress.set_quiet(True)
 TINY = dict(ngf=8, ndf=8, batch_size=2)
 
 

@@ -63,18 +63,6 @@ def tiny_store(path):
 FAST = FeatureConfig(epochs=1, size=32, options={"width": 0.0625})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One thread: on two cores shared with other jobs, two torch threads wait on each other and a
-    forward pass of the feature network takes a hundred times longer."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     from synthaug.assess.run import quality

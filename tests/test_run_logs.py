@@ -18,7 +18,6 @@ from synthaug.kit import progress
 from synthaug.pipeline.metrics import binary_roc_auc, roc_curve
 from synthaug.pipeline.train import HISTORY_COLUMNS, train
 
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import torch
 from click.testing import CliRunner
 
 from _classifier_data import shapes, shapes_store, torchvision_densenet121_shapes, write_state_dict
-from synthaug.kit import progress
 from synthaug.cli import main
 from synthaug.kit.files import file_hash
 from synthaug.pipeline.store import write_store
@@ -24,8 +23,6 @@ def train(*args, **kwargs):
     evaluate(run)
     return run
 
-torch.set_num_threads(1)  # the test machine is shared: one thread avoids OpenMP spin contention
-progress.set_quiet(True)
 TINY = {"width": 0.25}  # quarter-width networks: the loop is the same, the test takes seconds
 
 

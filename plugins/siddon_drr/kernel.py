@@ -19,6 +19,8 @@ import math
 import numba
 import numpy as np
 
+from synthaug.kit.state import kept
+
 
 @numba.njit(cache=True, inline="always")
 def _clip_axis(p, d, n, a_min, a_max):
@@ -122,7 +124,9 @@ def trace(volume, sources, targets, lengths, scale=1.0, offset=0.0) -> np.ndarra
     order = cache_friendly_order(sources, targets)
     # Dynamic chunks of 256 rays: on a shared machine a descheduled thread no longer holds up
     # a whole static half of the image.
-    with numba.parallel_chunksize(256):
+    # numba's OpenMP layer sets the process's OpenMP thread count, which torch reads too: kept() hands
+    # the caller's torch threads (and everything else process-wide) back as they were.
+    with kept(), numba.parallel_chunksize(256):
         values = trace_rays(volume, np.ascontiguousarray(sources[order]), np.ascontiguousarray(targets[order]),
                             np.ascontiguousarray(lengths[order]), scale, offset)
     out = np.empty_like(values)

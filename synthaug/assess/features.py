@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import atomic_dir, file_hash, load_torch_file, save_torch_file, write_json
 
@@ -112,6 +113,7 @@ def batches(dataset, indices: Sequence[int], batch_size: int = 64) -> Iterable:
 
 
 # ---- making a FeatureNet ------------------------------------------------------------------------
+@keeps_state
 def feature_net(features: str | Path | FeatureNet | None, dataset, config: FeatureConfig | None = None) -> FeatureNet:
     """``features``: None or a registered classifier's name (trained on ``dataset``'s real images), a
     directory written by :meth:`FeatureNet.save`, or a torchvision-format weights file."""

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.assess import measures, memorise, paired
 from synthaug.assess.features import FeatureConfig, FeatureNet, batches, feature_net
 from synthaug.assess.report import summary_rows, write_quality  # noqa: F401 (summary_rows: re-exported)
@@ -132,6 +133,7 @@ def _checkpoint_measures(directory: Path, synthesizer: str, store: Path) -> dict
             "measures": result, "note": None if result else f"{synthesizer} offers no paired measure on this data"}
 
 
+@keeps_state
 def quality(store: str | Path, *, classes: Sequence[str] | None = None,
             features: str | Path | FeatureNet | None = None, out: str | Path | None = None, seed: int = 0,
             synth_checkpoint: str | Path | None = None, feature_config: FeatureConfig | None = None,

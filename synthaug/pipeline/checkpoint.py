@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import Synthesizer, check_channels
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
@@ -56,6 +57,7 @@ def _split_words(saved: Mapping[str, Any]) -> str:
     return f"seed {saved.get('seed')}, {size}"
 
 
+@keeps_state
 def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str | Path, *,
                     test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
                     synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_path, write_json
@@ -22,6 +23,7 @@ from synthaug.pipeline.runs import RunPaths, load_model, load_run, predict
 from synthaug.pipeline.store import open_store
 
 
+@keeps_state
 def evaluate(run: str | Path, data: str | Path | None = None, split: str = "test", *,
              positive_class: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Measure the run's best model on ``split`` of ``data`` (default: the run's store); return the metrics."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import DatasetSource
 from synthaug.contract.types import ImageSet, SourceOptions, VolumeSet
 from synthaug.errors import SynthaugError
@@ -42,6 +43,7 @@ def _options(size, channels, skip_bad, classes, seed, extra, lazy=False) -> Sour
                          classes=tuple(classes) if classes else None, seed=seed, extra=dict(extra), lazy=lazy)
 
 
+@keeps_state
 def load_images(source: str, data_dir: str | Path | None = None, *, size: int | None = None, channels: int = 1,
                 skip_bad: bool = False, classes=None, seed: int = 0, lazy: bool = False, **extra: Any) -> ImageSet:
     """Radiographs of a registered source as an :class:`~synthaug.ImageSet`.
@@ -53,6 +55,7 @@ def load_images(source: str, data_dir: str | Path | None = None, *, size: int | 
     return src.load_images(_dir(src, data_dir), _options(size, channels, skip_bad, classes, seed, extra, lazy))
 
 
+@keeps_state
 def load_volumes(source: str, data_dir: str | Path | None = None, *, size: int | None = None, seed: int = 0,
                  **extra: Any) -> VolumeSet:
     """CT volumes of a registered source as a :class:`~synthaug.VolumeSet`."""

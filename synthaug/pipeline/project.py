@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.contract.types import Geometry, Volume
 
@@ -50,6 +51,7 @@ def project(volume: Volume, projector: str = "siddon", *, height: int = 256, wid
                    checkpoint, projector_options)[0]
 
 
+@keeps_state
 def _render(volume, projector, height, width, pixel_spacing, sdd, sid, pose, view, beam, mode, checkpoint,
             projector_options) -> tuple[np.ndarray, Geometry]:
     from synthaug.registry import create

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import check_device, resolve_device
@@ -205,6 +206,7 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, run: Path) -> No
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
+@keeps_state
 def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, *, resume: bool = False,
           on_epoch_end: Callable[[dict], None] | None = None, **options: Any) -> Path:
     """Train ``config.classifier`` on ``data`` (a store) into run directory ``out``; return ``out``.
