@@ -147,27 +147,56 @@ def test_liang_tiny_writes_every_cell_and_reports_the_transfer_cells_as_not_run(
     assert (out / "figures" / "headline.png").stat().st_size > 1000
 
 
-def test_every_measure_in_results_follows_from_the_cell_confusion_matrix(liang_tiny):
+def sklearn_measures(y, pred, positive: int, num_classes: int) -> dict[str, float]:
+    """Every measure results.csv can hold, computed by scikit-learn from labels and predictions alone
+    (independently of synthaug's confusion-matrix code); zero divisions count as 0, as synthaug's do."""
+    from sklearn import metrics
+
+    labels = list(range(num_classes))
+    per = metrics.precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    others = y != positive
+    return {
+        "accuracy": metrics.accuracy_score(y, pred),
+        "macro_f1": metrics.f1_score(y, pred, labels=labels, average="macro", zero_division=0),
+        "weighted_f1": metrics.f1_score(y, pred, labels=labels, average="weighted", zero_division=0),
+        "balanced_accuracy": metrics.recall_score(y, pred, labels=labels, average="macro", zero_division=0),
+        "precision": per[0][positive], "recall": per[1][positive], "f1": per[2][positive],
+        "specificity": metrics.recall_score(others, pred != positive, zero_division=0),
+        **{f"{name}[{k}]": per[i][k] for i, name in enumerate(("precision", "recall", "f1")) for k in labels},
+    }
+
+
+def test_every_measure_in_results_follows_from_the_predictions(liang_tiny):
+    """Each measure column of results.csv, recomputed by scikit-learn from the cell's predictions file;
+    the confusion matrix in cell.json agrees with the same file."""
     out, _ = liang_tiny
-    for row in read_results(out):
-        if row["status"] != "done":
-            continue
+    rows = read_results(out)
+    names = ["covid", "normal", "viral"]
+    head = list(rows[0])
+    measures = head[head.index("n_synthetic") + 1:]
+    done = [r for r in rows if r["status"] == "done"]
+    assert len(done) == 8
+    for row in done:
         cell = json.loads((out / "cells" / row["cell"] / "cell.json").read_text())
-        cm = np.asarray(cell["metrics"]["confusion"])
-        assert int(row["n_test"]) == cm.sum() == 6  # 2 real test images per class
-        tp = np.diag(cm)
-        assert float(row["accuracy"]) == pytest.approx(tp.sum() / cm.sum(), abs=1e-6)
-        recall_covid = tp[0] / cm[0].sum()
-        assert float(row["recall"]) == pytest.approx(recall_covid, abs=1e-6)
-        assert float(row["recall[covid]"]) == pytest.approx(recall_covid, abs=1e-6)
-        # the predictions file agrees with the confusion matrix
         with open(out / cell["predictions"], newline="") as fh:
             preds = list(csv.DictReader(fh))
-        names = ["covid", "normal", "viral"]
+        y = np.array([names.index(p["label"]) for p in preds])
+        pred = np.array([names.index(p["prediction"]) for p in preds])
+        assert int(row["n_test"]) == len(y) == 6  # 2 real test images per class
+        expected = sklearn_measures(y, pred, positive=0, num_classes=3)
+        expected = {k.replace("[0]", "[covid]").replace("[1]", "[normal]").replace("[2]", "[viral]"): v
+                    for k, v in expected.items()}
+        if "auc" in measures:  # from the file's probabilities (6 significant digits; no ties among 6 images)
+            from sklearn.metrics import roc_auc_score
+
+            probabilities = np.array([[float(p[f"p[{name}]"]) for name in names] for p in preds])
+            expected["auc"] = roc_auc_score(y, probabilities, multi_class="ovr", average="macro")
+        assert sorted(measures) == sorted(expected)  # every column recomputed, none left out
+        for name in measures:
+            assert float(row[name]) == pytest.approx(expected[name], abs=2e-6), (row["cell"], name)
         rebuilt = np.zeros((3, 3), int)
-        for p in preds:
-            rebuilt[names.index(p["label"]), names.index(p["prediction"])] += 1
-        assert (rebuilt == cm).all()
+        np.add.at(rebuilt, (y, pred), 1)
+        assert (rebuilt == np.asarray(cell["metrics"]["confusion"])).all()
 
 
 def test_all_arms_of_a_seed_share_the_test_images_and_the_counts_follow_the_strategy(liang_tiny):
@@ -199,8 +228,130 @@ def test_the_report_compares_each_synthesizer_with_the_strongest_baseline(liang_
     assert comp["baseline"][0] == max(means, key=means.get)
     pix = np.mean([float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"])
     assert comp["seed"]["mean"] == pytest.approx(pix - means[comp["baseline"][0]], abs=1e-6)
-    assert comp["verdict"] in ("helped", "hurt", "cannot be told apart")
+    assert comp["seed"]["low"] == pytest.approx(stats.paired_seed_comparison(
+        [float(r["macro_f1"]) for r in rows if r["arm"] == comp["baseline"][0]],
+        [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"])["low"], abs=1e-5)  # results.csv: 6 decimals
+    # the verdict is what both intervals imply: above 0 helped, below 0 hurt, otherwise no difference
+    intervals = [(comp["seed"]["low"], comp["seed"]["high"]), (comp["bootstrap"]["low"], comp["bootstrap"]["high"])]
+    implied = ("helped" if all(low > 0 for low, _ in intervals) else
+               "hurt" if all(high < 0 for _, high in intervals) else "cannot be told apart")
+    assert comp["verdict"] == implied
+    assert f"): {implied}" in comp["sentence"]
     assert comp["sentence"] in output and comp["sentence"] in (out / "report.md").read_text()
+
+
+def with_predictions(liang_tiny, out: Path, correct) -> Path:
+    """A copy of the tiny liang2021 experiment (its records, not its stores or checkpoints) in which
+    every finished cell's predictions are rewritten: all right where ``correct(arm, seed)``, otherwise
+    all wrong (each image called the next class); the confusion matrices follow."""
+    source, _ = liang_tiny
+    out.mkdir()
+    for name in ("experiment.json", "not-run.json"):
+        (out / name).write_bytes((source / name).read_bytes())
+    names = ["covid", "normal", "viral"]
+    for cell_file in (source / "cells").glob("*/cell.json"):
+        cell = json.loads(cell_file.read_text())
+        with open(source / cell["predictions"], newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields, preds = reader.fieldnames, list(reader)
+        row = next(r for r in read_results(source) if r["cell"] == cell_file.parent.name)
+        right = correct(row["arm"], int(row["seed"]))
+        cm = np.zeros((3, 3), int)
+        for p in preds:
+            label = names.index(p["label"])
+            guess = label if right else (label + 1) % 3
+            p["prediction"] = names[guess]
+            cm[label, guess] += 1
+        cell["metrics"]["confusion"] = cm.tolist()
+        (out / cell["predictions"]).parent.mkdir(parents=True, exist_ok=True)
+        with open(out / cell["predictions"], "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fields)
+            writer.writeheader()
+            writer.writerows(preds)
+        (out / "cells" / cell_file.parent.name).mkdir(parents=True, exist_ok=True)
+        (out / "cells" / cell_file.parent.name / "cell.json").write_text(json.dumps(cell))
+    return out
+
+
+@pytest.mark.parametrize("case, correct, verdict", [
+    # pix2pix right on every test image, every baseline wrong on every one: +1 at both seeds (a bootstrap
+    # draw that misses a class scores the perfect arm below 1, so only the seeds' interval is exactly +1)
+    ("clearly better", lambda arm, seed: arm == "pix2pix", "helped"),
+    ("clearly worse", lambda arm, seed: arm != "pix2pix", "hurt"),
+    # +1 at seed 0, -1 at seed 1: the interval over seeds straddles 0 (and every bootstrap draw averages 0)
+    ("straddling", lambda arm, seed: (arm == "pix2pix") == (seed == 0), "cannot be told apart"),
+])
+def test_the_report_verdict_follows_the_intervals_of_constructed_predictions(liang_tiny, tmp_path, case, correct,
+                                                                             verdict):
+    from synthaug.experiments.report import write_report
+
+    out = with_predictions(liang_tiny, tmp_path / "exp", correct)
+    write_report(out)
+    (comp,) = json.loads((out / "comparisons.json").read_text())
+    rows = [r for r in read_results(out) if r["status"] == "done"]
+    pix = [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"]
+    assert all(v in (0.0, 1.0) for v in pix)  # the constructed predictions reached results.csv
+    seed, boot = comp["seed"], comp["bootstrap"]
+    if verdict == "helped":
+        assert seed["low"] == seed["high"] == pytest.approx(1.0) and boot["low"] > 0.3
+    elif verdict == "hurt":
+        assert seed["low"] == seed["high"] == pytest.approx(-1.0) and boot["high"] < -0.3
+    else:
+        assert seed["mean"] == pytest.approx(0.0) and seed["low"] < 0 < seed["high"]
+    assert comp["verdict"] == verdict and comp["sentence"].endswith(f"): {verdict}.")
+    assert comp["sentence"] in (out / "report.md").read_text()
+
+
+def test_experiment_list_names_every_bundled_spec_with_its_title_and_presets():
+    import tomllib
+
+    from synthaug.experiments.spec import bundled_specs
+
+    result = run_cli("list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["demo", "liang2021", "quan2021"]
+    for line, (name, path) in zip(lines, sorted(bundled_specs().items())):
+        title = tomllib.loads(path.read_text())["title"]
+        assert line == f"{name:<12} {title}  [presets: demo, paper, tiny]"
+
+
+def test_experiment_show_prints_the_resolved_spec_with_its_arms_and_classifiers():
+    result = run_cli("show", "liang2021", "--preset", "tiny", "--seeds", "1")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["name"] == "liang2021" and shown["preset"] == "tiny" and shown["seeds"] == 1
+    assert [a["key"] for a in shown["arms"]] == ["unbalanced", "original", "augment", "pix2pix"]
+    assert [(a["synthesizer"], a["baseline"]) for a in shown["arms"]] == [
+        (None, True), ("duplicate", True), ("augment", True), ("pix2pix", False)]
+    assert [(c["key"], c["classifier"], c["recipe"]["mode"]) for c in shown["classifiers"]] == [
+        ("scratch", "resnet50", "scratch"), ("transfer", "resnet50", "transfer")]
+    assert shown["data"]["size"] == 32 and shown["split"] == {"test_per_class": 2}  # the tiny preset applied
+    assert shown["measures"] == ["accuracy", "macro_f1", "precision", "recall", "f1"]
+    paper = json.loads(run_cli("show", "liang2021", "--preset", "paper").output)
+    assert paper["data"]["size"] == 224 and paper["split"] == {"test_per_class": 60} and paper["seeds"] == 3
+    refused = run_cli("show", "liang2022")
+    assert refused.exit_code == 2 and "liang2021" in refused.output
+
+
+def test_experiment_report_rewrites_the_runs_report_and_refuses_a_directory_that_is_no_experiment(liang_tiny,
+                                                                                                    tmp_path):
+    out, _ = liang_tiny
+    written = {name: (out / name).read_bytes() for name in ("results.csv", "report.md", "comparisons.json")}
+    for name in written:
+        (out / name).unlink()
+    result = run_cli("report", str(out))
+    assert result.exit_code == 0, result.output
+    assert {name: (out / name).read_bytes() for name in written} == written  # the run's own report, byte for byte
+    comparisons = json.loads(written["comparisons.json"])
+    assert result.output.strip().splitlines() == [*(c["sentence"] for c in comparisons), f"report: {out / 'report.md'}"]
+    empty = tmp_path / "not-an-experiment"
+    empty.mkdir()
+    refused = run_cli("report", str(empty))
+    assert refused.exit_code == 2
+    assert refused.output.strip().splitlines() == [
+        f"Error: {empty}: not an experiment directory (no experiment.json; run `synthaug experiment run`)"]
+    assert list(empty.iterdir()) == []
 
 
 def test_rerunning_a_finished_experiment_trains_nothing_and_another_spec_is_refused(liang_tiny, tmp_path):
