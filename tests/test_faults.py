@@ -3,9 +3,13 @@ no temporary left; a second writer of the same output is refused; a full disk is
 leaves the previous output intact (docs/reliability.md).
 
 Each kill is SIGKILL to the command's whole process group (nothing of it can clean up), at a point
-the test waits for: "early" (the process has started and is loading), "mid-fit" (a trainable
-synthesizer's first per-epoch state is on disk), "mid-write" (the output's temporary file exists).
-The rerun is the same command (``train`` adds ``--resume``, as its interruption message says).
+the test waits for and then checks was reached with the work under way: "while loading" (the command
+holds its output and is generating the built-in data set it reads: the cache's first temporary
+exists, no output temporary yet), "mid-fit" (a trainable synthesizer's first per-epoch state is on
+disk), "mid-write" (the output's temporary file exists). The rerun is the same command (``train``
+adds ``--resume``, as its interruption message says). There is no kill "as soon as it started": a
+command killed before it has taken its output has left nothing, so that point proved nothing the
+others do not.
 """
 
 from __future__ import annotations
@@ -85,9 +89,10 @@ SMALL_GAN = {
                 "--synth-option", "epochs=2", "--strategy", "covid=60,viral=60,normal=60"],
     "acgan": ["--synth-option", "ngf=8", "--synth-option", "ndf=8", "--synth-option", "batch_size=32",
               "--synth-option", "epochs=2", "--strategy", "covid=60,viral=60,normal=60"],
-    # small networks on a 16x16x8 encoder grid, a quarter-width DenseNet-121 as C; 3 steps an epoch
+    # small networks on a 16x16x8 encoder grid, a quarter-width DenseNet-121 as C; 3 steps an epoch, and
+    # one step of epoch 2 (max_steps=4): the kill after epoch 1's state has a step left to interrupt
     "xpgan": ["--synth-option", "preset=small", "--synth-option", "volume_shape=16x16x8", "--synth-option",
-              "batch_size=8", "--synth-option", "epochs=2", "--synth-option", "r1_gamma=0",
+              "batch_size=8", "--synth-option", "epochs=2", "--synth-option", "max_steps=4", "--synth-option", "r1_gamma=0",
               "--synth-option", 'classifier_options={"width": 0.25}'],
 }
 #: the state file a trainable synthesizer's fit writes in --work-dir after each epoch
@@ -95,7 +100,7 @@ STATE = {"pix2pix": "train_state*.pt", "acgan": "train_state*.pt", "xpgan": "xpg
 
 
 @pytest.mark.parametrize("synth, point", [
-    ("duplicate", "early"), ("duplicate", "mid-write"), ("augment", "mid-write"),
+    ("duplicate", "mid-write"), ("augment", "mid-write"),
     ("pix2pix", "mid-fit"), ("acgan", "mid-fit"), ("drr", "mid-write"), ("xpgan", "mid-fit"),
 ])
 def test_balance_killed_and_run_again_writes_the_uninterrupted_store(kaggle, tmp_path, synth, point):
@@ -106,8 +111,7 @@ def test_balance_killed_and_run_again_writes_the_uninterrupted_store(kaggle, tmp
     args = ["balance", "--synth", synth, *data, "--seed", "1", *SMALL_GAN.get(synth, [])]
     extra = ["--work-dir", work] if synth in SMALL_GAN else []
     cli(*args, *(["--work-dir", tmp_path / "ref-work"] if extra else []), "--out", tmp_path / "ref.h5")
-    ready = {"early": lambda: True,  # as soon as it has started
-             "mid-write": appears(out.parent, ".s.h5.tmp*"),
+    ready = {"mid-write": appears(out.parent, ".s.h5.tmp*"),
              "mid-fit": appears(work, STATE.get(synth, "none"))}[point]
     assert kill_when([*args, *extra, "--out", out], ready) == "ready"
     assert not out.exists()
@@ -152,13 +156,20 @@ def test_train_killed_after_an_epoch_and_resumed_ends_with_the_uninterrupted_met
     assert temporaries(tmp_path) == []
 
 
-def test_the_built_in_data_killed_mid_generation_is_generated_again_the_same(tmp_path):
-    args = ["inspect", "ctsim", "--source-option", "preset=tiny"]
-    cli(*args, SYNTHAUG_CACHE=str(tmp_path / "ref"))
-    cache = tmp_path / "cache"
-    ready = lambda: any(cache.rglob(".volumes.h5.tmp*"))  # noqa: E731
-    assert kill_when(args, ready, SYNTHAUG_CACHE=str(cache)) == "ready"
-    cli(*args, SYNTHAUG_CACHE=str(cache))
+def test_balance_killed_while_loading_the_built_in_data_generates_it_again_the_same(tmp_path):
+    """The "while loading" point: a balance of the built-in data set on its first use, killed while it
+    generates the data set into the cache (its volumes' temporary exists), before any output byte.
+    The rerun generates the same cache entry and writes the uninterrupted store."""
+    args = ["balance", "--synth", "duplicate", "--data", "ctsim", "--source-option", "preset=tiny",
+            "--test-per-class", "1", "--seed", "1"]
+    cli(*args, "--out", tmp_path / "ref.h5", SYNTHAUG_CACHE=str(tmp_path / "ref"))
+    cache, out = tmp_path / "cache", tmp_path / "run" / "s.h5"
+    generating = lambda: any(cache.rglob(".volumes.h5.tmp*"))  # noqa: E731
+    assert kill_when([*args, "--out", out], generating, SYNTHAUG_CACHE=str(cache)) == "ready"
+    # the work was under way: the killed run held its output (its lock file is left) and wrote none of it
+    assert (out.parent / ".s.h5.lock").is_file() and not out.exists() and not list(out.parent.glob(".s.h5.tmp*"))
+    cli(*args, "--out", out, SYNTHAUG_CACHE=str(cache))
+    assert sha256(out) == sha256(tmp_path / "ref.h5")
     (entry,) = [d for d in (cache / "ctsim").iterdir() if d.is_dir()]
     (reference,) = [d for d in (tmp_path / "ref" / "ctsim").iterdir() if d.is_dir()]
     assert entry.name == reference.name
