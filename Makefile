@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.synthaug-installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-slow test-all setup clean
 
 setup: $(STAMP)
 
@@ -20,9 +20,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/synthaug demo --preset demo
 
-# Two workers, each taking whole test files (module fixtures are built once, kill tests stay in order).
+# The quick group, what a contributor runs after every change (under 8 minutes on 2 cores): two workers,
+# each taking whole test files (module fixtures are built once). WORKERS=0 runs in this process,
+# PYTEST_ARGS="--shuffle 7" in a random order, SYNTHAUG_TEST_THREADS=2 with two torch threads.
+WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PYTEST) -m "not slow"
+
+# The slow end-to-end group: kills and reruns, disk full, torchrun, the benchmarks' smoke runs.
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
+
+# Everything CI runs (.ci/run): the quick group, then the slow one.
+test-all: test test-slow
 
 clean:
 	rm -rf $(VENV) .pytest_cache

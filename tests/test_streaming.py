@@ -221,6 +221,7 @@ def _lazy_grey(n: int, counts, side: int = 16):
                     [f"p{i}" for i in range(n)]), reads
 
 
+@pytest.mark.slow  # streaming-vs-memory equality: the end-to-end group
 def test_pix2pix_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_same_result(monkeypatch):
     import importlib
 
@@ -242,6 +243,7 @@ def test_pix2pix_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_s
     assert sum(reads) == 300
 
 
+@pytest.mark.slow  # streaming-vs-memory equality: the end-to-end group
 def test_acgan_keeps_only_the_images_at_its_working_size_read_a_chunk_at_a_time():
     data, reads = _lazy_grey(300, [40, 260])
     options = dict(epochs=1, batch_size=16, ngf=8, ndf=8, latent_dim=8)

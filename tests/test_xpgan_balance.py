@@ -272,6 +272,7 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     assert result.exit_code == 2 and "--checkpoint" in result.output
 
 
+@pytest.mark.slow  # streaming-vs-memory equality: the end-to-end group
 def test_xpgan_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_same_result(ctsim, monkeypatch):
     import importlib
 
