@@ -74,11 +74,17 @@ def test_one_epoch_writes_a_complete_run(store, tmp_path, name, optimizer):
 
 
 def test_learns_an_easy_two_class_problem(tmp_path):
-    # bright disc vs bright bar, 32 px: chance is 0.5
+    # Bright disc vs bright bar, 32 px, 40 test images: chance is 0.5. The last epoch is measured
+    # (val_fraction=0): with a 10% validation split (8 images) its macro-F1 reached 1.0 in an early epoch
+    # and that half-trained epoch was kept, so the test accuracy swung from 0.45 to 1.0 with the seed and
+    # the thread count (0.825 made the suite red). Measured like this (seeds 0-7 at 1 torch thread, 0-3 at
+    # 2): accuracy 0.875 to 1.0, ROC-AUC 0.9975 to 1.0; the bounds below leave 5 images of margin under
+    # the worst of those runs and still lie 5 standard deviations of chance (0.079 at 40 images) above 0.5.
     store = shapes_store(tmp_path / "easy.h5", n_train=40, n_test=20)
-    run = train(store, tmp_path / "run", classifier="densenet121", epochs=4, batch_size=16, classifier_options=TINY)
+    run = train(store, tmp_path / "run", classifier="densenet121", epochs=6, batch_size=16, classifier_options=TINY,
+                val_fraction=0)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.85 and metrics["roc_auc"]["macro"] >= 0.9
+    assert metrics["accuracy"] >= 0.75 and metrics["roc_auc"]["macro"] >= 0.9
 
 
 def test_resume_after_interruption_equals_uninterrupted(store, tmp_path):
