@@ -1,6 +1,7 @@
 """Figures and markdown for a training run: confusion matrix, ROC curves, learning curves, per-class table.
 
-matplotlib runs on the Agg backend (no display needed); every figure is written atomically.
+matplotlib runs on the Agg backend (no display needed); every figure is written atomically
+(:mod:`synthaug.kit.figures`).
 """
 
 from __future__ import annotations
@@ -8,36 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from synthaug.kit.files import atomic_path
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    pyplot().close(fig)
-    return path
-
-
-def viewable(image):
-    """One ``(C, H, W)`` image as every figure shows it, clipped to [0, 1]: ``(H, W, 3)`` for three
-    channels (RGB), otherwise ``(H, W)`` in grey: the one channel, or the mean of the channels for any
-    other count (a 4-sequence MRI slice shows the average of its sequences; no channel is singled out)."""
-    import numpy as np
-
-    array = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-    if array.ndim != 3:
-        raise ValueError(f"expected one (C, H, W) image; got shape {array.shape}")
-    return array.transpose(1, 2, 0) if array.shape[0] == 3 else array.mean(axis=0)
+# the figure helpers live in the kit, where plugins draw with them too (their sample grids)
+from synthaug.kit.figures import pyplot, save_figure, viewable  # noqa: F401  (viewable: re-exported)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path,

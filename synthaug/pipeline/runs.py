@@ -1,84 +1,38 @@
-"""The run-directory format: the one owner of what ``train`` writes and ``evaluate`` reads.
+"""Runs in the pipeline: a trained run's model (:func:`load_model`), batches and predictions over a
+store, and the versions and RNG state a run records.
 
-A run directory::
-
-    manifest.json          config, versions, data sha256, weights report, per-epoch history, status
-    history.csv            the per-epoch history as a table (rewritten after each epoch)
-    checkpoints/last.pt    model + optimizer + scheduler + RNG state after each epoch (--resume); removed
-                           when the run finishes unless ``keep_optimizer`` (it doubles the run's size)
-    checkpoints/best.pt    model weights of the epoch with the best validation macro-F1
-    curves.png             learning curves (written by train)
-    tensorboard/           TensorBoard event files (``log="tensorboard"`` only)
-    metrics.json           test measures, confusion.png, roc.png (written by evaluate)
-    predictions.csv        per test image: index, origin, true label, predicted label, class probabilities
-
-Every checkpoint holds tensors, numbers, strings and lists only, so every one is read back with
-``torch.load(..., weights_only=True)``: nothing in a run directory is unpickled.
-Runs made outside the training loop (xpgan's jointly trained classifier) are written with
-:func:`write_run` so that ``synthaug evaluate --run`` takes them like any other.
+The run-directory format itself (paths, manifest, checkpoints, ``write_run`` for runs trained
+elsewhere, ``load_run``) is :mod:`synthaug.kit.runs`, where plugins use it too; its names are
+imported here so that ``train`` and ``evaluate`` keep one place to import the run from. Every
+checkpoint is read back with ``torch.load(..., weights_only=True)``: nothing in a run directory is
+unpickled.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthaug.errors import SynthaugError
-from synthaug.kit.files import atomic_path, load_torch_file, save_torch_file, write_json
+from synthaug.kit.runs import (
+    KIND,
+    RunPaths,
+    load_checkpoint,
+    load_run,
+    read_manifest,
+    save_checkpoint,
+    write_manifest,
+    write_run,
+)
 from synthaug.version import __version__
 
-KIND = "synthaug-train-run"
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "manifest.json"
-
-    @property
-    def last(self) -> Path:
-        return self.root / "checkpoints" / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "checkpoints" / "best.pt"
-
-    @property
-    def curves(self) -> Path:
-        return self.root / "curves.png"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history.csv"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.root / "tensorboard"
-
-    def roc(self, suffix: str = "") -> Path:
-        return self.root / f"roc{suffix}.png"
-
-    def metrics(self, suffix: str = "") -> Path:
-        return self.root / f"metrics{suffix}.json"
-
-    def confusion(self, suffix: str = "") -> Path:
-        return self.root / f"confusion{suffix}.png"
-
-    def predictions(self, suffix: str = "") -> Path:
-        return self.root / f"predictions{suffix}.csv"
-
-
-def write_manifest(run: str | Path, manifest: dict[str, Any]) -> None:
-    write_json(RunPaths(Path(run)).manifest, manifest)
+__all__ = [  # the run format's names from the kit, for train and evaluate, then this module's own
+    "KIND", "RunPaths", "load_checkpoint", "load_run", "read_manifest", "save_checkpoint", "write_manifest",
+    "write_run", "relocate_store", "load_model", "loader", "predict", "versions", "rng_state", "set_rng_state",
+]
 
 
 def relocate_store(run: str | Path, store: str | Path) -> None:
@@ -86,43 +40,6 @@ def relocate_store(run: str | Path, store: str | Path) -> None:
     manifest = read_manifest(run)
     manifest["data"]["path"] = str(Path(store).resolve())
     write_manifest(run, manifest)
-
-
-def read_manifest(run: str | Path) -> dict[str, Any]:
-    path = RunPaths(Path(run)).manifest
-    if not path.is_file():
-        raise SynthaugError(f"{run}: not a training run (no manifest.json)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SynthaugError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-
-
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    with atomic_path(path) as tmp:
-        save_torch_file(obj, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    return load_torch_file(path, "synthaug checkpoint")
-
-
-def write_run(run: str | Path, model, manifest: dict[str, Any], epoch: int) -> Path:
-    """A finished run from a model trained elsewhere: best checkpoint + manifest, the layout ``evaluate`` reads."""
-    paths = RunPaths(Path(run))
-    save_checkpoint({"model": model.state_dict(), "epoch": int(epoch)}, paths.best)
-    write_manifest(paths.root, {"kind": KIND, "status": "finished", "history": [], "weights": None,
-                                "best": {"epoch": int(epoch), "score": None}, **manifest})
-    return paths.root
-
-
-def load_run(run: str | Path) -> tuple[dict[str, Any], Path]:
-    """The run's manifest and its best checkpoint's path (checked to exist)."""
-    manifest = read_manifest(run)
-    best = RunPaths(Path(run)).best
-    if not best.is_file():
-        raise SynthaugError(f"{run}: no best checkpoint yet ({best}); train at least one epoch")
-    return manifest, best
 
 
 def load_model(run: str | Path, device="cpu"):
