@@ -1,10 +1,12 @@
-"""synthaug.metrics and synthaug.report against hand-computed cases."""
+"""synthaug.pipeline.metrics and synthaug.pipeline.report against hand-computed cases and scikit-learn."""
 
 import numpy as np
 import pytest
 
 from synthaug.errors import SynthaugError
-from synthaug.pipeline.metrics import binary_roc_auc, classification_metrics, confusion_matrix, roc_auc_ovr
+from synthaug.pipeline.metrics import (
+    MEASURES, binary_roc_auc, classification_metrics, confusion_matrix, measure_batch, pairwise_auc, roc_auc_ovr,
+)
 from synthaug.pipeline.report import per_class_markdown, plot_confusion, plot_curves, summary_markdown
 
 
@@ -78,3 +80,53 @@ def test_markdown_table_and_figures(tmp_path):
                  plot_curves(history, tmp_path / "curves.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "curves.png"]  # no temp files left
+
+
+def _sklearn_measure(name, y, pred, k, positive):
+    """The same measure by scikit-learn, zero_division=0, macro averages over all k classes."""
+    from sklearn import metrics
+
+    labels = list(range(k))
+    rest = dict(labels=labels, zero_division=0)
+    if name == "accuracy":
+        return metrics.accuracy_score(y, pred) if len(y) else 0.0
+    if name == "balanced_accuracy":  # sklearn's own drops classes absent from the truth: macro recall keeps them
+        return metrics.recall_score(y, pred, average="macro", **rest)
+    if name == "macro_f1":
+        return metrics.f1_score(y, pred, average="macro", **rest)
+    if name == "weighted_f1":
+        return metrics.f1_score(y, pred, average="weighted", **rest)
+    if name == "specificity":
+        return metrics.recall_score(np.asarray(y) != positive, np.asarray(pred) != positive, zero_division=0)
+    score = {"precision": metrics.precision_score, "recall": metrics.recall_score, "f1": metrics.f1_score}[name]
+    return score(y, pred, average=None, **rest)[positive]
+
+
+def test_every_measure_equals_scikit_learn():
+    rng = np.random.default_rng(3)
+    cases = []
+    for n, k in ((1, 2), (5, 2), (7, 3), (40, 3), (200, 4)):
+        y, pred = rng.integers(0, k, n), rng.integers(0, k, n)
+        cases.append((y, pred, k))
+    y = rng.integers(0, 3, 30)
+    cases.append((y, np.where(y == 1, 0, y), 3))          # class 1 never predicted
+    cases.append((np.where(y == 2, 0, y), y, 3))          # class 2 absent from the truth
+    for y, pred, k in cases:
+        cm = confusion_matrix(y, pred, k)[None]
+        for name in MEASURES:
+            for positive in range(k):
+                ours = measure_batch(cm, name, positive)[0]
+                assert ours == pytest.approx(_sklearn_measure(name, y, pred, k, positive), abs=1e-12), (name, k)
+
+
+def test_auc_equals_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    for n in (2, 9, 300):
+        positive = rng.integers(0, 2, n).astype(bool)
+        positive[:2] = (True, False)
+        scores = rng.integers(0, 5, n) / 4.0  # many ties
+        expected = roc_auc_score(positive, scores)
+        assert binary_roc_auc(positive, scores) == pytest.approx(expected, abs=1e-12)
+        assert pairwise_auc(scores[positive], scores[~positive]) == pytest.approx(expected, abs=1e-12)

@@ -12,7 +12,8 @@
 - The classifier two-sample test (Lopez-Paz & Oquab 2017): a small network (scikit-learn's MLP on
   standardised features) learns to tell real from synthetic under stratified k-fold cross-validation,
   so every image is scored by a network that never saw it; its ROC-AUC (0.5: cannot be told apart,
-  1.0: always told apart) gets a bootstrap interval over images.
+  1.0: always told apart) gets a bootstrap interval over images. Its ROC-AUC is the one of
+  :mod:`synthaug.pipeline.metrics`, the home of every classification measure.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+from synthaug.pipeline.metrics import binary_roc_auc, pairwise_auc
 
 #: Below this many images in either set a measure is not computed (it says why instead).
 MIN_IMAGES = 4
@@ -161,9 +164,8 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores))
+    """ROC-AUC of the synthetic (1) against the real (0) images' scores."""
+    return binary_roc_auc(labels == 1, scores)
 
 
 def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, rounds: int = 1000, seed: int = 0,
@@ -173,10 +175,7 @@ def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, rounds: int =
     pos, neg = scores[labels == 1], scores[labels == 0]
     values = np.empty(rounds)
     for r in range(rounds):
-        p = pos[rng.integers(0, pos.size, pos.size)]
-        n = neg[rng.integers(0, neg.size, neg.size)]
-        # AUC = P(score_pos > score_neg) + 0.5 P(tie): Mann-Whitney with midranks
-        values[r] = ((p[:, None] > n[None, :]).mean() + 0.5 * (p[:, None] == n[None, :]).mean())
+        values[r] = pairwise_auc(pos[rng.integers(0, pos.size, pos.size)], neg[rng.integers(0, neg.size, neg.size)])
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 

@@ -29,6 +29,7 @@ from synthaug.errors import SynthaugError
 from synthaug.experiments import stats
 from synthaug.experiments.spec import EXPERIMENT_FILE, JOINT, Arm, Cell, ClassifierArm, Spec, grid
 from synthaug.kit.files import atomic_path
+from synthaug.pipeline.metrics import MEASURES, POSITIVE_MEASURES, confusion_measures
 
 RESULTS = "results.csv"
 REPORT = "report.md"
@@ -90,8 +91,7 @@ def collect(out: str | Path) -> tuple[Spec, list[Row]]:
         names = list(metrics["per_class"])
         cm = np.asarray(metrics["confusion"], np.int64)
         positive = names.index(spec.positive) if spec.positive in names else None
-        measures = {m: stats.measure_from_confusion(cm, m, positive) for m in stats.MEASURES
-                    if positive is not None or m not in stats.POSITIVE_MEASURES}
+        measures = confusion_measures(cm, positive)
         measures["auc"] = (metrics.get("roc_auc") or {}).get("macro")
         rows.append(Row(cell, "done", "", names, cm, measures, metrics["per_class"], result["train_counts"],
                         out / result["predictions"], result.get("seconds", 0.0), result.get("network", "")))
@@ -103,7 +103,7 @@ def collect(out: str | Path) -> tuple[Spec, list[Row]]:
 # ---------------------------------------------------------------------------------------------
 def results_csv(spec: Spec, rows: list[Row]) -> str:
     classes = next((r.class_names for r in rows if r.status == "done"), [])
-    measures = [m for m in [*stats.MEASURES, "auc"] if any(m in r.measures for r in rows)]
+    measures = [m for m in [*MEASURES, "auc"] if any(m in r.measures for r in rows)]
     head = ["experiment", "preset", "cell", "arm", "arm_label", "baseline", "synthesizer", "strategy", "classifier",
             "classifier_label", "network", "seed", "status", "reason", "n_test", "n_train", "n_synthetic", *measures,
             *(f"{k}[{c}]" for c in classes for k in ("precision", "recall", "f1"))]
@@ -191,7 +191,7 @@ def compare(spec: Spec, arm_rows: list[Row], base_rows: list[Row]) -> tuple[dict
         pairs.append((y_a, p_b, p_a))
     names = common[0][1].class_names
     positive = names.index(spec.positive) if spec.positive in names else None
-    boot = stats.paired_bootstrap(pairs, measure, positive if measure in stats.POSITIVE_MEASURES else None,
+    boot = stats.paired_bootstrap(pairs, measure, positive if measure in POSITIVE_MEASURES else None,
                                   num_classes=len(names))
     return seed_cmp, boot
 

@@ -247,7 +247,7 @@ def _int(value: Any, where: str, low: int) -> int:
 
 
 def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin: str) -> Spec:
-    from synthaug.experiments.stats import MEASURES, POSITIVE_MEASURES
+    from synthaug.pipeline.metrics import MEASURES, POSITIVE_MEASURES
 
     name = table.get("name") or Path(origin).stem
     seeds = _int(table.get("seeds", 1), "seeds", 1)

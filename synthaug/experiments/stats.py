@@ -25,13 +25,10 @@ The interval over seeds is available when there are at least two seeds; the boot
 predictions on the test images were given. An interval touching 0 (e.g. identical arms: ``[0, 0]``)
 does not exclude 0.
 
-Measures follow :mod:`synthaug.pipeline.metrics` (scikit-learn's ``zero_division=0``): a class never
-predicted has precision 0, a class absent from the truth has recall 0, F1 is 0 when precision and
-recall are both 0, and a ratio over an empty set is 0. Macro averages (``macro_f1``,
-``balanced_accuracy``) run over all ``K`` classes of the confusion matrix.
-
-Plain numpy and the standard library: the Student t quantile is computed here by bisection on the
-regularized incomplete beta function (continued fraction), no scipy.
+The measures themselves (:data:`MEASURES`, :func:`measure_batch` on the bootstrap's stacks of
+confusion matrices) are :mod:`synthaug.pipeline.metrics`'s, the one home of every classification
+measure, with its conventions (scikit-learn's ``zero_division=0``). Student's t quantile is
+``scipy.stats.t``'s.
 """
 
 from __future__ import annotations
@@ -42,179 +39,26 @@ from typing import Sequence
 import numpy as np
 
 from synthaug.errors import SynthaugError
-
-#: Measure name -> one-line description. The last four of the binary ones need a positive class.
-MEASURES: dict[str, str] = {
-    "accuracy": "fraction of test images whose class is predicted correctly",
-    "macro_f1": "unweighted mean of the per-class F1 scores",
-    "weighted_f1": "mean of the per-class F1 scores weighted by the number of true images of each class",
-    "balanced_accuracy": "unweighted mean of the per-class recalls",
-    "precision": "of the images predicted as the positive class, the fraction that are",
-    "recall": "of the images of the positive class, the fraction predicted as it (sensitivity)",
-    "f1": "harmonic mean of the positive class's precision and recall",
-    "specificity": "of the images of the other classes, the fraction not predicted as the positive class",
-}
-
-POSITIVE_MEASURES = ("precision", "recall", "f1", "specificity")
-
+from synthaug.pipeline.metrics import (  # noqa: F401  re-exported: the measures a report may compare by
+    MEASURES, POSITIVE_MEASURES, check_measure, measure_batch, measure_from_confusion,
+)
 
 # --------------------------------------------------------------------------------------------------
-# Measures from confusion matrices
+# Student t quantile
 # --------------------------------------------------------------------------------------------------
-
-def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b > 0)
-
-
-def _check_measure(measure: str, positive: int | None, num_classes: int) -> None:
-    if measure not in MEASURES:
-        raise SynthaugError(f"unknown measure {measure!r}; expected one of {', '.join(MEASURES)}")
-    if measure in POSITIVE_MEASURES:
-        if positive is None:
-            raise SynthaugError(f"measure {measure!r} needs a positive class; none given")
-        if isinstance(positive, bool) or not isinstance(positive, (int, np.integer)):
-            raise SynthaugError(f"positive class {positive!r} is not a class index")
-        if not 0 <= positive < num_classes:
-            raise SynthaugError(f"positive class index {positive} out of range [0, {num_classes - 1}]")
-
-
-def measure_batch(cms: np.ndarray, measure: str, positive: int | None) -> np.ndarray:
-    """The measure of each of ``B`` confusion matrices ``cms`` of shape ``(B, K, K)``: shape ``(B,)``.
-
-    ``cms[b, i, j]`` is the number of images of true class ``i`` predicted as ``j``.
-    """
-    cms = np.asarray(cms)
-    if cms.ndim != 3 or cms.shape[1] != cms.shape[2] or cms.shape[1] == 0:
-        raise SynthaugError(f"confusion matrices of shape {cms.shape}; expected (B, K, K) with K >= 1")
-    k = cms.shape[1]
-    _check_measure(measure, positive, k)
-    cms = cms.astype(float)
-    tp = np.diagonal(cms, axis1=1, axis2=2)            # (B, K)
-    support = cms.sum(axis=2)                          # true count per class
-    predicted = cms.sum(axis=1)                        # predicted count per class
-    total = support.sum(axis=1)                        # (B,)
-    if measure == "accuracy":
-        return _divide(tp.sum(axis=1), total)
-    precision = _divide(tp, predicted)
-    recall = _divide(tp, support)
-    if measure == "balanced_accuracy":
-        return recall.mean(axis=1)
-    f1 = _divide(2 * precision * recall, precision + recall)
-    if measure == "macro_f1":
-        return f1.mean(axis=1)
-    if measure == "weighted_f1":
-        return _divide((f1 * support).sum(axis=1), total)
-    p = int(positive)
-    if measure == "precision":
-        return precision[:, p]
-    if measure == "recall":
-        return recall[:, p]
-    if measure == "f1":
-        return f1[:, p]
-    # specificity
-    negatives = total - support[:, p]
-    false_positives = predicted[:, p] - tp[:, p]
-    return _divide(negatives - false_positives, negatives)
-
-
-def measure_from_confusion(cm: np.ndarray, measure: str, positive: int | None) -> float:
-    """The measure of one ``(K, K)`` confusion matrix (rows true, columns predicted)."""
-    cm = np.asarray(cm)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise SynthaugError(f"confusion matrix of shape {cm.shape}; expected (K, K)")
-    return float(measure_batch(cm[None], measure, positive)[0])
-
-
-# --------------------------------------------------------------------------------------------------
-# Student t quantile (no scipy)
-# --------------------------------------------------------------------------------------------------
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz), as in Numerical Recipes."""
-    tiny, eps = 1e-300, 1e-16
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            return h
-    raise SynthaugError(f"incomplete beta function did not converge for a={a}, b={b}, x={x}")  # pragma: no cover
-
-
-def _regularized_beta(a: float, b: float, x: float) -> float:
-    """``I_x(a, b)``, the regularized incomplete beta function."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    front = math.exp(log_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - front * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def _two_sided_tail(t: float, df: float) -> float:
-    """``P(|T| > t)`` for Student's t with ``df`` degrees of freedom, ``t >= 0``."""
-    return _regularized_beta(df / 2.0, 0.5, df / (df + t * t))
-
-
-def _bisect_decreasing(f, target: float) -> float:
-    """The ``t >= 0`` with ``f(t) = target`` for ``f`` decreasing from ``f(0) > target`` towards 0."""
-    lo, hi = 0.0, 1.0
-    while f(hi) > target:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if f(mid) > target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-14 * hi:
-            break
-    return 0.5 * (lo + hi)
-
 
 def t_quantile(df: int, level: float = 0.95) -> float:
     """Two-sided Student t critical value: ``P(|T| <= t) = level`` with ``df`` degrees of freedom.
 
-    E.g. ``t_quantile(2) = 4.303``, ``t_quantile(9) = 2.262``. Found by bisection on the t tail
-    ``P(|T| > t) = I_{df/(df+t^2)}(df/2, 1/2)``; beyond ``df = 1e5`` (and for ``df = inf``) the
-    Cornish-Fisher expansion around the normal quantile, which is exact there to double precision.
+    E.g. ``t_quantile(2) = 4.303``, ``t_quantile(9) = 2.262``; ``df = inf`` gives the normal quantile.
+    ``scipy.stats.t`` (imported here, on first use: importing the report stays cheap).
     """
     if isinstance(df, bool) or not isinstance(df, (int, float, np.integer, np.floating)) or not df > 0:
         raise SynthaugError(f"degrees of freedom {df!r}; expected a number > 0")
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0.0 < level < 1.0:
-        raise SynthaugError(f"confidence level {level!r}; expected a number strictly between 0 and 1")
-    alpha = 1.0 - float(level)
-    df = float(df)
-    if df > 1e5:
-        z = _bisect_decreasing(lambda x: math.erfc(x / math.sqrt(2.0)), alpha)
-        if math.isinf(df):
-            return z
-        z2 = z * z
-        g1 = (z2 + 1) * z / 4
-        g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
-        g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
-        g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160
-        return z + g1 / df + g2 / df ** 2 + g3 / df ** 3 + g4 / df ** 4
-    return _bisect_decreasing(lambda t: _two_sided_tail(t, df), alpha)
+    level = _check_level(level)
+    from scipy.stats import t
+
+    return float(t.isf((1.0 - level) / 2.0, float(df)))  # the upper tail holds (1 - level) / 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -331,7 +175,7 @@ def paired_bootstrap(pairs: Sequence, measure: str, positive: int | None, n_boot
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < seen:
             raise SynthaugError(f"num_classes {num_classes!r}; the labels need at least {seen}")
         k = int(num_classes)
-    _check_measure(measure, positive, k)
+    check_measure(measure, positive, k)
 
     rng = np.random.default_rng(seed)
     observed = np.empty(len(triples))
