@@ -14,9 +14,8 @@ import math
 import torch
 from torch import nn
 
+from synthaug import SynthaugError
 from synthaug.kit.gan import dcgan_init
-
-from synthaug.errors import SynthaugError
 
 #: Widths stop doubling at this multiple of ``ngf`` / ``ndf`` (as in DCGAN-style networks).
 MAX_WIDTH_FACTOR = 8

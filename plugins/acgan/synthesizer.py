@@ -24,7 +24,7 @@ from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
-from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
+from synthaug.kit.runs import load_checkpoint, save_checkpoint
 
 from .networks import Generator, acgan_geometry
 from .training import ACGANNets, from_model, resize, sample_grid, to_model, weights_hash

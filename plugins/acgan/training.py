@@ -94,7 +94,7 @@ def sample_grid(images: np.ndarray, rows: int, path) -> None:
     otherwise grey: the channel mean, as every figure shows images)."""
     from PIL import Image
 
-    from synthaug.pipeline.report import viewable
+    from synthaug.kit.figures import viewable
 
     n, c, h, w = images.shape
     cols = n // rows

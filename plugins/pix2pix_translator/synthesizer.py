@@ -24,7 +24,7 @@ from synthaug.kit.device import resolve_device
 from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
                                  saved_bytes)
 from synthaug.kit.sampling import each_once_per_round, part_seed
-from synthaug.pipeline.runs import load_checkpoint, save_checkpoint
+from synthaug.kit.runs import load_checkpoint, save_checkpoint
 
 from .measures import agreement
 from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,

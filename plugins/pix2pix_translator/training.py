@@ -131,7 +131,7 @@ def sample_grid(source: np.ndarray, generated: np.ndarray, target: np.ndarray, p
     for three channels, otherwise grey: the channel mean, as every figure shows images)."""
     from PIL import Image
 
-    from synthaug.pipeline.report import viewable
+    from synthaug.kit.figures import viewable
 
     rows = [np.concatenate([s, g, t], axis=-1) for s, g, t in zip(source, generated, target)]
     grid = np.concatenate(rows, axis=-2)  # (C, rows*H, 3W)

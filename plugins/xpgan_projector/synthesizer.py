@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+import synthaug
 from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
 from synthaug.contract.config import config_dict
 from synthaug.contract.interfaces import saved_options
@@ -30,6 +31,11 @@ CLASSIFIER_RUN = "classifier"
 STATE_FILE = "xpgan_state.pt"
 #: Options that change where or how fast a fit runs, or what it keeps, not what it computes.
 _RESUMABLE_DIFFERENCES = ("cache_mb", "device")
+
+
+def _create(kind: str, name: str, **options):
+    """The registered ``kind`` plugin ``name`` (a projector, C's classifier), through the public registry."""
+    return synthaug.get_registry().create(kind, name, **options)
 
 
 @dataclass
@@ -122,13 +128,11 @@ class DRRSynthesizer(_FromVolumes):
     Config = DRRConfig
 
     def generate_part(self, train, target, n, *, seed, rows, volumes=None):
-        from synthaug.registry import create
-
         idx, rng = self._part_sources(train, target, n, volumes, seed, rows)
         n = len(idx)
         channels, height, width = train.image_shape
         size = max(height, width)
-        renderer = ctprep.PairRenderer(volumes, create("projector", self.config.projector), image_size=size,
+        renderer = ctprep.PairRenderer(volumes, _create("projector", self.config.projector), image_size=size,
                                        encoder_shape=(size, size, size), hu_window=(-1000, 1000),
                                        view=self.config.view, sdd=self.config.sdd, sid=self.config.sid,
                                        cache_mb=0, with_encoder=False)
@@ -252,9 +256,8 @@ class XPGANSynthesizer(_FromVolumes):
         """C, and what it started from: ``(model, weights)``; ``weights`` is the plugin's report of the
         ImageNet file (path, matched, missing, unexpected) with the file's sha256, or None (random init)."""
         from synthaug.kit.files import file_hash
-        from synthaug.registry import create
 
-        plugin = create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
+        plugin = _create("classifier", self.config.classifier, **(self.config.classifier_options or {}))
         model = plugin.build(channels, num_classes)
         path = self.config.classifier_weights
         if not (pretrained and path):
@@ -266,8 +269,6 @@ class XPGANSynthesizer(_FromVolumes):
 
     def fit(self, train, volumes=None):
         import torch
-
-        from synthaug.registry import create
 
         from .networks import NetworkConfig  # noqa: F401  (import error surfaces before any rendering)
         from .training import BatchSource, JointTrainer, ObjectiveConfig, run_training
@@ -299,7 +300,7 @@ class XPGANSynthesizer(_FromVolumes):
         # pose 0 (the identity) only by default, quan2021's "augmentation off"; more poses are jitter
         poses = [[(0.0,) * 6] + [ctprep.random_pose(rng, cfg.max_rotation, cfg.max_translation)
                                   for _ in range(cfg.poses_per_volume - 1)] for _ in used]
-        renderer = ctprep.PairRenderer(volumes, create("projector", cfg.projector), image_size=net.image_size,
+        renderer = ctprep.PairRenderer(volumes, _create("projector", cfg.projector), image_size=net.image_size,
                                        encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
                                        sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
         source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
@@ -339,7 +340,7 @@ class XPGANSynthesizer(_FromVolumes):
     def _save_state(self, path: Path, fingerprint: dict, trainer, source, history: list) -> None:
         import torch
 
-        from synthaug.pipeline.runs import save_checkpoint
+        from synthaug.kit.runs import save_checkpoint
 
         state = {"fingerprint": json.dumps(fingerprint, sort_keys=True, default=list),
                  "trainer": trainer.training_state(), "source": source.state(), "history": history,
@@ -354,7 +355,7 @@ class XPGANSynthesizer(_FromVolumes):
         stopped; ``[]`` without one. A state of another fit (other options, data or volumes) is refused."""
         import torch
 
-        from synthaug.pipeline.runs import load_checkpoint
+        from synthaug.kit.runs import load_checkpoint
 
         if path is None or not path.is_file():
             return []
@@ -508,8 +509,9 @@ class XPGANSynthesizer(_FromVolumes):
         (directory / "history.json").write_text(json.dumps(self.history))
 
     def _save_classifier_run(self, run: Path) -> None:
-        """C as a training run (the layout ``synthaug.train`` writes), so ``synthaug evaluate --run`` takes it."""
-        from synthaug.pipeline.runs import write_run
+        """C as a training run (the layout ``synthaug.train`` writes, :mod:`synthaug.kit.runs`), so
+        ``synthaug evaluate --run`` takes it."""
+        from synthaug.kit.runs import write_run
 
         cfg = self.config
         write_run(run, self.classifier, {
@@ -530,7 +532,7 @@ class XPGANSynthesizer(_FromVolumes):
 
     @classmethod
     def load(cls, directory, *, with_classifier: bool = True):
-        from synthaug.pipeline.runs import RunPaths, load_checkpoint
+        from synthaug.kit.runs import RunPaths, load_checkpoint
 
         from .networks import Generator, NetworkConfig
 
