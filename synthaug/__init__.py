@@ -42,6 +42,7 @@ _LAZY = {
     "plan_counts": "synthaug.pipeline.balance",
     "write_store": "synthaug.pipeline.store",
     "read_store": "synthaug.pipeline.store",
+    "store_info": "synthaug.pipeline.store",
     "open_store": "synthaug.pipeline.store",
     "export_store": "synthaug.pipeline.export",
     "fit_synthesizer": "synthaug.pipeline.checkpoint",

@@ -106,13 +106,13 @@ def _lung_priors(lung: np.ndarray, right: np.ndarray, spacing) -> tuple[np.ndarr
 
 
 def _build_reference(spacing_mm: float) -> Anatomy:
-    from synthaug_plugins.sources.example_ct import load_example_ct
-    from synthaug.kit.volumes import resample_volume
+    import synthaug
 
-    ct = load_example_ct()
     shape, _ = working_shape(spacing_mm)
-    small = resample_volume(ct, shape)
-    lobes = dict(ct.meta["lung_lobes"])
+    # The example CT through its source's public data (the `example-ct` source, a plugin of its own):
+    # resampled to the working grid by the source, with its organ labels as `mask`.
+    small = synthaug.load_volumes("example-ct", volume_size="x".join(str(n) for n in shape))[0]
+    lobes = dict(small.meta["lung_lobes"])
     labels = small.mask.astype(np.uint8)
     lung = np.isin(labels, list(lobes.values()))
     right = np.isin(labels, [i for n, i in lobes.items() if n.endswith("_right")])

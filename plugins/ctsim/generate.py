@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+import synthaug
 from synthaug import ImageSet, SynthaugError, Volume, VolumeSet
 from synthaug.kit.sizes import parse_size
 from synthaug_plugins.ctsim.anatomy import PatientVariation, check_variation, make_patient, reference_anatomy
@@ -140,9 +141,7 @@ def cache_root() -> Path:
 # ---------------------------------------------------------------------------------------------
 def line_integral_projector(name: str):
     """The registered projector ``name`` (``siddon``): ctsim asks it for raw line integrals."""
-    from synthaug.registry import create
-
-    return create("projector", name)
+    return synthaug.get_registry().create("projector", name)
 
 
 def _projector_tag(projector) -> str:
@@ -214,7 +213,6 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
 
     from synthaug.kit.progress import bar
     from synthaug.kit.files import atomic_path
-    from synthaug.pipeline.store import write_store
 
     projector = projector or line_integral_projector(config.projector)
     labels = class_labels(config)
@@ -251,9 +249,9 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
     data = ImageSet(images, labels, CLASS_NAMES, patient_ids, origin=[f"ctsim:{pid}" for pid in patient_ids],
                     source_index=np.arange(n), extras={"twin": twins, "has_twin": has_twin,
                                                        "severity": severity, "grade": grade})
-    write_store(directory / "images.h5", {"all": data},
-                {"source": "ctsim", "ctsim": config_record(config), "projector": _projector_tag(projector),
-                 "generator_version": GENERATOR_VERSION})
+    synthaug.write_store(directory / "images.h5", {"all": data},
+                         {"source": "ctsim", "ctsim": config_record(config), "projector": _projector_tag(projector),
+                          "generator_version": GENERATOR_VERSION})
 
 
 def ensure_generated(config: CTSimConfig) -> Path:
@@ -270,9 +268,7 @@ def ensure_generated(config: CTSimConfig) -> Path:
 
 
 def load_ctsim_images(config: CTSimConfig) -> ImageSet:
-    from synthaug.pipeline.store import read_store
-
-    return read_store(ensure_generated(config) / "images.h5", "all")
+    return synthaug.read_store(ensure_generated(config) / "images.h5", "all")
 
 
 def load_ctsim_volumes(config: CTSimConfig) -> VolumeSet:

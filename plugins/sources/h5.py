@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+import synthaug
 from synthaug import DatasetSource, ImageSet, LazyImages, SourceOptions, SynthaugError
 from synthaug.contract.types import REAL
-from synthaug.pipeline.store import read_store, store_info
 
 
 @dataclass
@@ -31,9 +31,9 @@ class StoreSource(DatasetSource):
         split = options.extra.get("split")
         lazy = options.lazy
         if split:
-            data = read_store(data_dir, split, lazy=lazy)
+            data = synthaug.read_store(data_dir, split, lazy=lazy)
         else:
-            parts = [read_store(data_dir, s, lazy=lazy) for s in store_info(data_dir)["splits"]]
+            parts = [synthaug.read_store(data_dir, s, lazy=lazy) for s in synthaug.store_info(data_dir)["splits"]]
             data = ImageSet.concat(parts)
             data = data.subset(np.flatnonzero(data.synth == REAL))
         size = data.image_shape[1:] if options.size is None else (options.size, options.size)
