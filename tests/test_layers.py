@@ -19,8 +19,15 @@ Rank order (a module may import modules of equal or lower rank, never higher):
 8. ``synthaug.cli``
 
 ``synthaug/__init__.py`` and ``synthaug/_moved.py`` are the package facade: not ranked, and no core
-module imports them. ``plugins/`` (``synthaug_plugins``) is not core and is not checked, but no core
-module imports it.
+module imports them. ``plugins/`` (``synthaug_plugins``) is not core, and no core module imports it.
+
+The plugin boundary: every module under ``plugins/`` (bundled plugins, as ``synthaug_plugins.*``) and
+``examples/`` (third-party plugin packages, as installed, and user scripts, as ``examples.*``) is read
+with the same collector. Of synthaug, a plugin imports only the facade ``synthaug``, ``synthaug.contract``
+and ``synthaug.kit`` (never ``pipeline``, ``registry``, ``api``, ``assess``, ``experiments``, ``cli``,
+nor ``errors``: the facade has ``SynthaugError``); a bundled plugin imports no other bundled plugin;
+a user script imports the facade only. Its own package, the standard library and third-party
+packages are free.
 
 The checking functions take ``{module name: source text}`` so that the tests at the top of this file
 can show each of them failing on a small synthetic tree; the tests below them run on the real tree.
@@ -368,6 +375,81 @@ def contract_imports(sources: Mapping[str, str]) -> list[str]:
     return offences
 
 
+# ---- the plugin boundary ---------------------------------------------------------------------------
+#: The bundled plugins' package (``plugins/``, installed under this name): each sub-package is one plugin.
+BUNDLED = "synthaug_plugins"
+#: The name the scripts directly in ``examples/`` are read under: user code, the facade only.
+EXAMPLE_SCRIPTS = "examples"
+#: What of synthaug a plugin may import besides the facade ``synthaug`` itself (each with its modules).
+PLUGIN_MAY_IMPORT = ("synthaug.contract", "synthaug.kit")
+
+
+def _outside_paths(root: Path = ROOT) -> dict[str, Path]:
+    """Module name -> file for every ``.py`` under ``plugins/`` and ``examples/``: ``plugins/a/b.py`` is
+    ``synthaug_plugins.a.b``; ``examples/x.py`` (a user's script) is ``examples.x``; a module of an
+    example plugin package, ``examples/<project>/pkg/m.py``, is ``pkg.m`` (its name once installed)."""
+    paths: dict[str, Path] = {}
+    for folder, prefix in (("plugins", [BUNDLED]), ("examples", None)):
+        for path in sorted((root / folder).rglob("*.py")):
+            parts = list(path.relative_to(root / folder).with_suffix("").parts)
+            if prefix is not None:
+                parts = prefix + parts
+            else:
+                parts = [EXAMPLE_SCRIPTS, *parts] if len(parts) == 1 else parts[1:]
+            if parts[-1] == "__init__":
+                parts.pop()
+            paths[".".join(parts)] = path
+    return paths
+
+
+def read_outside(root: Path = ROOT) -> dict[str, str]:
+    """``{module name: source}`` for every module under ``plugins/`` and ``examples/``."""
+    return {module: path.read_text(encoding="utf-8") for module, path in _outside_paths(root).items()}
+
+
+def outside_files(root: Path = ROOT) -> dict[str, str]:
+    """Module name -> its file relative to the repository, for the messages."""
+    return {module: path.relative_to(root).as_posix() for module, path in _outside_paths(root).items()}
+
+
+def _within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def boundary_imports(sources: Mapping[str, str], files: Mapping[str, str] | None = None) -> list[str]:
+    """Every import across the plugin boundary, as ``file:line: module -> import (why)``.
+
+    The modules of ``sources`` outside the core are checked: bundled plugins (``synthaug_plugins.X.*``,
+    whose own package is ``synthaug_plugins.X``), user scripts (``examples.*``, no package of their own)
+    and third-party plugin packages (their own package is their top-level name). Core modules in
+    ``sources`` are not checked; they let ``from synthaug import pipeline`` resolve to the module it is.
+    """
+    offences = []
+    for module in sorted(m for m in sources if not is_core_name(m)):
+        parts = module.split(".")
+        script = parts[0] == EXAMPLE_SCRIPTS
+        own = ".".join(parts[:2]) if parts[0] == BUNDLED else None if script else parts[0]
+        where = (files or {}).get(module) or module_file(module, sources)
+        for imported, line in sorted(imports_of(module, sources[module], sources), key=lambda found: found[1]):
+            if own is not None and _within(imported, own):
+                continue
+            if imported.startswith("<"):
+                why = "a relative import beyond its package"
+            elif is_core_name(imported):
+                if imported == PACKAGE or (not script and any(_within(imported, p) for p in PLUGIN_MAY_IMPORT)):
+                    continue
+                why = ("a script in examples/ is user code: it imports the synthaug facade only" if script else
+                       "a plugin imports only synthaug (the facade), synthaug.contract and synthaug.kit: "
+                       "what it needs from the core belongs in synthaug.kit or the facade")
+            elif _within(imported, BUNDLED):
+                why = ("another bundled plugin: share through synthaug.kit, or use it by its registered name"
+                       if parts[0] == BUNDLED else "a bundled plugin's module: use it by its registered name")
+            else:
+                continue  # the standard library, third-party packages
+            offences.append(f"{where}:{line}: {module} -> {imported} ({why})")
+    return offences
+
+
 def torch_loaded_after(modules: list[str]) -> subprocess.CompletedProcess:
     code = f"import {', '.join(modules)}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -480,6 +562,54 @@ def test_guard_reports_heavy_or_upward_imports_in_the_contract_and_core_imports_
         "synthaug.pipeline.project -> synthaug_plugins.sources.nifti (synthaug/pipeline/project.py:2)"]
 
 
+def test_guard_reports_plugins_and_examples_crossing_the_boundary():
+    tree = _tree(
+        synthaug="", synthaug__errors="", synthaug__registry="", synthaug__pipeline="", synthaug__pipeline__runs="",
+        synthaug__contract="", synthaug__contract__types="", synthaug__kit="", synthaug__kit__runs="",
+        synthaug_plugins="", synthaug_plugins__gan="", synthaug_plugins__gan__networks="import torch\n",
+        synthaug_plugins__gan__synthesizer=(
+            "import json\nimport numpy as np\nimport synthaug\nfrom synthaug import ImageSet, pipeline\n"
+            "from synthaug.contract.types import REAL\nfrom synthaug.kit import runs\nfrom . import networks\n"
+            "from synthaug_plugins.gan.networks import G\nfrom synthaug.errors import SynthaugError\n"
+            "def fit():\n    from synthaug.pipeline.runs import save_checkpoint\n"
+            "    import importlib\n    importlib.import_module('synthaug.registry')\n"),
+        synthaug_plugins__ct="", synthaug_plugins__sources="", synthaug_plugins__sources__example_ct="",
+        synthaug_plugins__ct__anatomy=("def f():\n    from synthaug_plugins.sources.example_ct import load\n"
+                                       "from .. import sources\nfrom ... import x\n"),
+        mri="", mri__synthesizer="",
+        mri__source=("from synthaug import DatasetSource\nfrom mri import synthesizer\nfrom .synthesizer import M\n"
+                     "import synthaug.pipeline.store\nfrom synthaug_plugins.sources import example_ct\n"),
+        examples__pipeline=("import numpy\nimport synthaug\nfrom synthaug import balance\n"
+                            "from synthaug.kit import files\n"),
+    )
+    files = {"synthaug_plugins.gan.synthesizer": "plugins/gan/synthesizer.py"}
+    found = boundary_imports(tree, files)
+    plugin_rule = ("a plugin imports only synthaug (the facade), synthaug.contract and synthaug.kit: what it needs "
+                   "from the core belongs in synthaug.kit or the facade")
+    assert found == [
+        "examples/pipeline.py:4: examples.pipeline -> synthaug.kit (a script in examples/ is user code: it "
+        "imports the synthaug facade only)",
+        "mri/source.py:4: mri.source -> synthaug.pipeline.store (" + plugin_rule + ")",
+        "mri/source.py:5: mri.source -> synthaug_plugins.sources.example_ct (a bundled plugin's module: use it "
+        "by its registered name)",
+        "synthaug_plugins/ct/anatomy.py:2: synthaug_plugins.ct.anatomy -> synthaug_plugins.sources.example_ct "
+        "(another bundled plugin: share through synthaug.kit, or use it by its registered name)",
+        "synthaug_plugins/ct/anatomy.py:3: synthaug_plugins.ct.anatomy -> synthaug_plugins.sources "
+        "(another bundled plugin: share through synthaug.kit, or use it by its registered name)",
+        "synthaug_plugins/ct/anatomy.py:4: synthaug_plugins.ct.anatomy -> <relative import beyond synthaug> "
+        "(a relative import beyond its package)",
+        "plugins/gan/synthesizer.py:4: synthaug_plugins.gan.synthesizer -> synthaug.pipeline (" + plugin_rule + ")",
+        "plugins/gan/synthesizer.py:9: synthaug_plugins.gan.synthesizer -> synthaug.errors (" + plugin_rule + ")",
+        "plugins/gan/synthesizer.py:11: synthaug_plugins.gan.synthesizer -> synthaug.pipeline.runs ("
+        + plugin_rule + ")",
+        "plugins/gan/synthesizer.py:13: synthaug_plugins.gan.synthesizer -> synthaug.registry (" + plugin_rule + ")",
+    ], found
+    # not reported: the facade (its names, and `import synthaug`), the contract, the kit, a plugin's own
+    # package (relative or absolute), the standard library and third-party packages (numpy, torch)
+    with pytest.raises(AssertionError, match=r"synthaug_plugins.ct.anatomy -> synthaug_plugins.sources.example_ct"):
+        assert_plugin_boundary(tree)
+
+
 def test_torch_check_fails_when_torch_is_imported():
     pytest.importorskip("torch")
     result = torch_loaded_after(["synthaug", "synthaug_plugins.xpgan_projector.training"])
@@ -495,6 +625,11 @@ def assert_no_downstream(sources: Mapping[str, str]) -> None:
 def assert_no_cycle(sources: Mapping[str, str]) -> None:
     cycles = import_cycles(import_graph(sources))
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def assert_plugin_boundary(sources: Mapping[str, str], files: Mapping[str, str] | None = None) -> None:
+    offences = boundary_imports(sources, files)
+    assert not offences, "imports across the plugin boundary (docs/architecture.md):\n" + "\n".join(offences)
 
 
 def assert_no_plugin_names(sources: Mapping[str, str], names: set[str]) -> None:
@@ -545,3 +680,21 @@ def test_contract_imports_no_torch(real_tree):
         "\n".join(offences)
     result = torch_loaded_after(LIGHT_MODULES)
     assert result.returncode == 0, result.stderr
+
+
+def test_boundary_collection_sees_plugins_and_examples():
+    """The boundary check looks at something: every bundled plugin, both example packages and the
+    example scripts are read, and imports inside functions are collected there too."""
+    outside = read_outside()
+    tree = {**read_core(), **outside}
+    assert {"synthaug_plugins.acgan.synthesizer", "synthaug_plugins.ctsim.anatomy", "synthaug_plugins.sources.h5",
+            "synthaug_mri.source", "synthaug_noise.synthesizer", "examples.pipeline",
+            "examples.torch_loop"} <= set(outside)
+    assert outside_files()["synthaug_mri.source"] == "examples/synthaug-mri/synthaug_mri/source.py"
+    xpgan = "synthaug_plugins.xpgan_projector.synthesizer"
+    imported = {i for i, _ in imports_of(xpgan, tree[xpgan], tree)}
+    assert {"synthaug.kit.runs", "synthaug_plugins.xpgan_projector.ctprep", "torch"} <= imported  # torch: in a function
+
+
+def test_plugins_and_examples_import_only_the_facade_contract_and_kit():
+    assert_plugin_boundary({**read_core(), **read_outside()}, outside_files())
