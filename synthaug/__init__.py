@@ -64,9 +64,3 @@ def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
-
-
-# Old module paths (before the layered core) keep working for plugins written against them.
-from synthaug import _moved  # noqa: E402
-
-_moved.install()

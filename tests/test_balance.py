@@ -148,7 +148,7 @@ def test_synthesizer_returning_wrong_count_is_caught(tiny_images):
         name = "short"
 
         def generate(self, train, target, n, *, seed, volumes=None):
-            return train.of_class(target).subset([0])
+            return train.subset(np.flatnonzero(train.labels == train.class_index(target))[:1])
 
     with pytest.raises(SynthaugError, match=r"'short' returned 1 images"):
         balance(tiny_images, Short(), test_per_class=1)

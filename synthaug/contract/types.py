@@ -235,9 +235,6 @@ class ImageSet:
                         self.synth[idx], self.origin[idx], self.source_index[idx], self.seed[idx],
                         {k: v[idx] for k, v in self.extras.items()}, dict(self.meta))
 
-    def of_class(self, name: str) -> "ImageSet":
-        return self.subset(np.flatnonzero(self.labels == self.class_index(name)))
-
     def with_provenance(self, **columns) -> "ImageSet":
         return replace(self, **columns)
 

@@ -56,8 +56,3 @@ def resolve_device(name="auto"):
     if text == "cuda" and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         text = f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0)}"
     return torch.device(text)
-
-
-def is_cuda(device) -> bool:
-    """Whether ``device`` (a name or a ``torch.device``) resolves to a CUDA device."""
-    return resolve_device(device).type == "cuda"

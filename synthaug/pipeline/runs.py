@@ -31,15 +31,8 @@ from synthaug.version import __version__
 
 __all__ = [  # the run format's names from the kit, for train and evaluate, then this module's own
     "KIND", "RunPaths", "load_checkpoint", "load_run", "read_manifest", "save_checkpoint", "write_manifest",
-    "write_run", "relocate_store", "load_model", "loader", "predict", "versions", "rng_state", "set_rng_state",
+    "write_run", "load_model", "loader", "predict", "versions", "rng_state", "set_rng_state",
 ]
-
-
-def relocate_store(run: str | Path, store: str | Path) -> None:
-    """Record that the run's store now lives at ``store`` (a run built in a temporary directory and moved)."""
-    manifest = read_manifest(run)
-    manifest["data"]["path"] = str(Path(store).resolve())
-    write_manifest(run, manifest)
 
 
 def load_model(run: str | Path, device="cpu"):
