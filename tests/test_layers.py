@@ -18,8 +18,8 @@ Rank order (a module may import modules of equal or lower rank, never higher):
 7. ``synthaug.experiments``
 8. ``synthaug.cli``
 
-``synthaug/__init__.py`` and ``synthaug/_moved.py`` are the package facade: not ranked, and no core
-module imports them. ``plugins/`` (``synthaug_plugins``) is not core, and no core module imports it.
+``synthaug/__init__.py`` is the package facade: not ranked, and no core module imports it.
+``plugins/`` (``synthaug_plugins``) is not core, and no core module imports it.
 
 The plugin boundary: every module under ``plugins/`` (bundled plugins, as ``synthaug_plugins.*``) and
 ``examples/`` (third-party plugin packages, as installed, and user scripts, as ``examples.*``) is read
@@ -47,8 +47,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "synthaug"
 
-#: The package facade: lazy re-exports for users and aliases of old module paths. Not ranked.
-FACADE = frozenset({"synthaug", "synthaug._moved"})
+#: The package facade: lazy re-exports for users and plugins. Not ranked.
+FACADE = frozenset({"synthaug"})
 
 #: room -> rank
 ROOMS: dict[str, int] = {
@@ -477,7 +477,8 @@ def test_guard_reports_an_upward_import_anywhere_in_a_module():
         synthaug__extra="",
     )
     offences = downstream_imports(tree)
-    assert any(o.startswith("synthaug.pipeline.split -> synthaug.pipeline.train (synthaug/pipeline/split.py:2") for o in offences)
+    assert any(o.startswith("synthaug.pipeline.split -> synthaug.pipeline.train (synthaug/pipeline/split.py:2")
+               for o in offences)
     assert any(o.startswith("synthaug.pipeline.load -> synthaug.pipeline.split ") for o in offences)
     assert any(o.startswith("synthaug.pipeline.load -> synthaug.pipeline.balance ") for o in offences)  # relative
     assert any(o.startswith("synthaug.kit.sizes -> synthaug.pipeline.load ") for o in offences)  # import_module
@@ -494,12 +495,14 @@ def test_guard_reports_the_room_init_importing_its_own_later_modules():
     tree = _tree(synthaug="", synthaug__pipeline="from synthaug.pipeline.train import train\n",
                  synthaug__pipeline__train="")
     assert downstream_imports(tree) == [
-        "synthaug.pipeline -> synthaug.pipeline.train (synthaug/pipeline/__init__.py:1: rank (4, -1) imports rank (4, 9))"]
+        "synthaug.pipeline -> synthaug.pipeline.train (synthaug/pipeline/__init__.py:1: rank (4, -1) imports "
+        "rank (4, 9))"]
 
 
 def test_guard_reports_a_cycle():
     tree = _tree(synthaug="", synthaug__kit="", synthaug__kit__a="from synthaug.kit import b\n",
-                 synthaug__kit__b="def f():\n    import synthaug.kit.a\n", synthaug__kit__c="from synthaug.kit import a\n")
+                 synthaug__kit__b="def f():\n    import synthaug.kit.a\n",
+                 synthaug__kit__c="from synthaug.kit import a\n")
     assert import_cycles(import_graph(tree)) == [["synthaug.kit.a", "synthaug.kit.b", "synthaug.kit.a"]]
     with pytest.raises(AssertionError, match=r"synthaug.kit.a -> synthaug.kit.b -> synthaug.kit.a"):
         assert_no_cycle(tree)
@@ -555,9 +558,11 @@ def test_guard_reports_heavy_or_upward_imports_in_the_contract_and_core_imports_
                                            "def f():\n    import torch\n",
                  synthaug__contract__interfaces="from .types import Volume\nfrom synthaug.kit import files\n",
                  synthaug__kit="", synthaug__kit__files="",
-                 synthaug__pipeline="", synthaug__pipeline__project="def f():\n    from synthaug_plugins.sources.nifti import r\n")
-    assert contract_imports(tree) == ["synthaug.contract.interfaces -> synthaug.kit.files (synthaug/contract/interfaces.py:2)",
-                                      "synthaug.contract.types -> torch (synthaug/contract/types.py:5)"]
+                 synthaug__pipeline="",
+                 synthaug__pipeline__project="def f():\n    from synthaug_plugins.sources.nifti import r\n")
+    assert contract_imports(tree) == [
+        "synthaug.contract.interfaces -> synthaug.kit.files (synthaug/contract/interfaces.py:2)",
+        "synthaug.contract.types -> torch (synthaug/contract/types.py:5)"]
     assert plugin_imports(tree) == [
         "synthaug.pipeline.project -> synthaug_plugins.sources.nifti (synthaug/pipeline/project.py:2)"]
 
