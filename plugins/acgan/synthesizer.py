@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug import ImageSet, SynthaugError, Synthesizer
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
-from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
+from synthaug.kit.files import save_torch_file
 from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes
-from synthaug.kit.sampling import chunk_rows
 from synthaug.kit.runs import load_checkpoint, save_checkpoint
+from synthaug.kit.sampling import chunk_rows
 
 from .networks import Generator, acgan_geometry
 from .training import ACGANNets, from_model, resize, sample_grid, to_model, weights_hash
@@ -159,7 +159,8 @@ class ACGAN(Synthesizer):
             return
         state = load_checkpoint(path)
         if tuple(state["image_shape"]) != tuple(shape):
-            raise SynthaugError(f"{path}: checkpoint of {_shape(state['image_shape'])} images; the data is {_shape(shape)}")
+            raise SynthaugError(f"{path}: checkpoint of {_shape(state['image_shape'])} images; "
+                                f"the data is {_shape(shape)}")
         if tuple(state["class_names"]) != tuple(class_names):
             raise SynthaugError(f"{path}: checkpoint of classes {', '.join(state['class_names'])}; "
                                 f"the data has {', '.join(class_names)}")
@@ -356,12 +357,14 @@ class ACGAN(Synthesizer):
         synth.class_names = tuple(info["class_names"])
         synth.history = list(info.get("history", []))
         cfg = synth.config
-        generator = Generator(synth.image_shape[0], synth.image_shape[1], len(synth.class_names), cfg.latent_dim, cfg.ngf)
+        generator = Generator(synth.image_shape[0], synth.image_shape[1], len(synth.class_names), cfg.latent_dim,
+                              cfg.ngf)
         try:
             generator.load_state_dict(load_checkpoint(path))
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json ({first[:160]})") from exc
+            raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json "
+                                f"({first[:160]})") from exc
         synth.hash = weights_hash(generator)
         if synth.hash != info["hash"]:
             raise SynthaugError(f"{path}: weights hash {synth.hash[:16]} does not match synthesizer.json")

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug.kit.gan import fused_adam as adam
 from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401  (imported from here by the plugin)
+from synthaug.kit.gan import fused_adam as adam
 from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
 from synthaug.kit.gan import weights_hash  # noqa: F401
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug import ImageSet, SynthaugError, Synthesizer
 from synthaug.kit.sampling import each_once_per_round, part_seed
 
 
@@ -22,7 +22,8 @@ class _FromOwnClass(Synthesizer):
         super().check(train, deficits, volumes)
         for target, n in deficits.items():
             if n > 0 and train.counts(synthetic=False)[target] == 0:
-                raise SynthaugError(f"synthesizer {self.name!r} needs real images of class {target!r}; the training split has none")
+                raise SynthaugError(f"synthesizer {self.name!r} needs real images of class {target!r}; "
+                                    f"the training split has none")
 
     def _sources(self, train: ImageSet, target: str, n: int, rng) -> np.ndarray:
         own = np.flatnonzero((train.labels == train.class_index(target)) & (train.synth == "real"))

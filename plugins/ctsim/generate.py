@@ -188,8 +188,8 @@ def simulate_patient(config: CTSimConfig, index: int, label: str, projector=None
     sample = PatientSample(image, twin, hu, patient.labels, severity, grade)
     if with_lung_projection:
         lung_only = np.where(patient.lung, 0.0, -1000.0).astype(np.float32)  # water in the lungs, air elsewhere
-        sample.lung_projection = np.asarray(projector.project(Volume(lung_only, patient.spacing), shot.geometry,
-                                                              mode="raw"), np.float32).reshape(1, config.size, config.size)
+        raw = projector.project(Volume(lung_only, patient.spacing), shot.geometry, mode="raw")
+        sample.lung_projection = np.asarray(raw, np.float32).reshape(1, config.size, config.size)
     return sample
 
 
@@ -211,8 +211,8 @@ def generate(config: CTSimConfig, directory: Path, projector=None) -> None:
     """Simulate every patient and write ``volumes.h5`` then ``images.h5`` into ``directory``."""
     import h5py
 
-    from synthaug.kit.progress import bar
     from synthaug.kit.files import atomic_path
+    from synthaug.kit.progress import bar
 
     projector = projector or line_integral_projector(config.projector)
     labels = class_labels(config)

@@ -182,7 +182,8 @@ def insert_viral(patient: Anatomy, config: ViralLesions, rng: np.random.Generato
 
 def check_lesion_configs(covid: CovidLesions, viral: ViralLesions) -> None:
     if len(covid.grade_weights) != 4 or min(covid.grade_weights) < 0 or sum(covid.grade_weights) <= 0:
-        raise SynthaugError(f"covid grade_weights must be four non-negative numbers (CT-1..CT-4); got {covid.grade_weights}")
+        raise SynthaugError(f"covid grade_weights must be four non-negative numbers (CT-1..CT-4); "
+                            f"got {covid.grade_weights}")
     for name, (low, high) in (("ggo_hu", covid.ggo_hu), ("consolidation_hu", covid.consolidation_hu),
                               ("interstitial_hu", viral.interstitial_hu), ("haze_hu", viral.haze_hu)):
         if not -1000 <= low <= high <= 200:

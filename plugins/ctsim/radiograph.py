@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug.kit.xray import radiograph
 from synthaug import Geometry
+from synthaug.kit.xray import radiograph
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ class CTSimSourceConfig:
 
     preset: str = "demo"  # tiny, demo or paper: sizes and class counts (docs/ctsim.md)
     scale: float | None = None  # multiply the preset's class counts
-    counts: Any = None  # (a dict or its JSON text; ctsim checks it) class -> images, overriding the scaled counts of the classes it names
+    counts: Any = None  # (a dict or its JSON text; ctsim checks it) class -> images, overriding the scaled
+    # counts of the classes it names
     volume_size: str | int | list | None = None  # CT volume X,Y,Z (e.g. 64x64x32); None: the preset's
     work_spacing_mm: float | None = None  # voxel size the lesions are drawn at; None: the preset's
     projector: str | None = None  # registered projector that renders the radiographs; None: the preset's

@@ -64,7 +64,8 @@ class DenseNet121(Classifier):
     last_block_prefixes = ("features.denseblock4.", "features.norm5.")
 
     def __init__(self, config: DenseNet121Config | None = None, **options):
-        self.config = config if config is not None else make_config(DenseNet121Config, options, "classifier 'densenet121'")
+        self.config = (config if config is not None
+                       else make_config(DenseNet121Config, options, "classifier 'densenet121'"))
 
     def build(self, in_channels: int, num_classes: int) -> ImageNetDenseNet121:
         return ImageNetDenseNet121(in_channels, num_classes, width=self.config.width)

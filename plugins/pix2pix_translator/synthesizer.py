@@ -15,20 +15,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug import ImageSet, SynthaugError, Synthesizer
 from synthaug.contract.config import config_dict
 from synthaug.contract.types import REAL
 from synthaug.kit import distributed, progress
-from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
-from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
-                                 saved_bytes)
-from synthaug.kit.sampling import each_once_per_round, part_seed
+from synthaug.kit.files import save_torch_file
+from synthaug.kit.memory import (
+    TrainingEstimate,
+    check_memory,
+    finish_record,
+    fits_in_memory,
+    parameter_bytes,
+    saved_bytes,
+)
 from synthaug.kit.runs import load_checkpoint, save_checkpoint
+from synthaug.kit.sampling import each_once_per_round, part_seed
 
 from .measures import agreement
-from .training import (PAIRINGS, Pix2PixNets, augment_pair, from_model, linear_decay, nearest_targets,
-                       sample_grid, to_model, weights_hash)
+from .training import (
+    PAIRINGS,
+    Pix2PixNets,
+    augment_pair,
+    from_model,
+    linear_decay,
+    nearest_targets,
+    sample_grid,
+    to_model,
+    weights_hash,
+)
 
 STATE_FILE = "train_state_{target}.pt"
 WEIGHTS_FILE = "generator_{target}.pt"
@@ -125,13 +140,16 @@ class Pix2Pix(Synthesizer):
         super().check(train, deficits, volumes)
         for t in tuple(deficits) + tuple(self.config.target_classes or ()):
             if t not in train.class_names:
-                raise SynthaugError(f"pix2pix target class {t!r} does not exist; classes are {', '.join(train.class_names)}")
+                raise SynthaugError(f"pix2pix target class {t!r} does not exist; "
+                                    f"classes are {', '.join(train.class_names)}")
         real = train.synth == REAL
         for source in self.config.sources():
             if source not in train.class_names:
-                raise SynthaugError(f"pix2pix source class {source!r} does not exist; classes are {', '.join(train.class_names)}")
+                raise SynthaugError(f"pix2pix source class {source!r} does not exist; "
+                                    f"classes are {', '.join(train.class_names)}")
             if deficits.get(source, 0) > 0 and not np.any(real & (train.labels == train.class_index(source))):
-                raise SynthaugError(f"pix2pix fills the {source!r} deficit with real {source!r} images; the training split has none")
+                raise SynthaugError(f"pix2pix fills the {source!r} deficit with real {source!r} images; "
+                                    f"the training split has none")
         # A source class's own deficit is filled by duplication (see generate); the rest are translated.
         wanted = tuple(t for t, n in deficits.items() if n > 0 and t not in self.config.sources())
         if wanted:
@@ -140,24 +158,30 @@ class Pix2Pix(Synthesizer):
         if h != w:
             raise SynthaugError(f"pix2pix needs square images; got {h}x{w}")
         if self.image_shape is not None and tuple(self.image_shape) != (c, h, w):
-            raise SynthaugError(f"pix2pix checkpoint was trained on {_shape(self.image_shape)} images; the data is {_shape((c, h, w))}")
+            raise SynthaugError(f"pix2pix checkpoint was trained on {_shape(self.image_shape)} images; "
+                                f"the data is {_shape((c, h, w))}")
         for target in self.targets_for(train):
             if self.generators and target not in self.generators:
-                raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; none for {target!r}")
+                raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; "
+                                    f"none for {target!r}")
             source = self.config.source_for(target)
             if source not in train.class_names:
-                raise SynthaugError(f"pix2pix source class {source!r} does not exist; classes are {', '.join(train.class_names)}")
+                raise SynthaugError(f"pix2pix source class {source!r} does not exist; "
+                                    f"classes are {', '.join(train.class_names)}")
             if source == target:
                 raise SynthaugError(f"pix2pix source and target class are both {target!r}")
             if not np.any(real & (train.labels == train.class_index(source))):
-                raise SynthaugError(f"pix2pix translates {source!r} images into {target!r}; the training split has no {source!r} images")
+                raise SynthaugError(f"pix2pix translates {source!r} images into {target!r}; "
+                                    f"the training split has no {source!r} images")
             if self.generators:
                 continue  # fitted already: nothing below is needed to generate
             if self.config.pairing == "paired":
                 if _twin_rows(train, target).size == 0:
-                    raise SynthaugError(f"pix2pix pairing 'paired' needs {target!r} images with a lesion-free twin (extras 'twin' and 'has_twin'); the training split has none")
+                    raise SynthaugError(f"pix2pix pairing 'paired' needs {target!r} images with a lesion-free "
+                                        f"twin (extras 'twin' and 'has_twin'); the training split has none")
             elif not np.any(real & (train.labels == train.class_index(target))):
-                raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; the training split has none")
+                raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; "
+                                    f"the training split has none")
             self._check_resume(target, (c, h, w))
         if not self.generators:
             self._check_memory(train)
@@ -331,7 +355,8 @@ class Pix2Pix(Synthesizer):
     def translate(self, target: str, images: np.ndarray, seed: int) -> np.ndarray:
         """G_target(images) in [0, 1]; dropout on if ``dropout_at_generation``, BatchNorm on running stats."""
         if target not in self.generators:
-            raise SynthaugError(f"pix2pix has no fitted generator for {target!r}; fitted: {', '.join(self.generators) or 'none'}")
+            raise SynthaugError(f"pix2pix has no fitted generator for {target!r}; "
+                                f"fitted: {', '.join(self.generators) or 'none'}")
         device = resolve_device(self.device)
         generator = self.generators[target].to(device).eval()
         if self.config.dropout_at_generation:
@@ -407,7 +432,8 @@ class Pix2Pix(Synthesizer):
                 generator.load_state_dict(load_checkpoint(path))  # weights_only: nothing unpickled
             except RuntimeError as exc:  # tensors of another network
                 first = str(exc).strip().splitlines()[0]
-                raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json ({first[:160]})") from exc
+                raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json "
+                                    f"({first[:160]})") from exc
             synth.generators[target] = generator
             synth.hashes[target] = weights_hash(generator)
             if synth.hashes[target] != info["hashes"].get(target):

@@ -30,7 +30,8 @@ CHUNK_CROSSINGS = 1 << 22
 
 
 def rotation_matrices(angles_deg: torch.Tensor) -> torch.Tensor:
-    """``(B, 3)`` degrees -> ``(B, 3, 3)`` rotations ``Rx @ Ry @ Rz`` (same as ``synthaug.contract.types.rotation_matrix``)."""
+    """``(B, 3)`` degrees -> ``(B, 3, 3)`` rotations ``Rx @ Ry @ Rz`` (same as
+    ``synthaug.contract.types.rotation_matrix``)."""
     ax, ay, az = torch.deg2rad(angles_deg).unbind(-1)
     one, zero = torch.ones_like(ax), torch.zeros_like(ax)
     rot_x = torch.stack([one, zero, zero, zero, ax.cos(), -ax.sin(), zero, ax.sin(), ax.cos()], -1)
@@ -92,7 +93,8 @@ def render(mu: torch.Tensor, spacing, geometry: Geometry, poses: torch.Tensor | 
     if mu.dim() == 3:
         mu = mu.unsqueeze(0)
     if mu.dim() != 4:
-        raise SynthaugError(f"torch siddon needs a volume (X, Y, Z) or a batch (B, X, Y, Z); got shape {tuple(mu.shape)}")
+        raise SynthaugError(f"torch siddon needs a volume (X, Y, Z) or a batch (B, X, Y, Z); "
+                            f"got shape {tuple(mu.shape)}")
     shape = tuple(int(s) for s in mu.shape[1:])
     spacing_np = np.asarray([float(s) for s in spacing], dtype=np.float64)
     if spacing_np.shape != (3,) or not np.all(np.isfinite(spacing_np) & (spacing_np > 0)):

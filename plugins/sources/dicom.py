@@ -53,7 +53,8 @@ def is_dicom_file(path: Path) -> bool:
 def list_dicom(folder: Path, recursive: bool = True) -> list[Path]:
     """DICOM files in ``folder`` (and below it when ``recursive``), in a stable (natural) order."""
     found = folder.rglob("*") if recursive else folder.iterdir()
-    files = [p for p in found if not any(part.startswith(".") for part in p.relative_to(folder).parts) and is_dicom_file(p)]
+    files = [p for p in found
+             if not any(part.startswith(".") for part in p.relative_to(folder).parts) and is_dicom_file(p)]
     return sorted(files, key=lambda p: [natural_key(Path(part)) for part in p.relative_to(folder).parts])
 
 
@@ -169,7 +170,8 @@ class DicomReader:
         frames = int(ds.get("NumberOfFrames") or 1)
         if frames > 1:
             raise SynthaugError(f"{path}: {frames} frames; expected a single-frame radiograph")
-        samples, photometric = int(ds.get("SamplesPerPixel") or 1), str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+        samples = int(ds.get("SamplesPerPixel") or 1)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
         if (samples, photometric) not in ((1, "MONOCHROME1"), (1, "MONOCHROME2"), (3, "RGB")):
             raise SynthaugError(f"{path}: {samples} sample(s) per pixel, {photometric}; expected MONOCHROME1, "
                                 "MONOCHROME2 or RGB")

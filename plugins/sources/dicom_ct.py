@@ -60,8 +60,8 @@ def _stack(folder: Path, slices: list) -> tuple[np.ndarray, np.ndarray, float]:
     gaps = np.diff(along)
     if gaps.min() <= 1e-3:
         i = int(np.argmin(gaps))
-        raise SynthaugError(f"{folder}: {paths[order[i]].name} and {paths[order[i + 1]].name} lie at the same position; "
-                            "expected one series per folder, each slice once")
+        raise SynthaugError(f"{folder}: {paths[order[i]].name} and {paths[order[i + 1]].name} lie at the same "
+                            "position; expected one series per folder, each slice once")
     gap = float(np.median(gaps))
     uneven = np.flatnonzero(np.abs(gaps - gap) > GAP_TOLERANCE * gap)
     if len(uneven):

@@ -84,7 +84,8 @@ def _parse_size(options: SourceOptions) -> tuple[int, int, int] | None:
 
 @dataclass
 class ExampleCTConfig:
-    volume_size: str | int | list | None = None  # N (N x N in-plane, slices in the CT's aspect) or XxYxZ; None: as stored
+    volume_size: str | int | list | None = None  # N (N x N in-plane, slices in the CT's aspect) or XxYxZ;
+    # None: as stored
 
 
 class ExampleCTSource(DatasetSource):

@@ -41,8 +41,8 @@ class StoreSource(DatasetSource):
         if shape != data.image_shape:
             have = data.image_shape[0]
             if have != options.channels and 1 not in (have, options.channels):  # grey <-> C is a mean or a copy
-                raise SynthaugError(f"{data_dir}: the store's images have {have} channels; --channels {options.channels} "
-                                    f"cannot be made from them (ask for {have} or 1)")
+                raise SynthaugError(f"{data_dir}: the store's images have {have} channels; "
+                                    f"--channels {options.channels} cannot be made from them (ask for {have} or 1)")
             convert = _converter(data.image_shape, shape)
             if data.is_lazy:  # converted a chunk at a time, when read
                 base = data.images

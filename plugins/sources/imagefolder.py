@@ -16,7 +16,8 @@ class ImageFolderSource(DatasetSource):
         assert data_dir is not None
         folders = sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(folders) < 2:
-            raise SynthaugError(f"{data_dir}: expected one sub-folder of images per class (at least 2); found {len(folders)}")
+            raise SynthaugError(f"{data_dir}: expected one sub-folder of images per class (at least 2); "
+                                f"found {len(folders)}")
         files: list[tuple[Path, str]] = []
         for folder in folders:
             images = list_images(folder)

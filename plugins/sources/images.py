@@ -53,7 +53,8 @@ class FileReader(Protocol):
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, in a stable (natural) order."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    files = [p for p in folder.iterdir()
+             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
     return sorted(files, key=natural_key)
 
 

@@ -64,7 +64,8 @@ class KaggleSource(DatasetSource):
         unknown = wanted - set(CLASS_ORDER)
         if unknown or (layout == "first" and "lung_opacity" in wanted):
             available = [c for c in CLASS_ORDER if c in mapping.values()]
-            raise SynthaugError(f"class {sorted(unknown or {'lung_opacity'})[0]!r} is not in the {layout} release; it has {', '.join(available)}")
+            raise SynthaugError(f"class {sorted(unknown or {'lung_opacity'})[0]!r} is not in the {layout} release; "
+                                f"it has {', '.join(available)}")
         files: list[tuple[Path, str]] = []
         for folder_name, cls in mapping.items():
             if cls not in wanted:

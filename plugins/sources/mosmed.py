@@ -30,7 +30,8 @@ def studies_dir(data_dir: Path) -> Path:
     for candidate in (data_dir / "studies", data_dir):
         if candidate.is_dir() and any(GRADE_DIR.match(p.name) and p.is_dir() for p in candidate.iterdir()):
             return candidate
-    raise SynthaugError(f"{data_dir}: not a MosMedData folder; expected studies/CT-0 .. studies/CT-4 (or CT-0, CT-23) holding study_XXXX.nii.gz")
+    raise SynthaugError(f"{data_dir}: not a MosMedData folder; expected studies/CT-0 .. studies/CT-4 "
+                        f"(or CT-0, CT-23) holding study_XXXX.nii.gz")
 
 
 class MosMedSource(DatasetSource):
@@ -54,4 +55,5 @@ class MosMedSource(DatasetSource):
         labels = [0 if grade == 0 else 1 for grade in severities]
         loaders = [partial(load_volume, f, shape) for f in files]
         return VolumeSet(loaders, labels, CLASS_NAMES, [nifti_stem(f) for f in files], [str(f) for f in files],
-                         meta={"severity": np.asarray(severities, dtype=np.int64), "grade_dir": np.asarray(grade_dirs, dtype=object)})
+                         meta={"severity": np.asarray(severities, dtype=np.int64),
+                               "grade_dir": np.asarray(grade_dirs, dtype=object)})

@@ -75,7 +75,8 @@ def _canonical_array(path: Path, what: str) -> tuple[np.ndarray, np.ndarray, tup
     except SynthaugError:
         raise
     except (EOFError, zlib.error) as exc:
-        raise SynthaugError(f"{path}: truncated NIfTI file ({type(exc).__name__}: {exc}); expected a complete .nii/.nii.gz") from exc
+        raise SynthaugError(f"{path}: truncated NIfTI file ({type(exc).__name__}: {exc}); "
+                            f"expected a complete .nii/.nii.gz") from exc
     except Exception as exc:  # nibabel raises ImageFileError, OSError, ValueError ... for junk
         raise SynthaugError(f"{path}: unreadable NIfTI file ({type(exc).__name__}: {exc})") from exc
     while data.ndim > 3 and data.shape[-1] == 1:  # (X, Y, Z, 1) time/channel axes of one frame
@@ -144,7 +145,8 @@ class NiftiSource(DatasetSource):
         files = self._files(data_dir)
         shape = target_shape(options)
         root = data_dir if data_dir.is_dir() else None
-        subfolders = sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1}) if root else []
+        subfolders = (sorted({f.relative_to(root).parts[0] for f in files if len(f.relative_to(root).parts) > 1})
+                      if root else [])
         if subfolders and all(len(f.relative_to(root).parts) > 1 for f in files):
             class_names = subfolders
             labels = [class_names.index(f.relative_to(root).parts[0]) for f in files]
@@ -158,7 +160,8 @@ class NiftiSource(DatasetSource):
         if data_dir.is_file() and is_nifti(data_dir):
             return [data_dir]
         if data_dir.is_file() and data_dir.suffix.lower() == ".txt":
-            lines = [line.strip() for line in data_dir.read_text().splitlines() if line.strip() and not line.startswith("#")]
+            lines = [line.strip() for line in data_dir.read_text().splitlines()
+                     if line.strip() and not line.startswith("#")]
             files = [(data_dir.parent / line) if not Path(line).is_absolute() else Path(line) for line in lines]
             missing = [f for f in files if not f.is_file()]
             if missing:

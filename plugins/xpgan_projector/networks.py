@@ -15,8 +15,16 @@ from torch import nn
 
 from synthaug import SynthaugError
 
-from .layers import (EqualConv, EqualLinear, ResidualBlock2d, ResidualBlock3d, StyledLayer, ToRGB, leaky,
-                     minibatch_stddev)
+from .layers import (
+    EqualConv,
+    EqualLinear,
+    ResidualBlock2d,
+    ResidualBlock3d,
+    StyledLayer,
+    ToRGB,
+    leaky,
+    minibatch_stddev,
+)
 
 BOTTOM = 4  # encoder and decoder meet at 4 voxels/pixels per axis, as StyleGAN2's 4x4 start
 

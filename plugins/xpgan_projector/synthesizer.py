@@ -11,14 +11,21 @@ from pathlib import Path
 import numpy as np
 
 import synthaug
-from synthaug import ImageSet, Synthesizer, SynthaugError, VolumeSet
+from synthaug import ImageSet, SynthaugError, Synthesizer, VolumeSet
 from synthaug.contract.config import config_dict
 from synthaug.contract.interfaces import saved_options
 from synthaug.kit import distributed
-from synthaug.kit.files import save_torch_file
 from synthaug.kit.device import resolve_device
-from synthaug.kit.memory import (TrainingEstimate, check_memory, finish_record, fits_in_memory, parameter_bytes,
-                                 saved_bytes, too_small_error)
+from synthaug.kit.files import save_torch_file
+from synthaug.kit.memory import (
+    TrainingEstimate,
+    check_memory,
+    finish_record,
+    fits_in_memory,
+    parameter_bytes,
+    saved_bytes,
+    too_small_error,
+)
 from synthaug.kit.progress import bar, note
 from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.kit.sizes import parse_size

@@ -193,7 +193,8 @@ class BatchSource:
                 raise ValueError(f"{len(images)} {name} images for {len(real_labels)} labels")
         self.real_images, self.real_labels, self.classifier_images = real_images, real_labels, classifier_images
         self.to_decoder = to_decoder
-        self.renderer, self.volume_indices, self.volume_labels, self.poses = renderer, volume_indices, volume_labels, poses
+        self.renderer, self.volume_indices = renderer, volume_indices
+        self.volume_labels, self.poses = volume_labels, poses
         self.batch_size, self.rng, self.device = batch_size, rng, device
         self.world = world
         self._order = np.empty(0, np.int64)
