@@ -45,7 +45,8 @@ class Bottleneck(nn.Module):
         self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
         self.downsample = None
         if stride != 1 or cin != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False),
+                                            nn.BatchNorm2d(planes * 4))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -75,7 +76,8 @@ class DenseLayer(nn.Module):
     def __init__(self, cin, growth=32, bn_size=4):
         super().__init__()
         self.norm1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, bn_size * growth, 1, bias=False)
-        self.norm2, self.conv2 = nn.BatchNorm2d(bn_size * growth), nn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth)
+        self.conv2 = nn.Conv2d(bn_size * growth, growth, 3, 1, 1, bias=False)
 
     def forward(self, x):
         new = self.conv2(F.relu(self.norm2(self.conv1(F.relu(self.norm1(x))))))
@@ -92,7 +94,8 @@ class DenseNet121(nn.Module):
                 layers.append(DenseLayer(ch))
                 ch += 32
             if b < 3:
-                layers += [nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.Conv2d(ch, ch // 2, 1, bias=False), nn.AvgPool2d(2, 2)]
+                layers += [nn.BatchNorm2d(ch), nn.ReLU(inplace=True), nn.Conv2d(ch, ch // 2, 1, bias=False),
+                           nn.AvgPool2d(2, 2)]
                 ch //= 2
         layers.append(nn.BatchNorm2d(ch))
         self.features = nn.Sequential(*layers)
@@ -147,8 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=224, help="image side")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from synthaug.kit import progress
     from synthaug.contract.types import ImageSet
+    from synthaug.kit import progress
     from synthaug.pipeline.store import write_store
 
     progress.set_quiet(True)
@@ -159,7 +162,8 @@ def main(argv=None) -> int:
     data = ImageSet(images, labels, ("covid", "normal"), [f"p{i}" for i in range(n + 2)])
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        store = write_store(Path(tmp) / "bench.h5", {"train": data.subset(np.arange(n)), "test": data.subset([n, n + 1])})
+        store = write_store(Path(tmp) / "bench.h5",
+                            {"train": data.subset(np.arange(n)), "test": data.subset([n, n + 1])})
         for network in args.networks.split(","):
             before = reference_steps(network, args.steps, args.batch_size, args.size)
             epoch = synthaug_epoch(network, store, Path(tmp) / network, args.batch_size)
@@ -168,7 +172,8 @@ def main(argv=None) -> int:
             cpu = np.array([t[1] for t in before + after])
             rates = {  # images/s three ways; "cpu" is the headline on a shared machine
                 "cpu": (n / epoch["train_cpu_seconds"], len(cpu) * args.batch_size / cpu.sum()),
-                "wall_median": (args.batch_size / epoch["train_step_seconds_median"], args.batch_size / np.median(wall)),
+                "wall_median": (args.batch_size / epoch["train_step_seconds_median"],
+                                args.batch_size / np.median(wall)),
                 "wall_mean": (epoch["train_images_per_s"], len(wall) * args.batch_size / wall.sum()),
             }
             ours, reference = rates["cpu"]

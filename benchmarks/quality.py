@@ -197,7 +197,8 @@ def main(argv=None) -> int:
         file_mb = store.stat().st_size / 2**20
     image_mb = args.images * args.size * args.size * 4 / 2**20
     print(json.dumps({
-        "benchmark": "quality", "images": args.images, "size": args.size, "threads": args.threads, "counts": written["counts"],
+        "benchmark": "quality", "images": args.images, "size": args.size, "threads": args.threads,
+        "counts": written["counts"],
         "seconds": round(measured["seconds"], 2), "cpu_seconds": round(measured["cpu_seconds"], 2),
         "images_per_s": round(args.images / measured["seconds"], 2),
         "peak_rss_mb": round(measured["peak_rss_mb"], 1), "image_mb": round(image_mb, 1),

@@ -30,6 +30,7 @@ def time_steps(steps: int, batch: int, ours: Callable, reference: Callable, *inp
             step(*inputs)
             times[name].append(time.perf_counter() - start)
     rate = {k: batch / statistics.median(v) for k, v in times.items()}
-    return {"batch": batch, "synthaug_img_s": round(rate["synthaug"], 3), "reference_img_s": round(rate["reference"], 3),
+    return {"batch": batch, "synthaug_img_s": round(rate["synthaug"], 3),
+            "reference_img_s": round(rate["reference"], 3),
             "ratio": round(rate["synthaug"] / rate["reference"], 3),
             "step_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}

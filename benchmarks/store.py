@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from memory import SIDE, make_kaggle  # benchmarks/ is the script's own folder
 
 
@@ -73,7 +72,8 @@ def main() -> None:
                    for kind in ("uint8", "float32"))
         same = same and np.array_equal(first["png"], first["uint8"])
         n = sum(sum(s["classes"].values()) for s in store_info(tmp / "uint8.h5")["splits"].values())
-        png_bytes = sum(Path(f).stat().st_size for f in synthaug.read_store(tmp / "uint8.h5", "test", images=False).origin)
+        origins = synthaug.read_store(tmp / "uint8.h5", "test", images=False).origin
+        png_bytes = sum(Path(f).stat().st_size for f in origins)
         png_bytes += sum(Path(f).stat().st_size for f in files)
         print(json.dumps({
             "benchmark": "store", "images": n, "image": f"1x{SIDE}x{SIDE}",

@@ -93,7 +93,8 @@ def main() -> None:
                         "processes": args.nproc, "cpus": os.cpu_count()}
         seconds = {}
         for n in (1, args.nproc):
-            seconds[("augment", n)] = run(["balance", *data, "--synth", "augment", "--out", str(work / f"aug{n}.h5")], n)
+            seconds[("augment", n)] = run(["balance", *data, "--synth", "augment",
+                                           "--out", str(work / f"aug{n}.h5")], n)
             seconds[("fit", n)] = run(["fit", *data, *pix2pix, "--out", str(work / f"fit{n}")], n)
         run(["fit", *data, *pix2pix, "--seed", "1", "--out", str(work / "fit-seed1")], 1)
         for n in (1, args.nproc):

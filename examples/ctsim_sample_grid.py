@@ -32,11 +32,12 @@ def main() -> None:
 
     data = synthaug.load_images("ctsim", preset=args.preset, size=args.size, seed=args.seed)
     covid = np.flatnonzero(data.labels == data.class_index("covid"))[:args.per_class]
-    rows = [("covid", data.images[covid], [f"{data.extras['severity'][i]:.0%} CT-{data.extras['grade'][i]}" for i in covid]),
+    severity, grade = data.extras["severity"], data.extras["grade"]
+    rows = [("covid", data.images[covid], [f"{severity[i]:.0%} CT-{grade[i]}" for i in covid]),
             ("covid twin\n(no lesions)", data.extras["twin"][covid], [""] * len(covid))]
     for name in ("normal", "viral"):
         idx = np.flatnonzero(data.labels == data.class_index(name))[:args.per_class]
-        rows.append((name, data.images[idx], [f"{data.extras['severity'][i]:.0%}" if name == "viral" else "" for i in idx]))
+        rows.append((name, data.images[idx], [f"{severity[i]:.0%}" if name == "viral" else "" for i in idx]))
     cell = 1.6 if data.image_shape[1] <= 64 else 3.0  # inches per image: large images shown larger
     fig, axes = plt.subplots(len(rows), args.per_class, figsize=(cell * args.per_class + 1, (cell + 0.15) * len(rows)),
                              squeeze=False)

@@ -13,12 +13,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import resolve_device
+from synthaug.kit.state import keeps_state
 from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import load_fitted
 from synthaug.pipeline.evaluate import evaluate

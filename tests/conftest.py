@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 
-
 def write_png(path: Path, size: int = 40, value: float = 0.5, rgb: bool = False, seed: int = 0, bits: int = 8) -> None:
     from PIL import Image
 

@@ -164,7 +164,8 @@ def test_save_load_round_trip(tmp_path, fitted):
     loaded = ACGAN.load(tmp_path / "ckpt")
     assert loaded.config == synth.config and loaded.hash == synth.hash and loaded.class_names == data.class_names
     loaded.check(data, {"dark": 3})
-    assert np.array_equal(loaded.generate(data, "dark", 4, seed=2).images, synth.generate(data, "dark", 4, seed=2).images)
+    assert np.array_equal(loaded.generate(data, "dark", 4, seed=2).images,
+                          synth.generate(data, "dark", 4, seed=2).images)
     info = json.loads((tmp_path / "ckpt" / "synthesizer.json").read_text())
     assert info["name"] == "acgan" and info["hash"] == synth.hash and len(info["history"]) == 2
     with pytest.raises(SynthaugError, match="trained on 32x32x1 images; the data is 48x48x1"):
@@ -191,7 +192,8 @@ def test_cuda_without_cuda(tmp_path, fitted):
     (tmp_path / "synthesizer.json").write_text(json.dumps(info))
     loaded = ACGAN.load(tmp_path)
     loaded.check(data, {"dark": 1})  # generating needs no GPU: it runs on the CPU
-    assert np.array_equal(loaded.generate(data, "dark", 2, seed=0).images, synth.generate(data, "dark", 2, seed=0).images)
+    assert np.array_equal(loaded.generate(data, "dark", 2, seed=0).images,
+                          synth.generate(data, "dark", 2, seed=0).images)
 
 
 def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
-from synthaug.pipeline.balance import class_seed, parse_strategy, plan_trims
 from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
-
+from synthaug.pipeline.balance import class_seed, parse_strategy, plan_trims
 
 COUNTS = {"covid": 219, "normal": 1341, "viral": 1345}
 
@@ -177,9 +176,9 @@ def test_synthesizer_never_sees_test_images(tiny_images):
 def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
     """balance and fit_synthesizer hand a volume synthesizer only the CTs of training patients, and
     the provenance of what it made indexes the VolumeSet the caller passed."""
-    from synthaug.pipeline.checkpoint import fit_synthesizer
-    from synthaug.contract.types import Volume, VolumeSet
     from synthaug.contract.interfaces import Synthesizer
+    from synthaug.contract.types import Volume, VolumeSet
+    from synthaug.pipeline.checkpoint import fit_synthesizer
 
     class Recording(Synthesizer):
         name, needs_volumes, trainable = "recording", True, True  # trainable: fit_synthesizer accepts it
@@ -196,7 +195,8 @@ def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
 
     labels = np.repeat([0, 1], [4, 8])
     patients = [f"p{i}" for i in range(12)]
-    images = ImageSet(np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32), labels, ("covid", "normal"), patients)
+    images = ImageSet(np.random.default_rng(0).random((12, 1, 8, 8), dtype=np.float32), labels, ("covid", "normal"),
+                      patients)
     volumes = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1)) for _ in patients], labels, ("covid", "normal"),
                         patients, origins=[f"ct/{p}.nii.gz" for p in patients])
     result = balance(images, Recording(), test_per_class=2, seed=1, volumes=volumes)
@@ -248,7 +248,8 @@ def test_no_synthesizer_for_a_store_without_synthetic_images(tmp_path, tiny_imag
                      out=tmp_path / "u.h5")
     assert result.config["synthesizer"] is None and set(read_store(tmp_path / "u.h5", "train").synth) == {"real"}
     assert result.test.counts() == {"covid": 1, "normal": 2, "viral": 2}  # round(0.25 x 4 / 8 / 9)
-    with pytest.raises(SynthaugError, match=r"^strategy 'auto' adds images \(\{'covid': 5, 'normal': 1, 'viral': 0\}\); "
+    with pytest.raises(SynthaugError, match=r"^strategy 'auto' adds images "
+                                            r"\(\{'covid': 5, 'normal': 1, 'viral': 0\}\); "
                                             r"name a synthesizer to make them$"):
         balance(tiny_images, None, test_per_class=2)
     with pytest.raises(SynthaugError, match="strategy 'per-source' counts a synthesizer's sources; name a synthesizer"):

@@ -17,11 +17,10 @@ import torch
 from click.testing import CliRunner
 
 import synthaug
-from synthaug import ImageSet, SourceOptions, Synthesizer, SynthaugError
+from synthaug import ImageSet, SourceOptions, SynthaugError, Synthesizer
 from synthaug.cli import main
 from synthaug.pipeline.store import read_store, store_info
 from synthaug.registry import get_registry, reset_registry
-
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = {"healthy": 8, "tumour": 6}  # 2 test images each: 6 and 4 training images
@@ -92,7 +91,8 @@ def test_npy_slices_scales_each_channel_of_each_slice_and_checks_the_count(mri_p
                                        "--source-option", "layout=hwc", "--skip-bad", "--json"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output.splitlines()[-1])
-    assert info["image_shape"] == [4, 40, 40] and info["splits"]["all"]["classes"] == {"only": 1} and info["skipped"] == 1
+    assert info["image_shape"] == [4, 40, 40]
+    assert info["splits"]["all"]["classes"] == {"only": 1} and info["skipped"] == 1
     unknown = CliRunner().invoke(main, ["inspect", "npy-slices", "--data-dir", str(slices), "--channels", "4",
                                         "--source-option", "layot=hwc"])
     assert unknown.exit_code == 2 and "layot" in unknown.output
@@ -103,7 +103,8 @@ def test_npy_slices_scales_each_channel_of_each_slice_and_checks_the_count(mri_p
 def test_balance_with_mixup_on_the_command_line_keeps_four_channels(mri_plugin, slices, tmp_path):
     out = tmp_path / "mixup.h5"
     result = CliRunner().invoke(main, ["balance", "--data", "npy-slices", "--data-dir", str(slices), "--channels", "4",
-                                       "--size", str(SIZE), "--synth", "mixup", "--test-per-class", "2", "--out", str(out)])
+                                       "--size", str(SIZE), "--synth", "mixup", "--test-per-class", "2",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     info = store_info(out)
     assert info["image_shape"] == [4, SIZE, SIZE]
@@ -145,7 +146,8 @@ def test_augment_store_trains_and_evaluates_resnet50_and_densenet121(four_channe
         assert model.input_mean.flatten().tolist() == pytest.approx(list(GREY_MEAN) * 4)
 
 
-@pytest.mark.parametrize("network, first_conv", [("resnet50", "conv1.weight"), ("densenet121", "features.conv0.weight")])
+@pytest.mark.parametrize("network, first_conv",
+                         [("resnet50", "conv1.weight"), ("densenet121", "features.conv0.weight")])
 def test_imagenet_first_conv_is_adapted_and_keeps_a_constant_images_response(network, first_conv, tmp_path):
     classifier = get_registry().create("classifier", network, width=0.25)
     rgb = torch.randn(16, 3, 7, 7, generator=torch.Generator().manual_seed(0))
@@ -174,10 +176,12 @@ class Legacy(Synthesizer):
 
     def generate(self, train, target, n, *, seed, volumes=None):
         idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
-        return ImageSet(train.images[idx], train.labels[idx], train.class_names, train.patient_ids[idx], source_index=idx)
+        return ImageSet(train.images[idx], train.labels[idx], train.class_names, train.patient_ids[idx],
+                        source_index=idx)
 
 
-def test_synthesizers_that_cannot_take_four_channels_refuse_by_name_before_fitting(four_channels, monkeypatch, tmp_path):
+def test_synthesizers_that_cannot_take_four_channels_refuse_by_name_before_fitting(four_channels, monkeypatch,
+                                                                                   tmp_path):
     registry = get_registry()
     declared = {name: registry.entry("synthesizer", name).resolve().accepted_channels
                 for name in ("duplicate", "augment", "pix2pix", "acgan", "mixup", "xpgan", "drr")}
@@ -200,7 +204,8 @@ def test_synthesizers_that_cannot_take_four_channels_refuse_by_name_before_fitti
     with pytest.raises(SynthaugError, match="synthesizer 'xpgan' takes images with 1 or 3 channels"):
         synthaug.fit_synthesizer(four_channels, "xpgan", tmp_path / "ckpt", test_per_class=2)
     assert not (tmp_path / "never.h5").exists() and not (tmp_path / "ckpt").exists()
-    assert len(Legacy().generate(four_channels, "tumour", 2, seed=0)) == 2  # 1 or 3 is a declaration, not a limit of the code
+    # 1 or 3 is a declaration, not a limit of the code
+    assert len(Legacy().generate(four_channels, "tumour", 2, seed=0)) == 2
 
 
 def test_gans_train_on_four_channels_and_draw_grey_sample_grids(four_channels, tmp_path):
@@ -209,7 +214,8 @@ def test_gans_train_on_four_channels_and_draw_grey_sample_grids(four_channels, t
     for name, options in (("acgan", dict(ngf=4, ndf=4, batch_size=4, epochs=1)),
                           ("pix2pix", dict(ngf=4, ndf=4, batch_size=2, epochs=1, source_class="healthy"))):
         work = tmp_path / name
-        result = synthaug.balance(four_channels, name, synth_options=options, test_per_class=2, device="cpu", work_dir=work)
+        result = synthaug.balance(four_channels, name, synth_options=options, test_per_class=2, device="cpu",
+                                  work_dir=work)
         made = result.train.subset(np.flatnonzero(result.train.synth == name))
         assert made.image_shape == (4, SIZE, SIZE) and len(made) == 2
         grids = sorted(work.glob("samples/*.png"))

@@ -5,12 +5,11 @@ import json
 import pytest
 import torch
 
-from _classifier_data import (torchvision_densenet121_shapes, torchvision_resnet50_shapes,
-                              write_state_dict)
 from synthaug.errors import SynthaugError
-from synthaug.registry import get_registry
 from synthaug.kit.transfer import GREY_MEAN, GREY_STD, freeze_except, train_mode
+from synthaug.registry import get_registry
 
+from _classifier_data import torchvision_densenet121_shapes, torchvision_resnet50_shapes, write_state_dict
 
 
 def macs_at(model, size=224, channels=3) -> int:
@@ -25,7 +24,8 @@ def macs_at(model, size=224, channels=3) -> int:
         else:
             total += output.numel() * module.in_features
 
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
         model(torch.zeros(1, channels, size, size, device="meta"))
     for h in hooks:
@@ -132,7 +132,8 @@ def test_bad_weights_files(tmp_path):
         classifier.load_weights(model, tmp_path / "corrupt.pth")
     assert "\n" not in str(err.value)
     torch.save({"conv1.weight": torch.zeros(1), "note": object()}, tmp_path / "pickle.pth")
-    with pytest.raises(SynthaugError, match="pickle.pth: refused: it holds pickled Python objects"):  # weights_only refuses
+    # weights_only refuses
+    with pytest.raises(SynthaugError, match="pickle.pth: refused: it holds pickled Python objects"):
         classifier.load_weights(model, tmp_path / "pickle.pth")
     torch.save({"epoch": 3}, tmp_path / "nontensor.pth")
     with pytest.raises(SynthaugError, match="expected a state dict of named tensors"):

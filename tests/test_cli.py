@@ -6,8 +6,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from synthaug.cli import main
 from synthaug import read_store
+from synthaug.cli import main
 
 
 def run(*args):
@@ -19,7 +19,8 @@ def test_plugins_json_lists_name_kind_module_version():
     assert result.exit_code == 0
     rows = json.loads(result.output)
     dup = next(r for r in rows if r["name"] == "duplicate")
-    assert dup == {"name": "duplicate", "kind": "synthesizer", "module": "synthaug_plugins.baselines.plugin", "version": "0.1.0"}
+    assert dup == {"name": "duplicate", "kind": "synthesizer", "module": "synthaug_plugins.baselines.plugin",
+                   "version": "0.1.0"}
 
 
 @pytest.mark.parametrize("layout", ["kaggle_first", "kaggle_later"])
@@ -33,7 +34,8 @@ def test_balance_duplicate_on_both_kaggle_layouts(tmp_path, request, layout):
     train, test = info["splits"]["train"], info["splits"]["test"]
     assert train["classes"] == {"covid": 8, "normal": 8, "viral": 8}
     assert train["synthetic"] == {"covid": 5, "normal": 1, "viral": 0}  # = the deficits
-    assert test["classes"] == {"covid": 3, "normal": 3, "viral": 3} and test["synthetic"] == {"covid": 0, "normal": 0, "viral": 0}
+    assert test["classes"] == {"covid": 3, "normal": 3, "viral": 3}
+    assert test["synthetic"] == {"covid": 0, "normal": 0, "viral": 0}
     assert info["image_shape"] == [1, 32, 32]
     config = json.loads(__import__("h5py").File(out).attrs["config"])
     assert config["source"]["layout"] == ("first" if layout == "kaggle_first" else "later")
@@ -68,7 +70,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, kaggle_first,
         base[k] = str(v)
     result = run("balance", *[x for kv in base.items() for x in kv], "--size", 24, "--out", out)
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.output.splitlines() if l.strip()]
+    lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
     assert not out.exists() and not (out.parent.exists() and os.listdir(out.parent))
 
@@ -126,7 +128,8 @@ def test_ill_typed_synth_option_is_a_one_line_error(kaggle_first, tmp_path):
     result = run("balance", "--synth", "pix2pix", "--data", "kaggle", "--data-dir", kaggle_first, "--size", 32,
                  "--test-per-class", 2, "--synth-option", "epochs=x", "--out", out)
     assert result.exit_code == 2
-    assert result.output.strip().splitlines()[-1] == "Error: option 'epochs' of synthesizer 'pix2pix' must be an int; got 'x'"
+    assert result.output.strip().splitlines()[-1] == \
+        "Error: option 'epochs' of synthesizer 'pix2pix' must be an int; got 'x'"
     assert not out.exists() and not list(tmp_path.glob(".b.h5*"))
 
 

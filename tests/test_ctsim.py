@@ -63,8 +63,8 @@ def test_example_ct_source_resamples_and_keeps_labels():
     assert v.hu.shape == v.mask.shape == (64, 64, 32)
     assert v.spacing == pytest.approx((360 / 64, 360 / 64, 332.5 / 32))
     assert set(range(10, 15)) <= set(np.unique(v.mask).tolist())
-    from synthaug_plugins.sources.example_ct import _parse_size
     from synthaug.contract.types import SourceOptions
+    from synthaug_plugins.sources.example_ct import _parse_size
 
     assert _parse_size(SourceOptions(size=32)) == (32, 32, 30)  # keeps the 360 x 360 x 332.5 mm aspect
     assert _parse_size(SourceOptions(extra={"volume_size": "32"})) == (32, 32, 30)
@@ -151,7 +151,8 @@ def test_twin_differs_only_inside_the_lung_projection(cache):
     diff = np.abs(sample.image - sample.twin)
     assert 0.1 < lungs.mean() < 0.7  # the lungs cover part of the film
     assert diff[~lungs].max() == 0.0  # bit-identical outside the lungs (same pose, same noise draw)
-    assert diff[lungs].mean() > 0.01 and (sample.image >= sample.twin - 1e-6)[lungs].mean() > 0.9  # opacities are brighter
+    # opacities are brighter
+    assert diff[lungs].mean() > 0.01 and (sample.image >= sample.twin - 1e-6)[lungs].mean() > 0.9
 
 
 def test_volumes_are_labeled_and_resampled(tiny):
@@ -230,7 +231,8 @@ def test_viral_pattern_is_central_and_stays_in_the_lobes(reference):
     assert patient.hilum_mm[v].mean() < patient.hilum_mm[c].mean()  # perihilar vs peripheral
     assert patient.pleura_mm[v].mean() > patient.pleura_mm[c].mean()
     midline = np.argwhere(patient.lung)[:, 0].mean()
-    lateral_mm = np.abs(np.arange(patient.lung.shape[0]) - midline)[:, None, None] * patient.spacing[0] * np.ones(v.shape)
+    lateral_mm = (np.abs(np.arange(patient.lung.shape[0]) - midline)[:, None, None] * patient.spacing[0]
+                  * np.ones(v.shape))
     assert lateral_mm[c].mean() > lateral_mm[v].mean() + 10  # covid: outer lung; viral: near the hila
 
 

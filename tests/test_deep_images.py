@@ -102,7 +102,8 @@ def test_a_set_takes_the_grid_that_holds_every_file(tmp_path, depths, expected):
 @pytest.mark.parametrize("bits, dtype", [(8, "uint8"), (10, "uint16"), (12, "uint16"), (14, "uint16"), (16, "uint16")])
 def test_the_store_keeps_each_depth_exactly(tmp_path, bits, dtype):
     k = np.stack([levels(bits, s, size=8) for s in range(4)])[:, None]
-    data = synthaug.ImageSet(exact(k, bits), [0, 0, 1, 1], ("a", "b"), ["p0", "p1", "p2", "p3"], meta={"bit_depth": bits})
+    data = synthaug.ImageSet(exact(k, bits), [0, 0, 1, 1], ("a", "b"), ["p0", "p1", "p2", "p3"],
+                             meta={"bit_depth": bits})
     write_store(tmp_path / "s.h5", {"train": data})
     back = read_store(tmp_path / "s.h5", "train")
     assert np.array_equal(back.images, data.images) and back.meta["bit_depth"] == bits

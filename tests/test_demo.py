@@ -89,7 +89,8 @@ def test_demo_measures_follow_from_the_confusion_matrices(tiny_demo):
         negatives = cm[1:].sum()
         assert float(row["specificity"]) == pytest.approx((negatives - cm[1:, 0].sum()) / negatives, abs=1e-6)
         label = {"synthesis": "pix2pix"}.get(row["arm"], row["arm"])
-        assert f"| {label} | resnet50 from scratch | 1 | {float(row['accuracy']):.3f} | {float(row['macro_f1']):.3f} |" in report
+        accuracy, macro_f1 = float(row["accuracy"]), float(row["macro_f1"])
+        assert f"| {label} | resnet50 from scratch | 1 | {accuracy:.3f} | {macro_f1:.3f} |" in report
     assert "best mean macro_f1" in report  # which arm won, and by how much
 
 
@@ -128,7 +129,7 @@ def test_demo_runs_are_complete_run_directories(tiny_demo):
 
 def test_demo_same_seed_same_results(tiny_demo, tmp_path):
     out, rows = tiny_demo
-    again = _run_demo(tmp_path / "again")
+    _run_demo(tmp_path / "again")
     assert (tmp_path / "again" / "results.csv").read_text() == (out / "results.csv").read_text()
     assert read_store(tmp_path / "again" / "stores" / "synthesis-seed0.h5", "train").images.tobytes() == \
         read_store(out / "stores" / "synthesis-seed0.h5", "train").images.tobytes()

@@ -117,7 +117,8 @@ def test_checkpoints_whose_config_holds_a_device_still_load(ctsim, tmp_path, nam
     info["config"]["device"] = "cuda"  # as an old acgan/xpgan checkpoint trained on a GPU wrote it
     path.write_text(json.dumps(info))
     result = synthaug.balance(images, name, test_per_class=1, synth_checkpoint=tmp_path / "ckpt", volumes=vols)
-    assert result.config["synthesizer"]["memory"] == {"device": "cpu", "estimate_bytes": info["memory"]["estimate_bytes"]}
+    assert result.config["synthesizer"]["memory"] == {"device": "cpu",
+                                                      "estimate_bytes": info["memory"]["estimate_bytes"]}
     made = result.train.subset(np.flatnonzero(result.train.synth == name))
     assert len(made) == sum(result.deficits.values()) > 0
     assert np.isfinite(made.images).all() and made.images.min() >= 0 and made.images.max() <= 1
@@ -224,7 +225,8 @@ def test_train_refuses_a_batch_that_cannot_fit_and_records_the_estimate(tmp_path
         patch.setattr(memory, "cpu_available_bytes", lambda *a: 10 ** 6)
         result = CliRunner().invoke(main, [*args, str(tmp_path / "refused")])
     assert result.exit_code == 2
-    assert "use a smaller --batch-size (now 4)" in one_line(result) and one_line(result).startswith("Error: resnet50 (batch 4)")
+    assert "use a smaller --batch-size (now 4)" in one_line(result)
+    assert one_line(result).startswith("Error: resnet50 (batch 4)")
     assert not (tmp_path / "refused").exists()
 
     result = CliRunner().invoke(main, [*args, str(tmp_path / "run")])

@@ -98,7 +98,8 @@ def test_slope_intercept_and_a_linear_window_span_0_to_1(tmp_path):
     assert np.array_equal(plain.images[0, 0], over(k, 12)) and plain.meta["bit_depth"] == 12
     with pytest.raises(SynthaugError, match="voi"):
         synthaug.load_images("dicom", tmp_path, voi="sometimes")
-    sigmoid = write_dicom(tmp_path / "c" / "a" / "s.dcm", k, WindowCenter=1000, WindowWidth=400, VOILUTFunction="SIGMOID")
+    sigmoid = write_dicom(tmp_path / "c" / "a" / "s.dcm", k, WindowCenter=1000, WindowWidth=400,
+                          VOILUTFunction="SIGMOID")
     write_dicom(tmp_path / "c" / "b" / "t.dcm", k)
     data = synthaug.load_images("dicom", sigmoid.parent.parent)
     assert np.allclose(data.images[0, 0], 1 / (1 + np.exp(-4 * (k - 1000) / 400)), atol=1e-7)

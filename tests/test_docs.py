@@ -18,9 +18,10 @@ def test_plugins_md_examples_run():
         exec(compile("\n".join(blocks), "docs/plugins.md", "exec"), module.__dict__)
     finally:
         del sys.modules[module.__name__]
+    import numpy as np
+
     import synthaug
     from synthaug.contract.types import Volume
-    import numpy as np
 
     registry = synthaug.get_registry()
     net = registry.create("classifier", "tinynet").build(1, 3)

@@ -110,8 +110,8 @@ def demo_run(tmp_path_factory):
 
 
 def page_with(names: list[str], body: str = "| old | table |\n|---|---|\n| 1 | 2 |") -> str:
-    blocks = "".join(f"\nText before {n}.\n\n<!-- results:{n} begin -->\n{body}\n<!-- results:{n} end -->\n\nText after.\n"
-                     for n in names)
+    blocks = "".join(f"\nText before {n}.\n\n<!-- results:{n} begin -->\n{body}\n<!-- results:{n} end -->\n"
+                     "\nText after.\n" for n in names)
     return f"# A page\n\n```\nsynthaug demo --preset demo\n```\n{blocks}"
 
 
@@ -204,10 +204,10 @@ def test_seeds_table_means_std_and_interval(tables, tmp_path):
 def test_comparisons_table_signs_and_verdicts(tables, tmp_path):
     run = tmp_path / "quan"
     run.mkdir()
-    found = [{"arm": "covidgan", "classifier": "densenet121", "bootstrap": {"diff": 0.0012, "low": -0.0149, "high": 0.0171},
-              "verdict": "cannot be told apart"},
-             {"arm": "drr", "classifier": "densenet121", "bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102},
-              "verdict": "hurt"},
+    found = [{"arm": "covidgan", "classifier": "densenet121",
+              "bootstrap": {"diff": 0.0012, "low": -0.0149, "high": 0.0171}, "verdict": "cannot be told apart"},
+             {"arm": "drr", "classifier": "densenet121",
+              "bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102}, "verdict": "hurt"},
              {"arm": "xpgan", "classifier": "densenet121", "baseline": None, "sentence": "no baseline"}]
     (run / "comparisons.json").write_text(json.dumps(found))
     page = tmp_path / "p.md"

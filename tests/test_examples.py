@@ -19,6 +19,7 @@ def test_pipeline_example_composes_the_python_api(tmp_path, kaggle_later):
 def test_pipeline_example_runs_as_a_script(tmp_path, kaggle_first):
     out = subprocess.run([sys.executable, str(EXAMPLES / "pipeline.py"), "--data", "kaggle", "--data-dir",
                           str(kaggle_first), "--size", "24", "--test-per-class", "2", "--synth", "augment",
-                          "--out", str(tmp_path / "b.h5")], capture_output=True, text=True, env={"SYNTHAUG_QUIET": "1", "PATH": ""})
+                          "--out", str(tmp_path / "b.h5")], capture_output=True, text=True,
+                         env={"SYNTHAUG_QUIET": "1", "PATH": ""})
     assert out.returncode == 0, out.stderr
     assert "'balanced': {'covid': 9, 'normal': 9, 'viral': 9}" in out.stdout

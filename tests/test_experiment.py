@@ -411,7 +411,8 @@ def test_a_killed_experiment_finishes_with_the_same_results_as_an_uninterrupted_
 
 def test_binary_tasks_and_fraction_splits_run_through_the_grid(tmp_path):
     spec = write_spec(tmp_path, augment_extra="")
-    text = spec.read_text().replace("[split]\ntest_per_class = 2", "[task]\nbinary = \"covid\"\n\n[split]\ntest_fraction = 0.2")
+    text = spec.read_text().replace("[split]\ntest_per_class = 2",
+                                    "[task]\nbinary = \"covid\"\n\n[split]\ntest_fraction = 0.2")
     spec.write_text(text.replace("seeds = 2", "seeds = 1"))
     out = tmp_path / "out"
     result = run_cli("run", str(spec), "--out", str(out))

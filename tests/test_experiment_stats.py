@@ -7,8 +7,15 @@ import pytest
 
 from synthaug.errors import SynthaugError
 from synthaug.experiments.stats import (
-    MEASURES, mean_interval, measure_batch, measure_from_confusion, paired_bootstrap, paired_seed_comparison,
-    t_quantile, verdict, verdict_sentence,
+    MEASURES,
+    mean_interval,
+    measure_batch,
+    measure_from_confusion,
+    paired_bootstrap,
+    paired_seed_comparison,
+    t_quantile,
+    verdict,
+    verdict_sentence,
 )
 from synthaug.pipeline.metrics import classification_metrics, confusion_matrix
 

@@ -92,8 +92,8 @@ SMALL_GAN = {
     # small networks on a 16x16x8 encoder grid, a quarter-width DenseNet-121 as C; 3 steps an epoch, and
     # one step of epoch 2 (max_steps=4): the kill after epoch 1's state has a step left to interrupt
     "xpgan": ["--synth-option", "preset=small", "--synth-option", "volume_shape=16x16x8", "--synth-option",
-              "batch_size=8", "--synth-option", "epochs=2", "--synth-option", "max_steps=4", "--synth-option", "r1_gamma=0",
-              "--synth-option", 'classifier_options={"width": 0.25}'],
+              "batch_size=8", "--synth-option", "epochs=2", "--synth-option", "max_steps=4",
+              "--synth-option", "r1_gamma=0", "--synth-option", 'classifier_options={"width": 0.25}'],
 }
 #: the state file a trainable synthesizer's fit writes in --work-dir after each epoch
 STATE = {"pix2pix": "train_state*.pt", "acgan": "train_state*.pt", "xpgan": "xpgan_state.pt"}
@@ -180,7 +180,8 @@ def test_balance_killed_while_loading_the_built_in_data_generates_it_again_the_s
 
 # ---- one writer ------------------------------------------------------------------------------------
 
-HOLDER = "import sys, time; from synthaug.kit.files import hold\nwith hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)"
+HOLDER = ("import sys, time; from synthaug.kit.files import hold\n"
+          "with hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)")
 
 
 def test_a_second_writer_of_the_same_output_is_refused_naming_the_first(kaggle, tmp_path):

@@ -55,7 +55,8 @@ def blocked_on(pid: int, lock: Path) -> bool:
     inode = os.stat(lock).st_ino
     for line in Path("/proc/locks").read_text().splitlines():
         fields = line.split()
-        if len(fields) > 5 and fields[1] == "->" and int(fields[5]) == pid and int(fields[6].rsplit(":", 1)[1]) == inode:
+        if (len(fields) > 5 and fields[1] == "->" and int(fields[5]) == pid
+                and int(fields[6].rsplit(":", 1)[1]) == inode):
             return True
     return False
 

@@ -5,7 +5,13 @@ import pytest
 
 from synthaug.errors import SynthaugError
 from synthaug.pipeline.metrics import (
-    MEASURES, binary_roc_auc, classification_metrics, confusion_matrix, measure_batch, pairwise_auc, roc_auc_ovr,
+    MEASURES,
+    binary_roc_auc,
+    classification_metrics,
+    confusion_matrix,
+    measure_batch,
+    pairwise_auc,
+    roc_auc_ovr,
 )
 from synthaug.pipeline.report import per_class_markdown, plot_confusion, plot_curves, summary_markdown
 

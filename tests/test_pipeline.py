@@ -1,7 +1,7 @@
 """The pipeline's arrows composed as users call them: seeds reach fit, one work directory, no I/O in balance."""
 
-from dataclasses import dataclass
 import types
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -80,7 +80,8 @@ def test_balance_step_writes_nothing(recorder, tiny_images, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     result = balance_step.balance(tiny_images, "recorder", test_per_class=2, seed=0)
     assert list(tmp_path.iterdir()) == [] and result.path is None
-    assert result.train.counts() == {c: max(result.train.counts(synthetic=False).values()) for c in result.train.class_names}
+    majority = max(result.train.counts(synthetic=False).values())
+    assert result.train.counts() == {c: majority for c in result.train.class_names}
     stored = synthaug.balance(tiny_images, "recorder", test_per_class=2, seed=0, out=tmp_path / "b.h5")
     assert stored.path == tmp_path / "b.h5"
     np.testing.assert_array_equal(synthaug.read_store(stored.path, "train").images, result.train.images)

@@ -214,7 +214,8 @@ def test_save_load_round_trip(tmp_path):
     loaded = Pix2Pix.load(tmp_path / "ckpt")
     assert loaded.hashes == synth.hashes and loaded.config == synth.config
     loaded.check(data, {"covid": 3})
-    assert np.array_equal(loaded.generate(data, "covid", 3, seed=2).images, synth.generate(data, "covid", 3, seed=2).images)
+    assert np.array_equal(loaded.generate(data, "covid", 3, seed=2).images,
+                          synth.generate(data, "covid", 3, seed=2).images)
     info = json.loads((tmp_path / "ckpt" / "synthesizer.json").read_text())
     assert info["hashes"]["covid"] == synth.hashes["covid"] and info["targets"] == ["covid"]
     # checkpoints written when work_dir was an option still load

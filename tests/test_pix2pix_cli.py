@@ -7,13 +7,13 @@ import json
 import h5py
 import numpy as np
 import pytest
-import synthaug
 from click.testing import CliRunner
+from test_pix2pix import paired_set
 
+import synthaug
 from synthaug import read_store
 from synthaug.cli import main
 from synthaug.pipeline.store import write_store
-from test_pix2pix import paired_set
 
 SMALL = ("--synth-option", "ngf=8", "--synth-option", "ndf=8")
 

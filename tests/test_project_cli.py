@@ -39,9 +39,9 @@ def test_project_png_and_npy(ct_file, tmp_path):
     assert raw.shape == (24, 16) and raw.dtype == np.float32
     assert 0.5 < float(raw.max()) < 2.0  # ~ 24 mm water + bone, magnified rays: order of 1 mu*mm
 
-    from synthaug_plugins.sources.nifti import read_nifti
     from synthaug.contract.types import Geometry
     from synthaug.registry import create
+    from synthaug_plugins.sources.nifti import read_nifti
 
     expected = create("projector", "siddon").project(
         read_nifti(ct_file), Geometry(height=24, width=16, pixel_spacing=3.0, pose=(0, 0, 10, 0, 0, 0), view="PA"),

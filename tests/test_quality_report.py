@@ -216,11 +216,11 @@ def test_features_from_a_local_torchvision_weights_file(measured, tmp_path):
     """``--features PATH``: the registered classifier whose layout the file fits is found by its keys
     (a DenseNet-121 state dict here), its weights hash is recorded, and the run measures in its 1024
     features; a file that fits no registered layout is refused, naming the file."""
-    from _classifier_data import torchvision_densenet121_shapes, write_state_dict
-
     from synthaug.assess.run import quality
     from synthaug.errors import SynthaugError
     from synthaug.kit.files import file_hash
+
+    from _classifier_data import torchvision_densenet121_shapes, write_state_dict
 
     store, *_ = measured
     weights = tmp_path / "densenet121.pth"

@@ -94,7 +94,8 @@ def test_plugin_whose_factory_fails_names_it(tmp_path, monkeypatch):
             register("lazy", "lazyplug_missing_module:Thing")
     """, monkeypatch)
     reset_registry()
-    with pytest.raises(SynthaugError, match=r"synthesizer 'lazy' from plugin 'lazyplug' failed to load: ModuleNotFoundError"):
+    with pytest.raises(SynthaugError,
+                       match=r"synthesizer 'lazy' from plugin 'lazyplug' failed to load: ModuleNotFoundError"):
         get_registry().create("synthesizer", "lazy")
 
 
@@ -142,7 +143,8 @@ def test_a_hook_that_raises_part_way_registers_nothing():
     registry.add_plugin(module, "half_broken")
     assert registry.failed == {"half_broken": "RuntimeError: the second name failed"}
     assert "first-of-two" not in registry.names("synthesizer") and "never-committed" not in registry.names("projector")
-    with pytest.raises(SynthaugError, match="unknown synthesizer 'first-of-two'.*plugins that failed to load: half_broken"):
+    with pytest.raises(SynthaugError,
+                       match="unknown synthesizer 'first-of-two'.*plugins that failed to load: half_broken"):
         registry.entry("synthesizer", "first-of-two")
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _classifier_data import shapes_store
 from synthaug.cli import main
 from synthaug.errors import SynthaugError
 from synthaug.kit import progress
 from synthaug.pipeline.metrics import binary_roc_auc, roc_curve
 from synthaug.pipeline.train import HISTORY_COLUMNS, train
 
+from _classifier_data import shapes_store
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def test_train_from_a_config_file_shows_each_epoch_and_keeps_history_and_tensorb
                                                                           {"width": 0.25})
     history, best = manifest["history"], manifest["best"]
     # one line per epoch on stderr (not a terminal here), with the measures the manifest keeps
-    lines = [line for line in result.stderr.splitlines() if re.match(r"resnet50 epoch \d/2 \(scratch\): train loss", line)]
+    lines = [line for line in result.stderr.splitlines()
+             if re.match(r"resnet50 epoch \d/2 \(scratch\): train loss", line)]
     assert len(lines) == 2
     for line, r in zip(lines, history):
         assert f"train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.3f}" in line
@@ -72,10 +73,13 @@ def test_train_from_a_config_file_shows_each_epoch_and_keeps_history_and_tensorb
 
 @pytest.mark.parametrize("config_text, args, message", [
     ('classifier = "resnet50"\nepoch = 2\n', [], "train.toml: unknown training option 'epoch'; options are "),
-    ('classifier = "resnet50"\nepochs = "two"\n', [], "train.toml: option 'epochs' of training must be an int; got 'two'"),
+    ('classifier = "resnet50"\nepochs = "two"\n', [],
+     "train.toml: option 'epochs' of training must be an int; got 'two'"),
     ('classifier = "resnet50"\nepochs = [2\n', [], "train.toml: not valid TOML"),
-    ('classifier = "resnet50"\n', ["--train-option", "lr=fast"], "option 'lr' of training must be a number; got 'fast'"),
-    ('classifier = "resnet50"\n', ["--train-option", "scheduler=linear"], "scheduler must be one of none, cosine; got 'linear'"),
+    ('classifier = "resnet50"\n', ["--train-option", "lr=fast"],
+     "option 'lr' of training must be a number; got 'fast'"),
+    ('classifier = "resnet50"\n', ["--train-option", "scheduler=linear"],
+     "scheduler must be one of none, cosine; got 'linear'"),
     ('classifier = "resnet50"\n', ["--train-option", "epochs"], "--train-option 'epochs': expected KEY=VALUE"),
 ])
 def test_bad_settings_are_one_line_errors_before_any_work(store, tmp_path, config_text, args, message):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthaug.contract.types import Volume
+from synthaug.contract.types import Geometry, Volume
 from synthaug.errors import SynthaugError
 from synthaug.kit.xray import MU_WATER
-from synthaug.contract.types import Geometry
 from synthaug.registry import create
 
 MU = MU_WATER  # water: HU 0
@@ -303,7 +302,8 @@ def test_source_inside_volume_is_one_line_error():
     assert "\n" not in str(info.value)
     torch = pytest.importorskip("torch")
     with pytest.raises(SynthaugError, match="source lies inside the volume"):
-        siddon().project_torch(torch.zeros(100, 100, 20), (5.0, 5.0, 5.0), Geometry(sdd=400.0, sid=200.0, height=4, width=4))
+        siddon().project_torch(torch.zeros(100, 100, 20), (5.0, 5.0, 5.0),
+                               Geometry(sdd=400.0, sid=200.0, height=4, width=4))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -143,14 +143,15 @@ def test_as_binary_errors_name_the_class(tiny_images):
     with pytest.raises(SynthaugError, match=r"^binary class 'cat' is not a class; classes are covid, normal, viral$"):
         as_binary(tiny_images, "cat")
     renamed = tiny_images.with_provenance(class_names=("covid", "rest", "viral"))
-    with pytest.raises(SynthaugError, match=r"^cannot name the other classes 'rest': a class is already called 'rest'$"):
+    with pytest.raises(SynthaugError,
+                       match=r"^cannot name the other classes 'rest': a class is already called 'rest'$"):
         as_binary(renamed, "covid")
     assert as_binary(renamed, "covid", rest="others").counts() == {"covid": 4, "others": 17}
 
 
 def test_cli_binary_applies_to_volumes_that_have_the_class():
-    from synthaug.pipeline.load import binary_volumes
     from synthaug.contract.types import Volume, VolumeSet
+    from synthaug.pipeline.load import binary_volumes
 
     vols = VolumeSet([Volume(np.zeros((4, 4, 4)), (1, 1, 1))] * 3, [0, 1, 2], ("covid", "normal", "viral"),
                      ["a", "b", "c"])

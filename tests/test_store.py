@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, open_store, read_store, write_store
-from synthaug.pipeline.store import SCHEMA_VERSION, store_info
 from synthaug.kit.files import atomic_path
+from synthaug.pipeline.store import SCHEMA_VERSION, store_info
 
 
 def test_round_trip_with_provenance_extras_and_config(tmp_path, tiny_images):
-    data = tiny_images.with_provenance(extras={"twin": tiny_images.images * 0.5, "has_twin": np.arange(len(tiny_images)) % 2 == 0})
+    data = tiny_images.with_provenance(extras={"twin": tiny_images.images * 0.5,
+                                               "has_twin": np.arange(len(tiny_images)) % 2 == 0})
     path = write_store(tmp_path / "s.h5", {"train": data, "test": data.subset([0, 5])}, {"seed": 3})
     back = read_store(path, "train")
     np.testing.assert_array_equal(back.images, data.images)

@@ -7,14 +7,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _classifier_data import shapes, shapes_store, torchvision_densenet121_shapes, write_state_dict
 from synthaug.cli import main
-from synthaug.kit.files import file_hash
-from synthaug.pipeline.store import write_store
 from synthaug.errors import SynthaugError
-from synthaug.pipeline.split import validation_split
+from synthaug.kit.files import file_hash
 from synthaug.pipeline.evaluate import evaluate
-from synthaug.pipeline.train import TrainConfig, build_augmentation, epoch_order, train as train_only
+from synthaug.pipeline.split import validation_split
+from synthaug.pipeline.store import write_store
+from synthaug.pipeline.train import TrainConfig, build_augmentation, epoch_order
+from synthaug.pipeline.train import train as train_only
+
+from _classifier_data import shapes, shapes_store, torchvision_densenet121_shapes, write_state_dict
 
 
 def train(*args, **kwargs):
@@ -181,7 +183,8 @@ def test_finetune_loads_the_weights_and_trains_every_parameter_with_cosine_to_ze
         assert not torch.equal(after_one_step[key], loaded), f"{key} did not train"  # nothing frozen
         if key in parameters:  # started from the file: one Adam step moves each value by at most lr
             assert moved.abs().max() <= 1.01 * lr, key
-    assert {k for k in parameters if k.startswith("class_layers.")} == {"class_layers.out.weight", "class_layers.out.bias"}
+    assert {k for k in parameters if k.startswith("class_layers.")} == {"class_layers.out.weight",
+                                                                        "class_layers.out.bias"}
     assert isinstance(build_augmentation(TrainConfig(augment=False)), torch.nn.Identity)
     assert not isinstance(build_augmentation(TrainConfig()), torch.nn.Identity)
 
@@ -221,7 +224,8 @@ def test_validation_is_real_whole_patients_and_nothing_made_from_it_trains():
 
 def test_bad_inputs(store, tmp_path):
     train_only = write_store(tmp_path / "train_only.h5", {"train": shapes(2)})
-    with pytest.raises(SynthaugError, match="train_only.h5: training needs a 'train' and a 'test' split; the store has train"):
+    with pytest.raises(SynthaugError,
+                       match="train_only.h5: training needs a 'train' and a 'test' split; the store has train"):
         train(train_only, tmp_path / "a", epochs=1)
     with pytest.raises(SynthaugError, match="unknown classifier 'resnet'"):
         train(store, tmp_path / "b", classifier="resnet", epochs=1)
@@ -274,7 +278,8 @@ def test_cli_train_resume_and_evaluate(store, tmp_path):
     assert missing.exit_code == 2 and "missing --classifier NAME" in missing.output
     other = shapes_store(tmp_path / "other.h5", n_train=2, n_test=2, classes=("bacterial", "normal"))
     wrong = runner.invoke(main, ["--quiet", "evaluate", "--run", str(out), "--data", str(other)])
-    assert wrong.exit_code == 2 and "other.h5: classes ['bacterial', 'normal'] differ from the run's ['covid', 'normal']" in wrong.output
+    assert wrong.exit_code == 2
+    assert "other.h5: classes ['bacterial', 'normal'] differ from the run's ['covid', 'normal']" in wrong.output
     nothing = runner.invoke(main, ["--quiet", "evaluate", "--run", str(tmp_path)])
     assert nothing.exit_code == 2 and "not a training run (no manifest.json)" in nothing.output
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synthaug.contract.types import Volume
+from synthaug.errors import SynthaugError
+from synthaug.kit.volumes import resample_volume
 from synthaug.pipeline.load import load_volumes
 from synthaug_plugins.sources.nifti import read_nifti
-from synthaug.contract.types import Volume
-from synthaug.kit.volumes import resample_volume
-from synthaug.errors import SynthaugError
 
 
 def write_nifti(path, data, affine=None, gz=True):
@@ -89,8 +89,10 @@ def test_mosmed_layout_labels_and_severity(tmp_path):
     assert third.label == 1 and float(third.hu.mean()) == 300.0
     resampled = load_volumes("mosmed", root, shape=(3, 3, 2))[0]
     assert resampled.hu.shape == (3, 3, 2) and resampled.spacing == pytest.approx((2.0, 2.0, 2.0))
-    assert load_volumes("mosmed", root, shape="3x3x2")[0].hu.shape == load_volumes("mosmed", root, shape="3,3,2")[0].hu.shape
-    with pytest.raises(SynthaugError, match=r"volume shape must be X,Y,Z or XxYxZ in positive whole numbers; got '3x3'"):
+    shape = load_volumes("mosmed", root, shape="3x3x2")[0].hu.shape
+    assert shape == load_volumes("mosmed", root, shape="3,3,2")[0].hu.shape
+    with pytest.raises(SynthaugError,
+                       match=r"volume shape must be X,Y,Z or XxYxZ in positive whole numbers; got '3x3'"):
         load_volumes("mosmed", root, shape="3x3")
     with pytest.raises(SynthaugError, match=r"volume shape must be X,Y,Z or XxYxZ in whole numbers; got 'big'"):
         load_volumes("mosmed", root, shape="big")

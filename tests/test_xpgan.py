@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import synthaug
-from synthaug.contract.types import ImageSet
-from synthaug.contract.types import Volume, VolumeSet
+from synthaug.contract.types import ImageSet, Volume, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
 from synthaug_plugins.xpgan_projector import ctprep
+
 from xpgan_helpers import ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
 # small networks on a 16x16x8 encoder grid (32 px images): the 3-D convolutions dominate CPU time
@@ -166,7 +166,8 @@ def test_save_load_round_trip_gives_same_images(fitted, ctsim):
     np.testing.assert_allclose(a.images, b.images, atol=1e-6)
     assert len(json.loads((directory / "history.json").read_text())) == 2
     run = json.loads((directory / "classifier" / "manifest.json").read_text())  # C as a `synthaug train` run
-    assert run["config"]["classifier"] == "xpgan-test-cnn" and run["data"]["class_names"] == ["covid", "normal", "viral"]
+    assert run["config"]["classifier"] == "xpgan-test-cnn"
+    assert run["data"]["class_names"] == ["covid", "normal", "viral"]
     assert run["data"]["image_shape"] == [1, 32, 32]
     assert run["weights"] is None and run["config"]["classifier_weights"] is None  # C started from random init
     from synthaug.pipeline.runs import load_model
@@ -205,15 +206,17 @@ def test_projector_renders_with_the_trained_generator(fitted, ctsim):
 
 # ---- checks before training ----------------------------------------------------------------------
 def _volumes(classes, labels, shape=(32, 32, 16)):
-    items = [Volume(phantom_hu(shape, lesion=bool(l), seed=i), (10.0, 10.0, 20.0)) for i, l in enumerate(labels)]
-    return VolumeSet(items, labels, classes, [f"p{i}" for i in range(len(labels))], [f"vol{i}.nii.gz" for i in range(len(labels))])
+    items = [Volume(phantom_hu(shape, lesion=bool(label), seed=i), (10.0, 10.0, 20.0))
+             for i, label in enumerate(labels)]
+    return VolumeSet(items, labels, classes, [f"p{i}" for i in range(len(labels))],
+                     [f"vol{i}.nii.gz" for i in range(len(labels))])
 
 
 def _images(n_per_class=(3, 6), size=32):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(len(n_per_class)), n_per_class)
-    return ImageSet(rng.random((len(labels), 1, size, size), dtype=np.float32), labels, ("covid", "normal")[:len(n_per_class)],
-                    [f"x{i}" for i in range(len(labels))])
+    return ImageSet(rng.random((len(labels), 1, size, size), dtype=np.float32), labels,
+                    ("covid", "normal")[:len(n_per_class)], [f"x{i}" for i in range(len(labels))])
 
 
 def test_check_refuses_unlabeled_volumes():
@@ -237,7 +240,8 @@ def test_check_refuses_a_deficit_class_without_volumes():
 ])
 def test_check_refuses_bad_label_maps(label_map, message):
     with pytest.raises(SynthaugError, match=message):
-        create("synthesizer", "drr", label_map=label_map).check(_images(), {"covid": 3}, _volumes(("normal", "covid"), [0, 1]))
+        create("synthesizer", "drr", label_map=label_map).check(_images(), {"covid": 3},
+                                                                _volumes(("normal", "covid"), [0, 1]))
 
 
 def test_check_refuses_volumes_too_small_for_the_encoder():

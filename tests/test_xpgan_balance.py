@@ -15,10 +15,11 @@ from click.testing import CliRunner
 import synthaug
 from synthaug.cli import main
 from synthaug.contract.types import ImageSet
-from synthaug.pipeline.store import read_store
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import file_hash
+from synthaug.pipeline.store import read_store
 from synthaug.registry import create
+
 from xpgan_helpers import SmallCNN, ctsim, phantom_hu, register_small_classifier, small_cnn  # noqa: F401 (fixtures)
 
 # poses_per_volume=2: one jitter pose besides the identity, so these end-to-end runs cover that option
@@ -268,7 +269,8 @@ def test_cli_balance_drr_and_xpgan_fit_project(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "x.png").size == (32, 32)
-    result = runner.invoke(main, ["project", "--projector", "xpgan", "--volume", str(study), "--out", str(tmp_path / "y.png")])
+    result = runner.invoke(main, ["project", "--projector", "xpgan", "--volume", str(study),
+                                  "--out", str(tmp_path / "y.png")])
     assert result.exit_code == 2 and "--checkpoint" in result.output
 
 
@@ -319,5 +321,6 @@ def test_an_xpgan_fit_keeps_its_state_in_the_work_dir_and_a_rerun_resumes_from_i
     for a, b in zip(first.generator.state_dict().values(), again.generator.state_dict().values()):
         assert torch.equal(a, b)
     assert again._trainer.steps_done == 4
-    with pytest.raises(SynthaugError, match="xpgan_state.pt: the state of another xpgan fit \\(option lambda_drr differs\\)"):
+    with pytest.raises(SynthaugError,
+                       match="xpgan_state.pt: the state of another xpgan fit \\(option lambda_drr differs\\)"):
         fit(lambda_drr=1.0)

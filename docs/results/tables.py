@@ -336,8 +336,8 @@ def pix2pix_measures(run: Path, target: str = "covid") -> list[str]:
     residual, plain = measures("residual"), measures("plain")
     found = [residual["model"], plain["model"], plain["identity"]]
     digits = {"l1": 4, "psnr": 2, "ssim": 3}
-    cells = [[label, *(fixed(m[k], d) for k, d in digits.items())] for label, m in zip(
-        ["G(twin), `residual=true`", "G(twin), plain pix2pix output (the paper's)", "identity (the twin itself)"], found)]
+    labels = ["G(twin), `residual=true`", "G(twin), plain pix2pix output (the paper's)", "identity (the twin itself)"]
+    cells = [[label, *(fixed(m[k], d) for k, d in digits.items())] for label, m in zip(labels, found)]
     for column, key in enumerate(digits, start=1):
         bold_best(cells, column, [m[key] for m in found], lowest=key == "l1")
     return table([f"{plain['n']} held-out {target} images", "L1 ↓", "PSNR dB ↑", "SSIM ↑"],

@@ -21,9 +21,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit.files import atomic_dir, file_hash, load_torch_file, save_torch_file, write_json
+from synthaug.kit.state import keeps_state
 
 #: The network trained on the store's real images when ``features`` names no other. A CLI-style
 #: default (the one place outside cli/ and experiments/ that names a bundled plugin; docs/quality.md).
@@ -169,7 +169,8 @@ def load_saved(directory: Path) -> FeatureNet:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise SynthaugError(f"{directory / WEIGHTS_FILE}: does not hold {network}'s weights ({str(exc).splitlines()[0][:160]})") from exc
+        first_line = str(exc).splitlines()[0][:160]
+        raise SynthaugError(f"{directory / WEIGHTS_FILE}: does not hold {network}'s weights ({first_line})") from exc
     keep = {k: v for k, v in info.items() if k not in ("network", "size", "dim", "source")}
     return FeatureNet(model, network=network, size=size, source=info.get("source", str(directory)), info=keep)
 
@@ -191,7 +192,8 @@ def from_weights_file(path: Path, channels: int, size: int) -> FeatureNet:
             best = (name, model, report)
     if best is None:
         raise SynthaugError(f"{path}: its tensors fit no registered classifier's layout "
-                            f"({', '.join(registry.names('classifier'))}); expected torchvision-format ImageNet weights")
+                            f"({', '.join(registry.names('classifier'))}); "
+                            "expected torchvision-format ImageNet weights")
     name, model, report = best
     info = {"in_channels": channels, "num_classes": 1000, "options": {}, "weights_sha256": file_hash(path),
             "matched_tensors": len(report.matched)}
@@ -213,11 +215,13 @@ def train_on_real(network: str, dataset, config: FeatureConfig, options: dict[st
         raise SynthaugError(f"{dataset.path}: the training split has no real images to train a feature network on")
     rng = np.random.default_rng(config.seed)
     if real.size > config.max_images:  # class-stratified draw: each class keeps its share
-        keep = np.concatenate([rng.permutation(real[labels[real] == c])[:max(1, round(config.max_images * np.mean(labels[real] == c)))]
+        share = {c: max(1, round(config.max_images * np.mean(labels[real] == c))) for c in range(classes)}
+        keep = np.concatenate([rng.permutation(real[labels[real] == c])[:share[c]]
                                for c in range(classes) if np.any(labels[real] == c)])
         real = np.sort(keep)
     counts = np.bincount(labels[real], minlength=classes).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / classes, 0.0), dtype=torch.float32)
+    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / classes, 0.0),
+                          dtype=torch.float32)
     size = config.size or TRAINED_SIZE
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.assess import measures, memorise, paired
 from synthaug.assess.features import FeatureConfig, FeatureNet, batches, feature_net
 from synthaug.assess.report import summary_rows, write_quality  # noqa: F401 (summary_rows: re-exported)
 from synthaug.errors import SynthaugError
+from synthaug.kit.state import keeps_state
 
 REAL = "real"
 

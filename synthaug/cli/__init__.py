@@ -12,7 +12,6 @@ import click
 
 from synthaug.errors import SynthaugError
 
-
 #: Ctrl-C: the shell's code for SIGINT, and one line on how to go on.
 INTERRUPTED_EXIT = 130
 INTERRUPTED = ("synthaug: interrupted; nothing half-written was left. Run the same command again: `experiment run` "

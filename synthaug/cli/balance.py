@@ -7,8 +7,15 @@ import json
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import (data_options, device_option, load_from_cli, parse_key_values, test_split_kwargs,
-                                 test_split_options, volumes_from_cli)
+from synthaug.cli.common import (
+    data_options,
+    device_option,
+    load_from_cli,
+    parse_key_values,
+    test_split_kwargs,
+    test_split_options,
+    volumes_from_cli,
+)
 
 
 @main.command("balance")
@@ -42,7 +49,8 @@ def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_
     images, source = load_from_cli(seed=seed, **data)
     volumes = volumes_from_cli(seed=seed, **data)
     result = balance(images, synth, strategy=strategy_value, seed=seed, out=out, synth_options=options,
-                     volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source, device=device,
+                     volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source,
+                     device=device,
                      **split)
     if not main_process():  # under torchrun, rank 0 reports
         return

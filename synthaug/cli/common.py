@@ -11,7 +11,8 @@ import click
 from synthaug.errors import SynthaugError
 
 _SOURCE_OPTIONS = [
-    click.option("--data-dir", type=click.Path(path_type=str), default=None, help="Folder (or .h5 file) of the source."),
+    click.option("--data-dir", type=click.Path(path_type=str), default=None,
+                 help="Folder (or .h5 file) of the source."),
     click.option("--size", type=int, default=None, help="Resize images to SIZE x SIZE."),
     click.option("--channels", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Image channels: 1 (grey), 3 (RGB), or any count the source gives (e.g. 4 MRI sequences)."),

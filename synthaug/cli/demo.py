@@ -12,7 +12,8 @@ from synthaug.cli.common import device_option
 @click.option("--preset", type=click.Choice(["tiny", "demo", "paper"]), default="demo", show_default=True)
 @click.option("--out", type=click.Path(path_type=str, file_okay=False), default="reports/demo", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated data set.")
-@click.option("--synth", default=None, help="Synthesizer (default: the best registered: pix2pix > augment > duplicate).")
+@click.option("--synth", default=None,
+              help="Synthesizer (default: the best registered: pix2pix > augment > duplicate).")
 @click.option("--classifier", default="resnet50", show_default=True)
 @click.option("--epochs", type=int, default=None, help="Override the preset's training epochs.")
 @device_option(default="auto")

@@ -8,8 +8,15 @@ from pathlib import Path
 import click
 
 from synthaug.cli import main
-from synthaug.cli.common import (data_options, device_option, load_from_cli, parse_key_values, test_split_kwargs,
-                                 test_split_options, volumes_from_cli)
+from synthaug.cli.common import (
+    data_options,
+    device_option,
+    load_from_cli,
+    parse_key_values,
+    test_split_kwargs,
+    test_split_options,
+    volumes_from_cli,
+)
 
 
 @main.command("fit")
@@ -32,8 +39,8 @@ from synthaug.cli.common import (data_options, device_option, load_from_cli, par
 def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, batch_size, pairing, source_class,
                 synth_options, work_dir, device, out, **data):
     """Train a synthesizer on the training split and save it to OUT (weights, config, measures)."""
-    from synthaug.pipeline.balance import parse_strategy
     from synthaug.kit.distributed import main_process
+    from synthaug.pipeline.balance import parse_strategy
     from synthaug.pipeline.checkpoint import fit_synthesizer
 
     split = test_split_kwargs(test_per_class, test_fraction)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from synthaug.errors import SynthaugError
-
 from synthaug.cli import main
 from synthaug.cli.common import load_from_cli, parse_key_values, source_options
+from synthaug.errors import SynthaugError
 
 
 def describe_source(data: str, **options) -> dict:

@@ -37,9 +37,8 @@ def _print_options(registry, name: str, kind: str | None, as_json: bool) -> None
     """Every plugin called ``name`` (a synthesizer and a projector may share one: ``xpgan``), or the one
     of ``kind``; its Config's options as a table (or JSON)."""
     from synthaug.contract.config import describe_options
-    from synthaug.registry import KINDS
-
     from synthaug.errors import SynthaugError
+    from synthaug.registry import KINDS
 
     kinds = [kind] if kind else [k for k in KINDS if name in registry.entries[k]]
     if not kinds:

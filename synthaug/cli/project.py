@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
+from synthaug.cli import main
 from synthaug.errors import SynthaugError
 from synthaug.kit.sizes import parse_size
-from synthaug.cli import main
 
 
 def _floats(text: str, count: int, what: str) -> tuple[float, ...]:
@@ -30,7 +30,8 @@ def _size(size: str | None, rest: tuple[str, ...]) -> tuple[int, int]:
 
 
 @main.command("project", context_settings={"ignore_unknown_options": False})
-@click.option("--projector", default="siddon", show_default=True, help="A registered projector (siddon, parallel, ...).")
+@click.option("--projector", default="siddon", show_default=True,
+              help="A registered projector (siddon, parallel, ...).")
 @click.option("--volume", "volume_path", required=True, type=click.Path(dir_okay=False),
               help="CT volume, .nii or .nii.gz (HU).")
 @click.option("--size", default=None, help="Detector H [W] in pixels (also HxW). Default 256.")
@@ -45,7 +46,8 @@ def _size(size: str | None, rest: tuple[str, ...]) -> tuple[int, int]:
               help="raw: line integral of attenuation; radiograph: [0, 1] appearance.")
 @click.option("--checkpoint", type=click.Path(), default=None,
               help="Passed to projectors that need a trained model (e.g. xpgan).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="OUT.png (8-bit) or OUT.npy (float32 H x W).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="OUT.png (8-bit) or OUT.npy (float32 H x W).")
 @click.argument("rest", nargs=-1, required=False)
 def project_command(projector, volume_path, size, spacing, sdd, sid, pose, view, beam, mode, checkpoint, out, rest):
     """Project a CT volume to a radiograph (digitally reconstructed radiograph)."""

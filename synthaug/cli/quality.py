@@ -24,7 +24,8 @@ from synthaug.cli import main
 @click.option("--feature-epochs", type=click.IntRange(min=1), default=None,
               help="Epochs of the trained feature network [default: 2].")
 @click.option("--feature-size", type=click.IntRange(min=32), default=None,
-              help="Side images are resized to for the feature network (32 or more: its five halvings) [default: 64 trained, 224 weights file].")
+              help="Side images are resized to for the feature network (32 or more: its five halvings) "
+                   "[default: 64 trained, 224 weights file].")
 @click.option("--no-figures", is_flag=True, help="Write the numbers only (no figures/).")
 def quality_command(store: Path, classes: tuple[str, ...], features: str | None, out: Path | None, seed: int,
                     synth_checkpoint: Path | None, feature_epochs: int | None, feature_size: int | None,

@@ -35,12 +35,14 @@ def read_config_file(path: Path) -> dict:
 
 
 @main.command("train")
-@click.option("--classifier", "classifier", metavar="NAME", help="Registered classifier: resnet50, densenet121 (see `synthaug plugins`).")
+@click.option("--classifier", "classifier", metavar="NAME",
+              help="Registered classifier: resnet50, densenet121 (see `synthaug plugins`).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), metavar="STORE",
               help="Store with train and test splits (from `synthaug balance`).")
 @click.option("--mode", type=click.Choice(["scratch", "transfer", "finetune"]), default="scratch", show_default=True,
               help="scratch: all layers from random init; transfer: ImageNet weights, frozen backbone, then last "
-                   "block at --finetune-lr (liang2021); finetune: ImageNet weights, all layers from epoch 1 at --lr (quan2021).")
+                   "block at --finetune-lr (liang2021); finetune: ImageNet weights, all layers from epoch 1 at --lr "
+                   "(quan2021).")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
               help="Local torchvision-format ImageNet state dict (transfer, finetune).")
 @click.option("--epochs", type=int, default=60, show_default=True,
@@ -50,12 +52,14 @@ def read_config_file(path: Path) -> dict:
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True,
               help="Learning rate (scratch, finetune; the head in transfer's frozen stage).")
-@click.option("--finetune-lr", type=float, default=1e-5, show_default=True, help="transfer: the last-block stage's rate.")
+@click.option("--finetune-lr", type=float, default=1e-5, show_default=True,
+              help="transfer: the last-block stage's rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--scheduler", type=click.Choice(["none", "cosine"]), default="none", show_default=True,
               help="cosine: anneal the rate to 0 over each stage (scratch, finetune: over all epochs).")
 @click.option("--augment/--no-augment", default=True, show_default=True,
-              help="Batch augmentation: horizontal flip + rotation within 5 degrees (liang2021); quan2021 turns it off.")
+              help="Batch augmentation: horizontal flip + rotation within 5 degrees (liang2021); "
+                   "quan2021 turns it off.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True, metavar="F",
               help="Share of each class's real training images (whole patients) kept for choosing the best epoch.")
 @click.option("--positive-class", metavar="NAME", default=None,
@@ -70,7 +74,8 @@ def read_config_file(path: Path) -> dict:
 @click.option("--classifier-option", "classifier_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the classifier (e.g. width=0.25 for a quarter-width network); repeatable.")
 @click.option("--log", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
-              help="tensorboard: also write TensorBoard event files in RUN_DIR/tensorboard (needs the tensorboard package).")
+              help="tensorboard: also write TensorBoard event files in RUN_DIR/tensorboard "
+                   "(needs the tensorboard package).")
 @click.option("--keep-optimizer", is_flag=True,
               help="Keep checkpoints/last.pt (the optimizer state) once the run has finished; by default a finished "
                    "run keeps the best weights only.")
@@ -85,9 +90,9 @@ def read_config_file(path: Path) -> dict:
 @click.pass_context
 def train_command(ctx: click.Context, resume, out, data, **options) -> None:
     """Train a classifier on a store and report test accuracy, per-class P/R/F1, ROC-AUC."""
-    from synthaug.pipeline.report import per_class_markdown, summary_markdown
-    from synthaug.pipeline.evaluate import evaluate
     from synthaug.kit.distributed import main_process
+    from synthaug.pipeline.evaluate import evaluate
+    from synthaug.pipeline.report import per_class_markdown, summary_markdown
     from synthaug.pipeline.train import TrainConfig, train
 
     def value(opt):

@@ -271,10 +271,12 @@ class DatasetSource(Configurable, ABC):
     needs_dir: ClassVar[bool] = True
 
     def load_images(self, data_dir: Path | None, options: SourceOptions) -> ImageSet:
-        raise SynthaugError(f"dataset {self.name!r} provides no radiographs; it provides {', '.join(sorted(self.provides))}")
+        raise SynthaugError(f"dataset {self.name!r} provides no radiographs; "
+                            f"it provides {', '.join(sorted(self.provides))}")
 
     def load_volumes(self, data_dir: Path | None, options: SourceOptions) -> VolumeSet:
-        raise SynthaugError(f"dataset {self.name!r} provides no CT volumes; it provides {', '.join(sorted(self.provides))}")
+        raise SynthaugError(f"dataset {self.name!r} provides no CT volumes; "
+                            f"it provides {', '.join(sorted(self.provides))}")
 
     def config_for(self, options: SourceOptions) -> Any:
         """This source's ``Config`` for a load: ``self.config``, which the core built from the same

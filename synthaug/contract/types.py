@@ -106,8 +106,8 @@ class LazyImages:
         return len(self._index)
 
     def take(self, index) -> "LazyImages":
-        return LazyImages(self._read, 0, self.image_shape, self._index[np.asarray(index)] if not isinstance(index, slice)
-                          else self._index[index])
+        rows = self._index[index] if isinstance(index, slice) else self._index[np.asarray(index)]
+        return LazyImages(self._read, 0, self.image_shape, rows)
 
     def read(self, index: np.ndarray) -> np.ndarray:
         positions = self._index[np.asarray(index, dtype=np.int64)] if len(index) else np.zeros(0, np.int64)
@@ -329,7 +329,8 @@ class VolumeSet:
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         self.class_names = tuple(str(c) for c in class_names)
         self.patient_ids = np.asarray([str(p) for p in patient_ids], dtype=object)
-        self.origins = np.asarray([str(o) for o in (origins if origins is not None else [""] * len(self._items))], dtype=object)
+        origins = origins if origins is not None else [""] * len(self._items)
+        self.origins = np.asarray([str(o) for o in origins], dtype=object)
         self.meta = dict(meta or {})  # per-volume arrays, e.g. "severity"
         n = len(self._items)
         if not (len(self.labels) == len(self.patient_ids) == len(self.origins) == n):

@@ -85,7 +85,8 @@ def quality_section(out: Path, labels: dict[str, str], headline: str,
                          + " | ".join(_cells(row)) + " |")
         lines.append("")
         for key, path in sheets:
-            lines += [f"Closest synthetic–training pairs, {escape(labels.get(key, key))}: ![nearest pairs]({path.as_posix()})", ""]
+            name = escape(labels.get(key, key))
+            lines += [f"Closest synthetic–training pairs, {name}: ![nearest pairs]({path.as_posix()})", ""]
     return lines
 
 

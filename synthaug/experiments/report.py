@@ -112,8 +112,8 @@ def results_csv(spec: Spec, rows: list[Row]) -> str:
     writer.writerow(head)
     for r in rows:
         arm, clf = r.cell.arm, r.cell.classifier
-        line = [spec.name, spec.preset, r.cell.key, arm.key, arm.label, str(arm.baseline).lower(), arm.synthesizer or "",
-                json.dumps(arm.strategy) if isinstance(arm.strategy, dict) else arm.strategy,
+        line = [spec.name, spec.preset, r.cell.key, arm.key, arm.label, str(arm.baseline).lower(),
+                arm.synthesizer or "", json.dumps(arm.strategy) if isinstance(arm.strategy, dict) else arm.strategy,
                 r.cell.classifier_key, clf.label if clf else "jointly trained classifier",
                 r.network or (clf.classifier if clf else ""), r.cell.seed, r.status, r.reason]
         if r.status == "done":
@@ -310,14 +310,16 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines += ["", "## Confusion matrices (summed over seeds; rows true, columns predicted)", ""]
         for (arm_key, clf_key), members in done.items():
             cm = sum(r.confusion for r in members)
+            figure = figures.get(f"{arm_key}--{clf_key}")
             lines += [f"**{spec.arm(arm_key).label}, {_clf_label(spec, clf_key)}**"
-                      + (f" ![confusion]({figures[f'{arm_key}--{clf_key}']})" if f"{arm_key}--{clf_key}" in figures else ""),
+                      + (f" ![confusion]({figure})" if figure is not None else ""),
                       "", "| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
             lines += [f"| {c} | " + " | ".join(str(int(v)) for v in cm[i]) + " |" for i, c in enumerate(classes)]
             lines.append("")
 
     # training sets
-    lines += ["## Training sets (seed 0)", "", "| arm | training images per class | of which synthetic |", "|---|---|---|"]
+    lines += ["## Training sets (seed 0)", "", "| arm | training images per class | of which synthetic |",
+              "|---|---|---|"]
     seen = set()
     for r in rows:
         if r.status == "done" and r.cell.seed == 0 and r.cell.arm.key not in seen:
@@ -361,7 +363,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def _resolution(spec: Spec, done: dict, comps: list[dict]) -> str:
-    widths = [i["half_width"] for m in done.values() if (i := group_interval(m, spec.headline)) and i["half_width"] is not None]
+    widths = [i["half_width"] for m in done.values()
+              if (i := group_interval(m, spec.headline)) and i["half_width"] is not None]
     boots = [c["bootstrap"]["half_width"] for c in comps if c.get("bootstrap")]
     parts = []
     if widths:

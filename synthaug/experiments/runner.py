@@ -349,7 +349,8 @@ class Experiment:
         if (features_dir / "features.json").is_file():
             net = load_saved(features_dir)
         else:
-            unbalanced = [a for a in self.spec.arms if a.store_key == "unbalanced" and self.store_path(a, seed).is_file()]
+            unbalanced = [a for a in self.spec.arms
+                          if a.store_key == "unbalanced" and self.store_path(a, seed).is_file()]
             source = self.store_path((unbalanced or arms)[0], seed)  # every real training image of the split
             dataset = open_store(source, "train")
             try:

@@ -361,7 +361,8 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
     baseline = value.get("baseline", synth is None)
     if not isinstance(baseline, bool):
         raise SynthaugError(f"{where}.baseline: expected true or false; got {baseline!r}")
-    return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure, str(value.get("note", "")))
+    return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
+               str(value.get("note", "")))
 
 
 def check_classifier(key: str, value: dict[str, Any]) -> ClassifierArm:
@@ -399,7 +400,8 @@ def parse_weights(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         name, sep, path = value.partition("=")
         key, path = (name.strip(), path) if sep and not Path(value).is_file() else ("*", value)
         if not Path(path).is_file():
-            raise SynthaugError(f"--weights {value}: no such file {path!r} (a local torchvision-format ImageNet state dict)")
+            raise SynthaugError(f"--weights {value}: no such file {path!r} "
+                                "(a local torchvision-format ImageNet state dict)")
         out[key] = str(Path(path).resolve())
     return out
 

@@ -40,7 +40,11 @@ import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.pipeline.metrics import (  # noqa: F401  re-exported: the measures a report may compare by
-    MEASURES, POSITIVE_MEASURES, check_measure, measure_batch, measure_from_confusion,
+    MEASURES,
+    POSITIVE_MEASURES,
+    check_measure,
+    measure_batch,
+    measure_from_confusion,
 )
 
 # --------------------------------------------------------------------------------------------------

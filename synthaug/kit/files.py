@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-
 #: The locks this process holds: resolved output path -> (open lock file, how many holds)
 _HELD: dict[Path, list] = {}
 

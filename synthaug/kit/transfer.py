@@ -16,8 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
-from synthaug.errors import SynthaugError
 from synthaug.contract.types import WeightsReport
+from synthaug.errors import SynthaugError
 from synthaug.kit.files import load_torch_file
 
 #: ImageNet statistics of torchvision's pretrained models (RGB, images in [0, 1]).

@@ -114,7 +114,8 @@ def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "
         _check_class_counts(counts, sources, "sources per class")
         return {name: int(sources.get(name, 0)) for name in counts}
     if strategy not in STRATEGIES:
-        raise SynthaugError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)} or a dict of final counts")
+        raise SynthaugError(f"unknown strategy {strategy!r}; "
+                            f"expected one of {', '.join(STRATEGIES)} or a dict of final counts")
     majority = max(counts.values())
     # Ties: like imbalanced-learn, the first class in order is *the* majority/minority.
     major = max(counts, key=lambda k: counts[k])
@@ -313,15 +314,18 @@ class Generated:
                     f"synthesizer {synth.name!r} returned {made} images of shape {part.image_shape} for class "
                     f"{name!r}; expected {self.n} of shape {train.image_shape}")
             if np.any(part.labels != label):
-                raise SynthaugError(f"synthesizer {synth.name!r} returned images of other classes when asked for {name!r}")
+                raise SynthaugError(f"synthesizer {synth.name!r} returned images of other classes "
+                                    f"when asked for {name!r}")
             k = len(part)
             provenance = {"synth": np.full(k, synth.name, dtype=object), "seed": np.full(k, self.seed),
                           "images": quantize(np.asarray(part.images, np.float32), self.bit_depth)}
-            if synth.needs_volumes and self.volumes is not None and len(self.volumes) and (part.source_index >= 0).all():
+            has_volumes = self.volumes is not None and len(self.volumes) > 0
+            if synth.needs_volumes and has_volumes and (part.source_index >= 0).all():
                 provenance["source_index"] = self.volume_index[part.source_index]  # index in the VolumeSet given
             yield part.with_provenance(**provenance)
         if made != self.n:
-            raise SynthaugError(f"synthesizer {synth.name!r} returned {made} images for class {name!r}; expected {self.n}")
+            raise SynthaugError(f"synthesizer {synth.name!r} returned {made} images for class {name!r}; "
+                                f"expected {self.n}")
 
 
 @dataclass
@@ -344,7 +348,8 @@ class BalancedSplit:
         return ImageSet.concat([real.in_memory(), *chunks])
 
 
-def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int, train: ImageSet | None = None) -> BalancedSplit:
+def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int,
+             train: ImageSet | None = None) -> BalancedSplit:
     """The training split with every deficit to be filled by ``synth`` (already fitted; unused, and may
     be ``None``, when the plan makes nothing). ``train``: the split as the synthesizer takes it
     (:func:`data_for`; default the plan's). Nothing is made until the parts are read."""

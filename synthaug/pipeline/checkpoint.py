@@ -20,13 +20,13 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
-from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import Synthesizer, check_channels
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_dir, write_json
+from synthaug.kit.state import keeps_state
 from synthaug.pipeline.balance import data_for, plan, resolve_synthesizer
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport
 from synthaug.registry import get_registry

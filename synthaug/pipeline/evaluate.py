@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_path, write_json
+from synthaug.kit.state import keeps_state
 from synthaug.pipeline.metrics import classification_metrics
 from synthaug.pipeline.report import plot_confusion, plot_roc
 from synthaug.pipeline.runs import RunPaths, load_model, load_run, predict

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.contract.interfaces import DatasetSource
 from synthaug.contract.types import ImageSet, SourceOptions, VolumeSet
 from synthaug.errors import SynthaugError
+from synthaug.kit.state import keeps_state
 from synthaug.registry import create
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
-from synthaug.errors import SynthaugError
 from synthaug.contract.types import Geometry, Volume
+from synthaug.errors import SynthaugError
+from synthaug.kit.state import keeps_state
 
 
 def save_image(image: np.ndarray, out: str | Path, mode: str) -> Path:

@@ -30,13 +30,31 @@ from typing import Any, Callable
 
 import numpy as np
 
-from synthaug.kit.state import keeps_state
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import check_device, resolve_device
 from synthaug.kit.files import file_hash
-from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes, saved_bytes, too_small_error
-from synthaug.pipeline.runs import KIND, RunPaths, load_checkpoint, loader, predict, rng_state, save_checkpoint, set_rng_state, versions, write_manifest
+from synthaug.kit.memory import (
+    TrainingEstimate,
+    check_memory,
+    finish_record,
+    parameter_bytes,
+    saved_bytes,
+    too_small_error,
+)
+from synthaug.kit.state import keeps_state
+from synthaug.pipeline.runs import (
+    KIND,
+    RunPaths,
+    load_checkpoint,
+    loader,
+    predict,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    versions,
+    write_manifest,
+)
 from synthaug.pipeline.split import validation_split
 from synthaug.pipeline.store import open_store, store_info
 
@@ -61,7 +79,8 @@ class TrainConfig:
     #                        "finetune": ImageNet weights, all layers from epoch 1 at `lr` (quan2021's baseline)
     weights: str | Path | None = None  # local torchvision-format state dict (transfer and finetune)
     epochs: int = 60  # liang2021: 60 from scratch; 50 frozen + 10 fine-tuning in transfer
-    finetune_epochs: int | None = None  # transfer: epochs (within `epochs`) with the last block unfrozen; None: epochs/6 (10 of 60)
+    finetune_epochs: int | None = None  # transfer: epochs (within `epochs`) with the last block unfrozen;
+    #                                     None: epochs/6 (10 of 60)
     batch_size: int = 32  # not stated in liang2021: Keras' default
     lr: float = 1e-3  # scratch, finetune, and the head in transfer stage 1: Adam's (and Keras') default
     finetune_lr: float = 1e-5  # liang2021: transfer stage 2
@@ -82,8 +101,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda" or "cuda:N"
     bf16: bool = True  # CUDA only: bfloat16 autocast of the forward pass (the CPU trains in float32)
     compile: bool = False  # torch.compile the network (opt-in: slow to start, faster steps after)
-    log: str = "none"  # "tensorboard": also write TensorBoard event files in RUN/tensorboard (needs the tensorboard package)
-    keep_optimizer: bool = False  # keep checkpoints/last.pt (optimizer state) once the run has finished; False: best.pt only
+    log: str = "none"  # "tensorboard": also write TensorBoard event files in RUN/tensorboard
+    #                    (needs the tensorboard package)
+    keep_optimizer: bool = False  # keep checkpoints/last.pt (optimizer state) once the run has finished;
+    #                               False: best.pt only
 
     def __post_init__(self) -> None:
         choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "log": LOGS}
@@ -102,9 +123,11 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1:
             raise SynthaugError(f"val_fraction must lie in [0, 1); got {self.val_fraction}")
         if self.mode in PRETRAINED_MODES and not self.weights:
-            raise SynthaugError(f"mode {self.mode!r} needs --weights PATH (a local torchvision-format ImageNet state dict)")
+            raise SynthaugError(f"mode {self.mode!r} needs --weights PATH "
+                                "(a local torchvision-format ImageNet state dict)")
         if self.mode == "scratch" and self.weights:
-            raise SynthaugError(f"--weights {self.weights} applies to --mode transfer or finetune only; got --mode scratch")
+            raise SynthaugError(f"--weights {self.weights} applies to --mode transfer or finetune only; "
+                                "got --mode scratch")
         if self.finetune_epochs is not None and self.mode != "transfer":
             raise SynthaugError(f"finetune_epochs applies to --mode transfer only (its last-block stage); "
                                 f"got --mode {self.mode}")
@@ -123,7 +146,8 @@ class TrainConfig:
         return min(self.epochs - 1, max(1, round(self.epochs / 6)))  # liang2021: 10 of 60
 
     def stage(self, epoch: int) -> str:
-        """``scratch``, ``finetune-all`` (mode finetune), or ``frozen`` / ``finetune`` (transfer) for 1-based ``epoch``."""
+        """``scratch``, ``finetune-all`` (mode finetune), or ``frozen`` / ``finetune`` (transfer) for 1-based
+        ``epoch``."""
         if self.mode == "scratch":
             return "scratch"
         if self.mode == "finetune":
@@ -144,7 +168,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         prefix = f"{where}: " if where else ""
         if unknown:
-            raise SynthaugError(f"{prefix}unknown training option {unknown[0]!r}; options are {', '.join(sorted(known))}")
+            raise SynthaugError(f"{prefix}unknown training option {unknown[0]!r}; "
+                                f"options are {', '.join(sorted(known))}")
         try:
             return make_config(cls, values, "training")
         except SynthaugError as exc:
@@ -231,7 +256,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
                             f"{', '.join(info['splits']) or 'none'} (make one with `synthaug balance`)")
     paths = RunPaths(run)
     if resume and not paths.manifest.is_file():  # a manifest without last.pt: stopped before epoch 1 ended
-        raise SynthaugError(f"--resume {run}: no checkpoint there (no run was started in it: expected {paths.manifest})")
+        raise SynthaugError(f"--resume {run}: no checkpoint there "
+                            f"(no run was started in it: expected {paths.manifest})")
     if not config.classifier:
         raise SynthaugError("training needs a classifier: pass --classifier NAME (see `synthaug plugins`)")
     entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
@@ -406,7 +432,8 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         manifest["status"] = "finished"
         write_manifest(run, manifest)  # before last.pt goes: a kill in between leaves a finished run
         if not config.keep_optimizer:
-            last_path.unlink(missing_ok=True)  # the optimizer state doubles a run's size; best.pt is what evaluate reads
+            # the optimizer state doubles a run's size; best.pt is what evaluate reads
+            last_path.unlink(missing_ok=True)
         plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
     world.barrier()
     world.close()
@@ -446,8 +473,9 @@ class EpochLog:
         progress.note(f"{self.name} epoch {r['epoch']}/{self.epochs} ({r['stage']}): train loss {r['train_loss']:.4f} "
                       f"acc {r['train_accuracy']:.3f}{val} | {best_text} | {r['train_seconds']:.1f} s")
         if self.board is not None:
-            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"), ("accuracy/train", "train_accuracy"),
-                             ("accuracy/val", "val_accuracy"), ("macro_f1/val", "val_macro_f1"), ("lr", "lr")):
+            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"),
+                             ("accuracy/train", "train_accuracy"), ("accuracy/val", "val_accuracy"),
+                             ("macro_f1/val", "val_macro_f1"), ("lr", "lr")):
                 if r[key] is not None:
                     self.board.add_scalar(tag, r[key], r["epoch"])
             self.board.flush()

@@ -9,8 +9,9 @@ HDF5 stores through ``GuardedFile``, ``torch.save`` through ``save_torch_file``)
 directories and removals. Paths under ``/dev/`` and under the prefixes in ``$RANK0_WRITES_ALLOW``
 (``os.pathsep``-separated: the shared data cache, which any rank may fill) are allowed, and so are
 anything in a ``__pycache__`` folder (bytecode, numba's compiled kernels), making a directory
-that exists already (it changes nothing), and scratch files made through the ``tempfile`` module (libraries probe the temporary directory with
-one; synthaug writes its outputs under ``.NAME.tmpPID`` names, never through ``tempfile``).
+that exists already (it changes nothing), and scratch files made through the ``tempfile`` module
+(libraries probe the temporary directory with one; synthaug writes its outputs under ``.NAME.tmpPID``
+names, never through ``tempfile``).
 """
 
 import os

@@ -29,8 +29,10 @@ SCALINGS = ("minmax", "none")
 @dataclass
 class NpySlicesConfig:
     layout: str = "chw"  # axes of each file's array: "chw" (C, H, W) or "hwc" (H, W, C); an (H, W) array is one channel
-    scaling: str = "minmax"  # "minmax": each channel of each slice to [0, 1] by its own min and max; "none": values already in [0, 1]
-    patient_separator: str = "_"  # a file's patient is its name before the first separator (p07_s12.npy: p07); "": the whole name
+    scaling: str = "minmax"  # "minmax": each channel of each slice to [0, 1] by its own min and max;
+    #                          "none": values already in [0, 1]
+    patient_separator: str = "_"  # a file's patient is its name before the first separator (p07_s12.npy: p07);
+    #                               "": the whole name
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -81,7 +83,8 @@ class NpySlices(DatasetSource):
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise SynthaugError(f"{path}: not a readable .npy array ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SynthaugError(f"{path}: not a readable .npy array ({reason})") from None
         if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf" or array.ndim not in (2, 3):
             raise SynthaugError(f"{path}: expected a 2-D or 3-D array of numbers; got {getattr(array, 'dtype', '?')} "
                                 f"of shape {getattr(array, 'shape', '?')}")
@@ -92,7 +95,8 @@ class NpySlices(DatasetSource):
             raise SynthaugError(f"{path}: {image.shape[0]} channels in layout {self.config.layout!r} "
                                 f"(shape {array.shape}); {options.channels} asked: pass --channels {image.shape[0]}")
         if image.shape[1] < 2 or image.shape[2] < 2:
-            raise SynthaugError(f"{path}: a slice of {image.shape[1]}x{image.shape[2]} pixels; check --source-option layout")
+            raise SynthaugError(f"{path}: a slice of {image.shape[1]}x{image.shape[2]} pixels; "
+                                "check --source-option layout")
         if not np.isfinite(image).all():
             raise SynthaugError(f"{path}: holds NaN or infinite values")
         image = self.scaled(image, path)

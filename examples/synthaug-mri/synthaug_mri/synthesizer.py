@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug import ImageSet, Synthesizer, SynthaugError
+from synthaug import ImageSet, SynthaugError, Synthesizer
 
 
 @dataclass
@@ -38,12 +38,14 @@ class Mixup(Synthesizer):
         rng = np.random.default_rng(seed)
         own = np.flatnonzero((train.labels == train.class_index(target)) & (train.synth == "real"))
         if len(own) < 2:
-            raise SynthaugError(f"synthesizer 'mixup' blends two real {target!r} images; the training split has {len(own)}")
+            raise SynthaugError(f"synthesizer 'mixup' blends two real {target!r} images; "
+                                f"the training split has {len(own)}")
         first = rng.integers(0, len(own), n)
         second = (first + rng.integers(1, len(own), n)) % len(own)  # always another image of the class
         weight = rng.beta(self.config.alpha, self.config.alpha, n)
         weight = np.maximum(weight, 1.0 - weight)[:, None, None, None]  # the first image dominates: its provenance
         first, second = own[first], own[second]
-        blend = weight * np.asarray(train.images[first], np.float64) + (1 - weight) * np.asarray(train.images[second], np.float64)
+        blend = (weight * np.asarray(train.images[first], np.float64)
+                 + (1 - weight) * np.asarray(train.images[second], np.float64))
         return ImageSet(np.clip(blend, 0, 1).astype(np.float32), train.labels[first], train.class_names,
                         train.patient_ids[first], origin=train.origin[first], source_index=first)
