@@ -106,6 +106,10 @@ def demo_run(tmp_path_factory):
     fake_experiment(out, demo_spec("tiny", "pix2pix"), confusions, counts, CLASSES)
     for seed, key in enumerate(("augment", "duplicate", "synthesis"), start=1):
         quality_json(out / "quality" / f"{key}-seed0" / "quality.json", "x", seed)
+    saved = json.loads((out / "experiment.json").read_text())
+    stages = [{"name": "data", "seconds": 61.25}, {"name": "fit pix2pix-1234abcd-seed0", "seconds": 140.0},
+              {"name": "cell unbalanced--resnet50--seed0", "seconds": 44.04, "reused": True}]
+    (out / "experiment.json").write_text(json.dumps({**saved, "stages": stages, "seconds": 390.5}))
     return out
 
 
@@ -130,7 +134,7 @@ def cells(line: str) -> list[str]:
 
 def test_demo_tables_hold_the_runs_numbers(tables, demo_run, tmp_path):
     page = tmp_path / "demo.md"
-    page.write_text(page_with(["demo-table", "demo-quality"]))
+    page.write_text(page_with(["demo-table", "demo-quality", "demo-time"]))
     before = page.read_text()
     tables.write("demo", demo_run, page)
     text = page.read_text()
@@ -160,6 +164,12 @@ def test_demo_tables_hold_the_runs_numbers(tables, demo_run, tmp_path):
                             f"{q['auc']:.2f} [{q['auc_low']:.2f}, {q['auc_high']:.2f}]"]
         assert row[7:] == (["—", "—"] if row[0].startswith("real") else
                            [f"{100 * q['copies_pixels']:.0f}%", f"{100 * q['near_copies_pixels']:.0f}%"])
+    timing = block(text, "demo-time")
+    assert timing[:2] == [line, ""]
+    assert [cells(r) for r in timing[2:7]] == [["stage", "seconds"], ["---", "---:"], ["data", "61.2"],
+                                               ["fit pix2pix-1234abcd-seed0", "140.0"],
+                                               ["cell unbalanced--resnet50--seed0", "44.0 (earlier run)"]]
+    assert "Total wall time of the last run: 390.5 s (6.5 min)." in timing
     tables.write("demo", demo_run, page)  # the same run again: the same page, byte for byte
     assert page.read_text() == text
 

@@ -56,7 +56,19 @@ def stamp() -> dict[str, Any]:
         commit, dirty = "unknown", False
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"commit": commit, "dirty": dirty, "date": dt.datetime.now(dt.timezone.utc).date().isoformat(),
-            "cores": cores}
+            "cores": cores, "cpu": cpu_model()}
+
+
+def cpu_model() -> str | None:
+    """The processor's model name: the same code and seed train to other figures on another CPU (its
+    vector kernels sum in another order), so a measured table names the processor it came from."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def provenance(run: Path) -> dict[str, Any]:
@@ -73,7 +85,8 @@ def provenance(run: Path) -> dict[str, Any]:
 def commit_line(info: dict[str, Any], script: str) -> str:
     commit = info["commit"] + (" + uncommitted changes" if info.get("dirty") else "")
     cores = info.get("cores")
-    where = f" ({cores} CPU {'core' if cores == 1 else 'cores'})" if cores else ""
+    cpu = f", {info['cpu']}" if info.get("cpu") else ""
+    where = f" ({cores} CPU {'core' if cores == 1 else 'cores'}{cpu})" if cores else ""
     return f"Measured at commit {commit} on {info['date']}{where} by `docs/results/{script}.sh`."
 
 
@@ -235,6 +248,18 @@ def demo_table(run: Path) -> list[str]:
                  ["---", "---", "---:", "---:", "---:", "---:"], rows)
 
 
+def demo_time(run: Path) -> list[str]:
+    """The run's stages and total wall time: the report's Time section without its heading."""
+    from synthaug.experiments.report import time_lines
+    from synthaug.experiments.spec import EXPERIMENT_FILE
+
+    path = run / EXPERIMENT_FILE
+    saved = json.loads(path.read_text())
+    if not saved.get("stages"):
+        raise Refused(f"{path}: no stages recorded (the run did not finish; run the script again)")
+    return time_lines([], saved)[2:-1]
+
+
 # ---- quality.json (synthaug quality) --------------------------------------------------------------
 REFERENCE = "real (train)"
 REFERENCE_LABEL = "real training images (reference)"
@@ -346,7 +371,7 @@ def pix2pix_measures(run: Path, target: str = "covid") -> list[str]:
 
 # ---- the families: script name -> table name -> maker ---------------------------------------------
 FAMILIES: dict[str, dict[str, Callable[[Path], list[str]]]] = {
-    "demo": {"demo-table": demo_table, "demo-quality": demo_quality},
+    "demo": {"demo-table": demo_table, "demo-quality": demo_quality, "demo-time": demo_time},
     "liang2021": {"liang2021-table": liang2021_table},
     "quan2021": {"quan2021-table": quan2021_table, "quan2021-comparisons": quan2021_comparisons},
     "quality": {"quality-table": quality_table, "quality-feature-epochs": quality_feature_epochs},

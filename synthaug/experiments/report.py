@@ -336,7 +336,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines += ["## Cells not run", "", "| cell | status | why |", "|---|---|---|"]
         lines += [f"| {r.cell.key} | {r.status} | {r.reason} |" for r in missing]
         lines.append("")
-    lines += _time_lines(rows, saved)
+    lines += time_lines(rows, saved)
     return "\n".join(lines)
 
 
@@ -379,7 +379,7 @@ def _resolution(spec: Spec, done: dict, comps: list[dict]) -> str:
             ". Differences smaller than these are within the noise of this run.")
 
 
-def _time_lines(rows: list[Row], saved: dict[str, Any]) -> list[str]:
+def time_lines(rows: list[Row], saved: dict[str, Any]) -> list[str]:
     """The Time section: the last run's stages (experiment.json's ``stages``) and its total wall time.
     An experiment directory written before stages were recorded gets the cells' sum instead."""
     stages = saved.get("stages")
