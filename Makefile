@@ -22,9 +22,10 @@ demo: $(STAMP)
 
 # The quick group, what a contributor runs after every change (under 8 minutes on 2 cores): two workers,
 # each taking whole test files (module fixtures are built once). WORKERS=0 runs in this process,
-# PYTEST_ARGS="--shuffle 7" in a random order, SYNTHAUG_TEST_THREADS=2 with two torch threads.
+# PYTEST_ARGS="--shuffle 7" in a random order, SYNTHAUG_TEST_THREADS=2 with two torch threads; the 15
+# slowest tests are listed at the end, so that a slow new test is seen.
 WORKERS ?= 2
-PYTEST = $(PY) -m pytest -q -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
+PYTEST = $(PY) -m pytest -q -n $(WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test: $(STAMP)
 	$(PYTEST) -m "not slow"
