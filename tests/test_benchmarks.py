@@ -106,23 +106,14 @@ def test_ctsim_generate_smoke():
 
 
 def test_drr_smoke():
-    # DiffDRR and nanodrr live in their own venvs, made by `--setup` with network access: the smoke
-    # run compares with synthaug's own torch renderer only (test_drr_with_its_references runs the rest)
+    # DiffDRR and nanodrr live in their own venvs, which `benchmarks/drr.py --setup` installs from PyPI
+    # (minutes, GBs): the smoke run compares with synthaug's own torch renderer only; the comparison with
+    # the two references is run by hand (README, Benchmarks), not by a test that would skip everywhere
     result = run_benchmark("drr.py", "--references", "none", "--size", "16", "--repeats", "1")
     assert result["rays"] == 256 and result["references"] == "none"
     for key in ("synthaug_siddon_rays_per_s", "synthaug_torch_cpu_rays_per_s", "speedup_vs_torch", "image_max_mu_mm"):
         assert positive(result[key]), key
     assert result["torch_vs_numba_max_diff_pct_of_max"] < 1.0  # the two renderers draw the same image
-
-
-def test_drr_with_its_references():
-    venvs = [Path("/tmp/drrbench-venv/bin/python"), Path("/tmp/nanodrr-venv/bin/python")]
-    if not all(v.exists() for v in venvs):
-        pytest.skip("DiffDRR's and nanodrr's venvs (/tmp/drrbench-venv, /tmp/nanodrr-venv) are absent: "
-                    "`benchmarks/drr.py --setup` makes them, which needs network access")
-    result = run_benchmark("drr.py", "--size", "16", "--repeats", "1", "--nanodrr-samples", "64")
-    for key in ("speedup", "speedup_vs_nanodrr", "diffdrr_siddon_rays_per_s", "nanodrr_rays_per_s"):
-        assert positive(result[key]), key
 
 
 def test_memory_smoke():
