@@ -343,3 +343,22 @@ def test_steps_per_epoch_caps_the_batches_of_an_epoch(store, tmp_path):
     assert round(record["train_images_per_s"] * record["train_seconds"]) == 4  # one batch of 4 of the 10
     with pytest.raises(SynthaugError, match="steps_per_epoch must be at least 1; got 0"):
         TrainConfig(classifier="resnet50", steps_per_epoch=0)
+
+
+def test_cli_train_shows_trainconfigs_own_defaults_and_choices():
+    """`synthaug train`'s options restate nothing: every default and choice is TrainConfig's, so a new
+    default is written once (and --help shows it)."""
+    from dataclasses import fields
+
+    from synthaug.cli.train import _CONFIG_OPTIONS
+    from synthaug.pipeline import train as train_module
+
+    command = main.commands["train"]
+    options = {p.name: p for p in command.params}
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    assert set(_CONFIG_OPTIONS) <= set(options)
+    for option, field_name in _CONFIG_OPTIONS.items():
+        assert options[option].default == defaults[field_name], option
+    for option, allowed in (("mode", train_module.MODES), ("optimizer", train_module.OPTIMIZERS),
+                            ("scheduler", train_module.SCHEDULERS), ("log", train_module.LOGS)):
+        assert tuple(options[option].type.choices) == allowed, option

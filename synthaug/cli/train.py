@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -10,6 +11,11 @@ import click
 from synthaug.cli import main
 from synthaug.cli.common import device_option, parse_key_values
 from synthaug.errors import SynthaugError
+from synthaug.pipeline.train import LOGS, MODES, OPTIMIZERS, SCHEDULERS, TrainConfig
+
+#: TrainConfig's defaults, the one place they are written: the options below show them, and an option
+#: not given leaves the field to TrainConfig (or to --config / --train-option).
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 # CLI option -> TrainConfig field (the options a resumed run may repeat, but not change).
 _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weights", "epochs": "epochs",
@@ -35,48 +41,49 @@ def read_config_file(path: Path) -> dict:
 
 
 @main.command("train")
-@click.option("--classifier", "classifier", metavar="NAME",
+@click.option("--classifier", "classifier", metavar="NAME", default=DEFAULTS["classifier"],
               help="Registered classifier: resnet50, densenet121 (see `synthaug plugins`).")
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path), metavar="STORE",
               help="Store with train and test splits (from `synthaug balance`).")
-@click.option("--mode", type=click.Choice(["scratch", "transfer", "finetune"]), default="scratch", show_default=True,
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULTS["mode"], show_default=True,
               help="scratch: all layers from random init; transfer: ImageNet weights, frozen backbone, then last "
                    "block at --finetune-lr (liang2021); finetune: ImageNet weights, all layers from epoch 1 at --lr "
                    "(quan2021).")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH", default=DEFAULTS["weights"],
               help="Local torchvision-format ImageNet state dict (transfer, finetune).")
-@click.option("--epochs", type=int, default=60, show_default=True,
+@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True,
               help="Epochs in all (liang2021: 60; transfer 50 frozen + 10 fine-tuning).")
-@click.option("--finetune-epochs", type=int, default=None, metavar="E2",
+@click.option("--finetune-epochs", type=int, default=DEFAULTS["finetune_epochs"], metavar="E2",
               help="transfer: epochs (within --epochs) with the last block unfrozen  [default: epochs/6]")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True,
+@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True,
               help="Learning rate (scratch, finetune; the head in transfer's frozen stage).")
-@click.option("--finetune-lr", type=float, default=1e-5, show_default=True,
+@click.option("--finetune-lr", type=float, default=DEFAULTS["finetune_lr"], show_default=True,
               help="transfer: the last-block stage's rate.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
-@click.option("--scheduler", type=click.Choice(["none", "cosine"]), default="none", show_default=True,
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"], show_default=True)
+@click.option("--scheduler", type=click.Choice(SCHEDULERS), default=DEFAULTS["scheduler"], show_default=True,
               help="cosine: anneal the rate to 0 over each stage (scratch, finetune: over all epochs).")
-@click.option("--augment/--no-augment", default=True, show_default=True,
+@click.option("--augment/--no-augment", default=DEFAULTS["augment"], show_default=True,
               help="Batch augmentation: horizontal flip + rotation within 5 degrees (liang2021); "
                    "quan2021 turns it off.")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True, metavar="F",
+@click.option("--val-fraction", type=float, default=DEFAULTS["val_fraction"], show_default=True, metavar="F",
               help="Share of each class's real training images (whole patients) kept for choosing the best epoch.")
-@click.option("--positive-class", metavar="NAME", default=None,
+@click.option("--positive-class", metavar="NAME", default=DEFAULTS["positive_class"],
               help="Class of sensitivity/specificity  [default: covid when the store has it]")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--num-workers", type=int, default=None,
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
+@click.option("--num-workers", type=int, default=DEFAULTS["num_workers"],
               help="DataLoader workers reading the store  [default: 0 on the CPU, 4 on CUDA]")
-@device_option(default="auto")
-@click.option("--bf16/--no-bf16", "bf16", default=True, show_default=True,
+@device_option(default=DEFAULTS["device"])
+@click.option("--bf16/--no-bf16", "bf16", default=DEFAULTS["bf16"], show_default=True,
               help="On CUDA: bfloat16 autocast of the forward pass (the CPU always trains in float32).")
-@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the network (opt-in; slow to start).")
+@click.option("--compile", "compile_model", is_flag=True, default=DEFAULTS["compile"],
+              help="torch.compile the network (opt-in; slow to start).")
 @click.option("--classifier-option", "classifier_options", multiple=True, metavar="KEY=VALUE",
               help="Option of the classifier (e.g. width=0.25 for a quarter-width network); repeatable.")
-@click.option("--log", type=click.Choice(["none", "tensorboard"]), default="none", show_default=True,
+@click.option("--log", type=click.Choice(LOGS), default=DEFAULTS["log"], show_default=True,
               help="tensorboard: also write TensorBoard event files in RUN_DIR/tensorboard "
                    "(needs the tensorboard package).")
-@click.option("--keep-optimizer", is_flag=True,
+@click.option("--keep-optimizer", is_flag=True, default=DEFAULTS["keep_optimizer"],
               help="Keep checkpoints/last.pt (the optimizer state) once the run has finished; by default a finished "
                    "run keeps the best weights only.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
@@ -93,7 +100,7 @@ def train_command(ctx: click.Context, resume, out, data, **options) -> None:
     from synthaug.kit.distributed import main_process
     from synthaug.pipeline.evaluate import evaluate
     from synthaug.pipeline.report import per_class_markdown, summary_markdown
-    from synthaug.pipeline.train import TrainConfig, train
+    from synthaug.pipeline.train import train
 
     def value(opt):
         v = ctx.params[opt]
