@@ -39,7 +39,7 @@ def save_image(image: np.ndarray, out: str | Path, mode: str) -> Path:
     return out
 
 
-def project(volume: Volume, projector: str = "siddon", *, height: int = 256, width: int = 256,
+def project(volume: Volume, projector: str, *, height: int = 256, width: int = 256,
             pixel_spacing: float | None = None, sdd: float = 1020.0, sid: float = 850.0,
             pose=(0, 0, 0, 0, 0, 0), view: str = "AP", beam: str = "cone", mode: str = "radiograph",
             checkpoint: str | Path | None = None, **projector_options: Any) -> np.ndarray:
