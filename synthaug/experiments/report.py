@@ -256,25 +256,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
     """report.md; ``out``: the experiment directory, whose quality/ measures get a section when present."""
     done = groups(rows)
     first = next((r for r in rows if r.status == "done"), None)
-    lines = [f"# {spec.title}", ""]
-    if spec.description:
-        lines += [spec.description.strip(), ""]
-    command = saved.get("command")
-    lines += [f"- spec: `{spec.name}` ({Path(spec.origin).name}), preset `{spec.preset}`, seeds 0..{spec.seeds - 1}",
-              f"- data: `{spec.data['source']}`" + (f" ({spec.data['dir']})" if spec.data.get("dir") else "") +
-              (f", options {json.dumps(spec.data['options'])}" if spec.data["options"] else "") +
-              (f", size {spec.data['size']}" if spec.data.get("size") else "") +
-              (f"; task: {spec.binary} vs rest" if spec.binary else "; task: all classes"),
-              "- split: " + (f"{spec.split['test_per_class']} real test images per class"
-                              if "test_per_class" in spec.split else
-                              f"{spec.split['test_fraction']:.0%} of every class's real images (whole patients)") +
-              ", fixed by the seed, the same for every arm of a seed"]
-    if first is not None:
-        lines.append(f"- test images per seed: {int(first.confusion.sum())} "
-                     f"({', '.join(f'{c} {n}' for c, n in first.counts['test'].items())})")
-    if command:
-        lines.append(f"- command: `{command}`")
-    lines.append("")
+    lines = _header_lines(spec, first, saved.get("command"))
 
     # the verdicts first: the question the experiment answers
     lines += ["## Does synthesis beat classical balancing?", ""]
@@ -299,23 +281,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
     if "headline" in figures:
         lines += [f"![{spec.headline}]({figures['headline']})", ""]
 
-    # per-class F1
-    if first is not None:
-        classes = first.class_names
-        lines += ["## Per-class F1 (mean over seeds)", "", "| arm | classifier | " + " | ".join(classes) + " |",
-                  "|---|---|" + "---:|" * len(classes)]
-        for (arm_key, clf_key), members in done.items():
-            lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | " + " | ".join(
-                f"{np.mean([r.per_class[c]['f1'] for r in members]):.3f}" for c in classes) + " |")
-        lines += ["", "## Confusion matrices (summed over seeds; rows true, columns predicted)", ""]
-        for (arm_key, clf_key), members in done.items():
-            cm = sum(r.confusion for r in members)
-            figure = figures.get(f"{arm_key}--{clf_key}")
-            lines += [f"**{spec.arm(arm_key).label}, {_clf_label(spec, clf_key)}**"
-                      + (f" ![confusion]({figure})" if figure is not None else ""),
-                      "", "| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
-            lines += [f"| {c} | " + " | ".join(str(int(v)) for v in cm[i]) + " |" for i, c in enumerate(classes)]
-            lines.append("")
+    lines += _class_lines(spec, done, first, figures)
 
     # training sets
     lines += ["## Training sets (seed 0)", "", "| arm | training images per class | of which synthetic |",
@@ -338,6 +304,52 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines.append("")
     lines += time_lines(rows, saved)
     return "\n".join(lines)
+
+
+def _header_lines(spec: Spec, first: Row | None, command: str | None) -> list[str]:
+    """The report's title, description and what was run: spec, data, split, test images, command."""
+    lines = [f"# {spec.title}", ""]
+    if spec.description:
+        lines += [spec.description.strip(), ""]
+    lines += [f"- spec: `{spec.name}` ({Path(spec.origin).name}), preset `{spec.preset}`, seeds 0..{spec.seeds - 1}",
+              f"- data: `{spec.data['source']}`" + (f" ({spec.data['dir']})" if spec.data.get("dir") else "") +
+              (f", options {json.dumps(spec.data['options'])}" if spec.data["options"] else "") +
+              (f", size {spec.data['size']}" if spec.data.get("size") else "") +
+              (f"; task: {spec.binary} vs rest" if spec.binary else "; task: all classes"),
+              "- split: " + (f"{spec.split['test_per_class']} real test images per class"
+                              if "test_per_class" in spec.split else
+                              f"{spec.split['test_fraction']:.0%} of every class's real images (whole patients)") +
+              ", fixed by the seed, the same for every arm of a seed"]
+    if first is not None:
+        lines.append(f"- test images per seed: {int(first.confusion.sum())} "
+                     f"({', '.join(f'{c} {n}' for c, n in first.counts['test'].items())})")
+    if command:
+        lines.append(f"- command: `{command}`")
+    lines.append("")
+    return lines
+
+
+def _class_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], first: Row | None,
+                 figures: dict[str, str]) -> list[str]:
+    """Per-class F1 (mean over seeds) and the confusion matrices summed over seeds."""
+    lines: list[str] = []
+    if first is not None:
+        classes = first.class_names
+        lines += ["## Per-class F1 (mean over seeds)", "", "| arm | classifier | " + " | ".join(classes) + " |",
+                  "|---|---|" + "---:|" * len(classes)]
+        for (arm_key, clf_key), members in done.items():
+            lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | " + " | ".join(
+                f"{np.mean([r.per_class[c]['f1'] for r in members]):.3f}" for c in classes) + " |")
+        lines += ["", "## Confusion matrices (summed over seeds; rows true, columns predicted)", ""]
+        for (arm_key, clf_key), members in done.items():
+            cm = sum(r.confusion for r in members)
+            figure = figures.get(f"{arm_key}--{clf_key}")
+            lines += [f"**{spec.arm(arm_key).label}, {_clf_label(spec, clf_key)}**"
+                      + (f" ![confusion]({figure})" if figure is not None else ""),
+                      "", "| true \\ predicted | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+            lines += [f"| {c} | " + " | ".join(str(int(v)) for v in cm[i]) + " |" for i, c in enumerate(classes)]
+            lines.append("")
+    return lines
 
 
 def _quality_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], out: Path | None) -> list[str]:
