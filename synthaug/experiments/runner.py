@@ -70,6 +70,16 @@ class StageClock:
         yield
         self.record(name, time.perf_counter() - started)
 
+    @contextmanager
+    def measured(self, name: str, record: Path, key: str) -> Iterator[None]:
+        """Time the body as stage ``name`` and keep its seconds in ``record`` (``{key: seconds}``), where a
+        rerun that reuses the work finds them (:meth:`reused`)."""
+        started = time.perf_counter()
+        yield
+        seconds = time.perf_counter() - started
+        write_json(record, {key: seconds})
+        self.record(name, seconds)
+
     def record(self, name: str, seconds: float | None, *, reused: bool = False) -> None:
         """``seconds`` measured now, or (``reused``) by the earlier run that did the work; None if that
         run left no record of it."""
@@ -200,19 +210,16 @@ class Experiment:
         if arm.synthesizer is None or not get_registry().entry("synthesizer", arm.synthesizer).resolve().trainable:
             return None
         directory = self.fit_dir(arm, seed)
-        record = directory.with_name(directory.name + ".json")
         if directory.is_dir():
-            self.clock.reused(f"fit {directory.name}", record, "fit_seconds")
+            self.clock.reused(*_fit_stage(directory))
             return directory
         images, volumes = self.data()
-        started = time.perf_counter()
-        fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
-                        volumes=volumes, strategy=arm.strategy, work_dir=directory.with_name(directory.name + ".work"),
-                        device=self.synth_device(arm), **self.split_options())
-        shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
-        seconds = time.perf_counter() - started
-        write_json(record, {"fit_seconds": seconds})
-        self.clock.record(f"fit {directory.name}", seconds)
+        with self.clock.measured(*_fit_stage(directory)):
+            fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
+                            volumes=volumes, strategy=arm.strategy,
+                            work_dir=directory.with_name(directory.name + ".work"), device=self.synth_device(arm),
+                            **self.split_options())
+            shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
         return directory
 
     def synth_options(self, arm: Arm) -> dict[str, Any]:
@@ -246,23 +253,21 @@ class Experiment:
         if path.is_file():
             fit = self.fit_dir(arm, seed)
             if arm.synthesizer is not None and fit.is_dir():  # the store was made with this fit: its stage
-                self.clock.reused(f"fit {fit.name}", fit.with_name(fit.name + ".json"), "fit_seconds")
+                self.clock.reused(*_fit_stage(fit))
             self.clock.reused(name, path.with_suffix(".json"), "balance_seconds")
             return path
         images, volumes = self.data()
         # fitted first, so that the balance stage's seconds are the balancing alone (the fit is a stage)
         checkpoint = None if arm.store_key == "unbalanced" else self.fitted(arm, seed)
-        started = time.perf_counter()
-        if arm.store_key == "unbalanced":
-            balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data, **self.split_options())
-        else:
-            balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
-                    synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
-                    synth_checkpoint=checkpoint, source=self.spec.data, device=self.synth_device(arm),
-                    **self.split_options())
-        seconds = time.perf_counter() - started
-        write_json(path.with_suffix(".json"), {"balance_seconds": seconds})
-        self.clock.record(name, seconds)
+        with self.clock.measured(name, path.with_suffix(".json"), "balance_seconds"):
+            if arm.store_key == "unbalanced":
+                balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data,
+                        **self.split_options())
+            else:
+                balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
+                        synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
+                        synth_checkpoint=checkpoint, source=self.spec.data, device=self.synth_device(arm),
+                        **self.split_options())
         return path
 
     # ---- one cell ------------------------------------------------------------------------------
@@ -331,11 +336,8 @@ class Experiment:
             if arms:
                 self.clock.reused(f"quality seed{seed}", record, "quality_seconds")
             return
-        started = time.perf_counter()
-        self._measure_quality(seed, arms, todo)
-        seconds = time.perf_counter() - started
-        write_json(record, {"quality_seconds": seconds})
-        self.clock.record(f"quality seed{seed}", seconds)
+        with self.clock.measured(f"quality seed{seed}", record, "quality_seconds"):
+            self._measure_quality(seed, arms, todo)
 
     def _measure_quality(self, seed: int, arms: list[Arm], todo: list[Arm]) -> None:
         from synthaug.assess.features import FeatureConfig, feature_net, load_saved
@@ -362,6 +364,11 @@ class Experiment:
             checkpoint = self.fit_dir(arm, seed)
             quality(self.store_path(arm, seed), features=net, out=self.quality_dir(arm, seed), seed=seed,
                     synth_checkpoint=checkpoint if checkpoint.is_dir() else None, feature_config=config)
+
+
+def _fit_stage(directory: Path) -> tuple[str, Path, str]:
+    """A fit's stage name, the file beside it that keeps its seconds, and their key there."""
+    return f"fit {directory.name}", directory.with_name(directory.name + ".json"), "fit_seconds"
 
 
 def _has_synthetic(store: Path) -> bool:
