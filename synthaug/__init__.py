@@ -11,7 +11,8 @@ Importing ``synthaug`` is cheap (no torch): the Python API below is loaded on fi
 
 Plugin authors import everything from here: ``hookimpl``, ``Synthesizer``, ``Projector``,
 ``Classifier``, ``DatasetSource``, ``ImageSet``, ``Volume``, ``VolumeSet``, ``Geometry``,
-``SourceOptions``, ``WeightsReport``, ``SynthaugError`` (docs/plugins.md).
+``SourceOptions``, ``WeightsReport``, ``RunContext``, ``DEFAULT_RUN``, ``SynthaugError``
+(docs/plugins.md); a synthesizer that trains networks builds on ``synthaug.kit.trainable``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _LAZY = {
     "Geometry": "synthaug.contract.types",
     "SourceOptions": "synthaug.contract.types",
     "WeightsReport": "synthaug.contract.types",
+    "RunContext": "synthaug.contract.run",
+    "DEFAULT_RUN": "synthaug.contract.interfaces",
     # the pipeline
     "load_images": "synthaug.pipeline.load",
     "load_volumes": "synthaug.pipeline.load",

@@ -17,7 +17,6 @@ from synthaug.contract.interfaces import Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
-from synthaug.kit.device import resolve_device
 from synthaug.kit.state import keeps_state
 from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import load_fitted
@@ -42,6 +41,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     ``cpu``, ``cuda``, ``cuda:N``; None: its own, ``auto`` unless an option set it). See
     :func:`synthaug.pipeline.balance.balance` for the rest.
     """
+    run = balance_step.run_context(seed=seed, device=device, work_dir=work_dir)
     fitted = synth_checkpoint is not None
     if fitted:
         if synthesizer is None:
@@ -50,9 +50,9 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             synthesizer = synthesizer.name
         _, test, _ = split_test(data, test_per_class, seed, fraction=test_fraction)
         synthesizer = load_fitted(synth_checkpoint, synthesizer, test)
-    result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class, seed=seed,
-                                  synth_options=synth_options, volumes=volumes, fitted=fitted, work_dir=work_dir,
-                                  source=source, test_fraction=test_fraction, device=device)
+    result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class,
+                                  synth_options=synth_options, volumes=volumes, fitted=fitted, source=source,
+                                  test_fraction=test_fraction, run=run)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
     if out is None:  # no store: the balanced split is made now, in memory (by every process under torchrun)
         result._train = result.parts.in_memory()
@@ -60,8 +60,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     # streamed: one chunk of images in memory at a time
     made = result.parts.parts[1:]  # one Generated per class deficit
     world = None
-    if distributed.processes() > 1:  # under torchrun: the chunks are shared out, rank 0 writes the store
-        world = distributed.world(resolve_device(device or (made[0].synth.device if made else "cpu")).type)
+    if run.distributed:  # under torchrun: the chunks are shared out, rank 0 writes the store
+        world = distributed.world_of(run)
         for part in made:
             part.world = world
     if world is None or world.main:

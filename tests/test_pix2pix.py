@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from synthaug.contract.run import RunContext
 from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
@@ -152,9 +153,9 @@ def test_fit_is_deterministic_for_a_seed():
     data = paired_set(4)
     hashes = []
     for seed in (0, 0, 1):
-        synth = Pix2Pix(epochs=1, seed=seed, **TINY)
-        synth.fit(data)
-        hashes.append(synth.hashes["covid"])
+        synth = Pix2Pix(epochs=1, **TINY)
+        synth.fit(data, run=RunContext(seed=seed))
+        hashes.append(synth.checkpoints()["covid"])
     assert hashes[0] == hashes[1] != hashes[2]
 
 
@@ -169,7 +170,7 @@ def test_generate_translates_normals_with_provenance():
     assert set(out.source_index[:4]) == normals and set(out.source_index[4:8]) == normals  # no reuse before all used
     assert list(out.origin) == [data.origin[i] for i in out.source_index]
     assert list(out.patient_ids) == [data.patient_ids[i] for i in out.source_index]
-    assert set(out.extras["checkpoint"]) == {synth.hashes["covid"][:16].encode()}
+    assert set(out.extras["checkpoint"]) == {synth.checkpoints()["covid"][:16].encode()}
     again = synth.generate(data, "covid", 10, seed=5)
     assert np.array_equal(out.images, again.images) and np.array_equal(out.source_index, again.source_index)
     assert not np.array_equal(out.images, synth.generate(data, "covid", 10, seed=6).images)
@@ -203,7 +204,7 @@ def test_unpaired_modes_fit_and_describe(pairing):
     synth.fit(data)
     info = synth.describe()
     assert info["name"] == "pix2pix" and info["pairing"] == pairing and info["config"]["pairing"] == pairing
-    assert info["checkpoints"]["covid"] == synth.hashes["covid"] and info["image_shape"] == [1, 32, 32]
+    assert info["checkpoints"]["covid"] == synth.checkpoints()["covid"] and info["image_shape"] == [1, 32, 32]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -217,7 +218,8 @@ def test_save_load_round_trip(tmp_path):
     assert np.array_equal(loaded.generate(data, "covid", 3, seed=2).images,
                           synth.generate(data, "covid", 3, seed=2).images)
     info = json.loads((tmp_path / "ckpt" / "synthesizer.json").read_text())
-    assert info["hashes"]["covid"] == synth.hashes["covid"] and info["targets"] == ["covid"]
+    assert info["weights"]["generator_covid"] == synth.checkpoints()["covid"] and info["targets"] == ["covid"]
+    assert info["seed"] == 0 and "seed" not in info["config"]  # the fit's seed is the run's, not an option
     # checkpoints written when work_dir was an option still load
     info["config"]["work_dir"] = "/old/work"
     (tmp_path / "ckpt" / "synthesizer.json").write_text(json.dumps(info))
@@ -252,15 +254,13 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Pix2PixNets, "train_step", crash_in_third_epoch)
     interrupted = Pix2Pix(epochs=3, **TINY)
-    interrupted.work_dir = tmp_path
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(data)
+        interrupted.fit(data, run=RunContext(work_dir=tmp_path))
     monkeypatch.setattr(Pix2PixNets, "train_step", step)
     # the per-epoch state holds tensors, numbers, strings and lists only: nothing is unpickled
     assert torch.load(tmp_path / "train_state_covid.pt", weights_only=True)["epoch"] == 2
     resumed = Pix2Pix(epochs=3, **TINY)
-    resumed.work_dir = tmp_path
-    resumed.fit(data)
+    resumed.fit(data, run=RunContext(work_dir=tmp_path))
     assert (tmp_path / "train_state_covid.pt").is_file()  # the core, not the plugin, removes a work dir
     assert resumed.hashes == uninterrupted.hashes
     grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
@@ -298,17 +298,21 @@ def test_bad_options_are_one_line_errors():
     with pytest.raises(SynthaugError, match="epochs must be at least 1"):
         Pix2Pix(epochs=0)
     with pytest.raises(SynthaugError, match="unknown option 'work_dir'"):
-        Pix2Pix(work_dir="work")  # the core sets synth.work_dir; it is no option
+        Pix2Pix(work_dir="work")  # the run context's, not an option
 
 
 def test_resume_state_of_another_size_is_refused(tmp_path):
     first = Pix2Pix(epochs=1, **TINY)
-    first.work_dir = tmp_path
-    first.fit(paired_set(4, size=32))
+    first.fit(paired_set(4, size=32), run=RunContext(work_dir=tmp_path))
     second = Pix2Pix(epochs=1, **TINY)
-    second.work_dir = tmp_path
-    with pytest.raises(SynthaugError, match="train_state_covid.pt: checkpoint of 32x32x1 images; the data is 48x48x1"):
-        second.check(paired_set(4, size=48), {"covid": 1})
+    with pytest.raises(SynthaugError, match=r"train_state_covid.pt: the state of another pix2pix fit \(image_shape: "
+                                            r"32x32x1 there, 48x48x1 in this run\); remove it or choose another"):
+        second.check(paired_set(4, size=48), {"covid": 1}, run=RunContext(work_dir=tmp_path))
+    for changed, message in (({"ngf": 16}, "option ngf: 8 there, 16 in this run"),
+                             ({}, "seed: 0 there, 1 in this run")):
+        with pytest.raises(SynthaugError, match=message):
+            Pix2Pix(epochs=1, **{**TINY, **changed}).check(paired_set(4, size=32), {"covid": 1},
+                                                           run=RunContext(work_dir=tmp_path, seed=1 if not changed else 0))
 
 
 def test_non_square_images_are_refused():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug import ImageSet, SynthaugError, Synthesizer
+from synthaug import DEFAULT_RUN, ImageSet, SynthaugError, Synthesizer
 from synthaug.kit.sampling import each_once_per_round, part_seed
 
 
@@ -15,11 +15,11 @@ class _FromOwnClass(Synthesizer):
     reads_lazily = True  # sources are read a chunk at a time (train.images[idx])
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
-    def generate(self, train, target, n, *, seed, volumes=None):
-        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
 
-    def check(self, train, deficits, volumes=None):
-        super().check(train, deficits, volumes)
+    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
+        super().check(train, deficits, volumes, run=run)
         for target, n in deficits.items():
             if n > 0 and train.counts(synthetic=False)[target] == 0:
                 raise SynthaugError(f"synthesizer {self.name!r} needs real images of class {target!r}; "
@@ -39,7 +39,7 @@ class Duplicate(_FromOwnClass):
 
     name = "duplicate"
 
-    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None, run=DEFAULT_RUN):
         idx = self._sources(train, target, n, np.random.default_rng(seed))[rows]
         return self._result(train, np.array(train.images[idx], np.float32), idx)
 
@@ -58,7 +58,7 @@ class Augment(_FromOwnClass):
     name = "augment"
     Config = AugmentConfig
 
-    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None, run=DEFAULT_RUN):
         import albumentations as A
         import cv2
 

@@ -7,30 +7,18 @@ but the source class.
 
 from __future__ import annotations
 
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from synthaug import ImageSet, SynthaugError, Synthesizer
-from synthaug.contract.config import config_dict
+from synthaug import ImageSet, SynthaugError
 from synthaug.contract.types import REAL
-from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
-from synthaug.kit.files import save_torch_file
-from synthaug.kit.memory import (
-    TrainingEstimate,
-    check_memory,
-    finish_record,
-    fits_in_memory,
-    parameter_bytes,
-    saved_bytes,
-)
-from synthaug.kit.runs import load_checkpoint, save_checkpoint
+from synthaug.kit.memory import TrainingEstimate, fits_in_memory, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import each_once_per_round, part_seed
+from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training
 
 from .measures import agreement
 from .training import (
@@ -42,11 +30,9 @@ from .training import (
     nearest_targets,
     sample_grid,
     to_model,
-    weights_hash,
 )
 
-STATE_FILE = "train_state_{target}.pt"
-WEIGHTS_FILE = "generator_{target}.pt"
+WEIGHTS_FILE = "generator_{target}"  # .pt: the kit writes each module of weights()
 
 
 @dataclass
@@ -74,7 +60,6 @@ class Pix2PixConfig:
     max_rotation: float = 5.0  # degrees
     dropout_at_generation: bool = True  # Isola et al.: dropout is the generator's noise at test time
     residual: bool = False  # not in the papers: output = source + G's tanh output, starting at the identity
-    seed: int = 0  # pairing, augmentation, initialisation and generation (balance --seed sets it)
     generate_batch: int = 16  # source images translated at a time when generating
 
     def __post_init__(self) -> None:
@@ -105,12 +90,11 @@ class Pix2PixConfig:
         return pairs[target]
 
 
-class Pix2Pix(Synthesizer):
+class Pix2Pix(TrainableSynthesizer):
     """liang2021's image-to-image cGAN: U-Net generator + conditional PatchGAN, L1 weight 100."""
 
     name = "pix2pix"
     Config = Pix2PixConfig
-    trainable = True
     accepted_channels = None  # the U-Net and PatchGAN are built for the data's channel count
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
     reads_lazily = True  # its pairs are read into memory when they fit, else a batch at a time
@@ -118,10 +102,7 @@ class Pix2Pix(Synthesizer):
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
         self.generators: dict[str, torch.nn.Module] = {}
-        self.hashes: dict[str, str] = {}
-        self.image_shape: tuple[int, int, int] | None = None
         self._targets: tuple[str, ...] | None = None
-        self._memory_checked: tuple | None = None  # (what was estimated, the record)
 
     # ---- checks -----------------------------------------------------------------------------
     def targets_for(self, train: ImageSet) -> tuple[str, ...]:
@@ -136,17 +117,18 @@ class Pix2Pix(Synthesizer):
             return tuple(c for c in others if _twin_rows(train, c).size) or others
         return others
 
-    def check(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
-        super().check(train, deficits, volumes)
+    def parts(self, train: ImageSet, volumes=None) -> tuple[str, ...]:
+        """One generator, and one fit, per target class."""
+        return self.targets_for(train)
+
+    def check_inputs(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
         for t in tuple(deficits) + tuple(self.config.target_classes or ()):
             if t not in train.class_names:
                 raise SynthaugError(f"pix2pix target class {t!r} does not exist; "
                                     f"classes are {', '.join(train.class_names)}")
         real = train.synth == REAL
         for source in self.config.sources():
-            if source not in train.class_names:
-                raise SynthaugError(f"pix2pix source class {source!r} does not exist; "
-                                    f"classes are {', '.join(train.class_names)}")
+            self._check_source(train, source)
             if deficits.get(source, 0) > 0 and not np.any(real & (train.labels == train.class_index(source))):
                 raise SynthaugError(f"pix2pix fills the {source!r} deficit with real {source!r} images; "
                                     f"the training split has none")
@@ -154,53 +136,49 @@ class Pix2Pix(Synthesizer):
         wanted = tuple(t for t, n in deficits.items() if n > 0 and t not in self.config.sources())
         if wanted:
             self._targets = wanted
-        c, h, w = train.image_shape
+        _, h, w = train.image_shape
         if h != w:
             raise SynthaugError(f"pix2pix needs square images; got {h}x{w}")
-        if self.image_shape is not None and tuple(self.image_shape) != (c, h, w):
-            raise SynthaugError(f"pix2pix checkpoint was trained on {_shape(self.image_shape)} images; "
-                                f"the data is {_shape((c, h, w))}")
         for target in self.targets_for(train):
-            if self.generators and target not in self.generators:
-                raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; "
-                                    f"none for {target!r}")
-            source = self.config.source_for(target)
-            if source not in train.class_names:
-                raise SynthaugError(f"pix2pix source class {source!r} does not exist; "
-                                    f"classes are {', '.join(train.class_names)}")
-            if source == target:
-                raise SynthaugError(f"pix2pix source and target class are both {target!r}")
-            if not np.any(real & (train.labels == train.class_index(source))):
-                raise SynthaugError(f"pix2pix translates {source!r} images into {target!r}; "
-                                    f"the training split has no {source!r} images")
-            if self.generators:
-                continue  # fitted already: nothing below is needed to generate
-            if self.config.pairing == "paired":
-                if _twin_rows(train, target).size == 0:
-                    raise SynthaugError(f"pix2pix pairing 'paired' needs {target!r} images with a lesion-free "
-                                        f"twin (extras 'twin' and 'has_twin'); the training split has none")
-            elif not np.any(real & (train.labels == train.class_index(target))):
-                raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; "
-                                    f"the training split has none")
-            self._check_resume(target, (c, h, w))
-        if not self.generators:
-            self._check_memory(train)
+            self._check_target(train, target)
 
-    def _check_memory(self, train: ImageSet) -> dict:
-        """Estimate one target's training peak (G and D built on meta tensors; G's forward and two of D's
-        at the batch size, as a step keeps them; the cached image pairs) and refuse, naming the options,
-        when it cannot fit on the device. Estimated once per data shape, targets and device."""
-        cfg = self.config
-        device = resolve_device(self.device)
-        targets = self.targets_for(train)
+    def _check_source(self, train: ImageSet, source: str) -> None:
+        if source not in train.class_names:
+            raise SynthaugError(f"pix2pix source class {source!r} does not exist; "
+                                f"classes are {', '.join(train.class_names)}")
+
+    def _check_target(self, train: ImageSet, target: str) -> None:
         real = train.synth == REAL
-        pairs = max((int(np.sum(real & (train.labels == train.class_index(self.config.source_for(t)))))
-                     + int(np.sum(real & (train.labels == train.class_index(t)))) for t in targets), default=0)
-        key = (train.image_shape, pairs, str(device), cfg.batch_size, cfg.ngf, cfg.ndf, cfg.d_layers, train.is_lazy)
-        if self._memory_checked is not None and self._memory_checked[0] == key:
-            return self._memory_checked[1]
+        if self.fitted and target not in self.generators:
+            raise SynthaugError(f"pix2pix checkpoint has generators for {', '.join(self.generators)}; "
+                                f"none for {target!r}")
+        source = self.config.source_for(target)
+        self._check_source(train, source)
+        if source == target:
+            raise SynthaugError(f"pix2pix source and target class are both {target!r}")
+        if not np.any(real & (train.labels == train.class_index(source))):
+            raise SynthaugError(f"pix2pix translates {source!r} images into {target!r}; "
+                                f"the training split has no {source!r} images")
+        if self.fitted:
+            return  # nothing below is needed to generate
+        if self.config.pairing == "paired":
+            if _twin_rows(train, target).size == 0:
+                raise SynthaugError(f"pix2pix pairing 'paired' needs {target!r} images with a lesion-free "
+                                    f"twin (extras 'twin' and 'has_twin'); the training split has none")
+        elif not np.any(real & (train.labels == train.class_index(target))):
+            raise SynthaugError(f"pix2pix needs real {target!r} images for the L1 term; "
+                                f"the training split has none")
+
+    def estimate(self, train: ImageSet, volumes, run) -> Estimate:
+        """One target's training peak: G and D built on meta tensors; G's forward and two of D's at the
+        batch size, as a step keeps them; the cached image pairs."""
         from .networks import PatchDiscriminator, UNetGenerator
 
+        cfg = self.config
+        real = train.synth == REAL
+        pairs = max((int(np.sum(real & (train.labels == train.class_index(self.config.source_for(t)))))
+                     + int(np.sum(real & (train.labels == train.class_index(t)))) for t in self.targets_for(train)),
+                    default=0)
         c, size, _ = train.image_shape
         with torch.device("meta"):
             generator = UNetGenerator(c, size, cfg.ngf, residual=cfg.residual)
@@ -213,36 +191,69 @@ class Pix2Pix(Synthesizer):
         data = pairs * image + 4 * cfg.batch_size * image  # the pairs' images and a batch's tensors
         if train.is_lazy and not fits_in_memory(pairs * image):
             data = 4 * cfg.batch_size * image  # too many to read in: read a batch at a time
-        estimate = TrainingEstimate(f"pix2pix (ngf {cfg.ngf}, batch {cfg.batch_size})", str(device),
-                                    parameter_bytes(generator, discriminator), activations, data)
-        record = check_memory(estimate, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
-                                        f"--synth-option ngf={max(8, cfg.ngf // 2)}, or a smaller --size")
-        self._memory_checked = (key, record)
-        return record
+        memory = TrainingEstimate(f"pix2pix (ngf {cfg.ngf}, batch {cfg.batch_size})", str(resolve_device(run.device)),
+                                  parameter_bytes(generator, discriminator), activations, data)
+        return Estimate(memory, f"use a smaller --synth-option batch_size (now {cfg.batch_size}) or "
+                                f"--synth-option ngf={max(8, cfg.ngf // 2)}, or a smaller --size")
 
-    def _check_resume(self, target: str, shape) -> None:
-        state = self._state_path(target)
-        if state is not None and state.is_file():
-            saved = tuple(load_checkpoint(state)["image_shape"])
-            if saved != tuple(shape):
-                raise SynthaugError(f"{state}: checkpoint of {_shape(saved)} images; the data is {_shape(shape)}")
+    # ---- training: the networks and one epoch; the kit does the rest --------------------------
+    def start(self, train: ImageSet, volumes, run, target: str) -> Training:
+        cfg = self.config
+        c, size, _ = train.image_shape
+        rng = np.random.default_rng(run.seed)
+        augment = torch.Generator().manual_seed(run.seed)
+        nets = Pix2PixNets(c, size, ngf=cfg.ngf, ndf=cfg.ndf, d_layers=cfg.d_layers, lr=cfg.lr,
+                           betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std,
+                           residual=cfg.residual)
+        decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
+        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(cfg.epochs, decay))
+                      for name, opt in (("G", nets.g_opt), ("D", nets.d_opt))}
+        sources, targets, match = self._pairs(train, target)
+        return Training(epochs=cfg.epochs, steps=-(-len(sources) // cfg.batch_size), modules={"nets": nets},
+                        optimizers={"G": nets.g_opt, "D": nets.d_opt}, schedulers=schedulers,
+                        generators={"numpy": rng, "augment": augment},
+                        data={"sources": sources, "targets": targets, "match": match, "partner": match},
+                        label=f"pix2pix {cfg.source_for(target)}->{target}")
 
-    # ---- training ---------------------------------------------------------------------------
-    def fit(self, train: ImageSet, volumes=None) -> None:
-        """Train one generator per target class. Under torchrun every process runs this: each takes its
-        share of every batch (the same epoch order, pairing and augmentation draws as one process),
-        gradients are averaged after each backward, rank 0 alone writes the per-epoch state, and at the
-        end every process holds rank 0's generators."""
-        self.check(train, {}, volumes)
-        distributed.check_batch(self.config.batch_size, "--synth-option batch_size")
-        record = self._check_memory(train)
-        self.image_shape = train.image_shape
-        world = distributed.world(resolve_device(self.device).type)
-        for target in self.targets_for(train):
-            self._fit_one(train, target, world)
-        self.memory = finish_record(record)
+    def epoch(self, training: Training, epoch: int):
+        cfg, data, world, device = self.config, training.data, training.world, training.device
+        nets = training.modules["nets"]
+        nets.bf16 = training.bf16
+        nets.train()
+        sources, targets, rng = data["sources"], data["targets"], training.generators["numpy"]
+        order = rng.permutation(len(sources))
+        # random pairing (liang2021): a fresh random target image for every source, every epoch
+        partner = rng.integers(len(targets), size=len(sources)) if data["match"] is None else data["match"]
+        data["partner"] = partner
+        for k in range(training.steps):
+            idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+            # the whole batch's draws on every rank (one process's stream), then this rank's share
+            s, t = augment_pair(_batch(sources, idx, device), _batch(targets, partner[idx], device),
+                                training.generators["augment"], cfg.flip_p, cfg.max_rotation)
+            if len(idx) < world.size:  # a last batch smaller than the world: skipped by every rank
+                continue
+            share = None
+            if world.distributed:
+                mine = world.share(range(len(idx)))
+                s, t, share = s[mine], t[mine], len(mine) / len(idx)
+            nets.grad_sync = training.grad_sync(share)
+            yield nets.train_step(s, t)
 
-    def _pairs(self, train: ImageSet, target: str, rng: np.random.Generator):
+    def samples(self, training: Training, path: Path) -> None:
+        """Source | generated | target for the first four sources (and their partners of the epoch)."""
+        data, generator = training.data, training.modules["nets"].generator
+        sources = _read(data["sources"], np.arange(min(4, len(data["sources"]))))
+        targets = _read(data["targets"], data["partner"][:4])
+        with torch.no_grad():
+            generator.eval()
+            generated = from_model(generator(to_model(sources).to(training.device)))
+            generator.train()
+        sample_grid(sources, generated, targets, path)
+
+    def finish(self, training: Training) -> None:
+        self.generators[training.part] = training.modules["nets"].generator
+
+    def _pairs(self, train: ImageSet, target: str):
         """(source images, target images, index of each source's target or None for random). The images
         are read into memory when they fit (``kit.memory.fits_in_memory``); a training split too large
         for that, given lazily, stays lazy and each batch is read from disk when it is drawn."""
@@ -258,106 +269,13 @@ class Pix2Pix(Synthesizer):
             return sources, targets, nearest_targets(sources, targets)
         return sources, targets, None
 
-    def _fit_one(self, train: ImageSet, target: str, world: distributed.World) -> None:
-        cfg = self.config
-        c, size, _ = train.image_shape
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        aug_gen = torch.Generator().manual_seed(cfg.seed)
-        device = resolve_device(self.device)
-        nets = Pix2PixNets(c, size, ngf=cfg.ngf, ndf=cfg.ndf, d_layers=cfg.d_layers, lr=cfg.lr,
-                           betas=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1, init_std=cfg.init_std,
-                           residual=cfg.residual)
-        if device.type == "cuda":  # built (and initialised) on the CPU: the same weights on any device
-            nets.generator = world.sync_batchnorm(nets.generator, device)
-            nets.discriminator = world.sync_batchnorm(nets.discriminator, device)
-            nets.to(device)
-            nets.bf16 = True
-        decay = cfg.epochs // 2 if cfg.decay_epochs is None else cfg.decay_epochs
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(cfg.epochs, decay))
-                      for o in (nets.g_opt, nets.d_opt)]
-        sources, targets, match = self._pairs(train, target, rng)
-        start = self._resume(target, nets, schedulers, rng, aug_gen)
-        if world.rank:  # dropout masks of this rank's own images: a stream of its own (rank 0's is one process's)
-            torch.manual_seed(world.rank_seed(cfg.seed, start))
-        steps = -(-len(sources) // cfg.batch_size)
-        nets.train()
-        with progress.bar(f"pix2pix {self.config.source_for(target)}->{target}", (cfg.epochs - start) * steps) as bar:
-            for epoch in range(start, cfg.epochs):
-                order = rng.permutation(len(sources))
-                # random pairing (liang2021): a fresh random target image for every source, every epoch
-                partner = rng.integers(len(targets), size=len(sources)) if match is None else match
-                for k in range(steps):
-                    idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-                    # the whole batch's draws on every rank (one process's stream), then this rank's share
-                    s, t = augment_pair(_batch(sources, idx, device), _batch(targets, partner[idx], device), aug_gen,
-                                        cfg.flip_p, cfg.max_rotation)
-                    if len(idx) < world.size:  # a last batch smaller than the world: skipped by every rank
-                        continue
-                    if world.distributed:
-                        mine = world.share(range(len(idx)))
-                        s, t = s[mine], t[mine]
-                        nets.grad_sync = lambda net, w=len(mine) / len(idx): world.average_gradients(net, w)
-                    losses = nets.train_step(s, t)
-                    bar.update(epoch=epoch + 1, **losses)
-                for sched in schedulers:
-                    sched.step()
-                if world.main:
-                    self._save_state(target, epoch + 1, nets, schedulers, rng, aug_gen, train.image_shape,
-                                     _read(sources, np.arange(min(4, len(sources)))), _read(targets, partner[:4]))
-        world.broadcast(nets.generator)  # every process generates with the generator rank 0 saves
-        self.generators[target] = nets.generator
-        self.hashes[target] = weights_hash(nets.generator)
-
-    # ---- per-epoch state (resume) -----------------------------------------------------------
-    def _work_dir(self) -> Path | None:
-        """The core's ``work_dir`` (per-epoch state and sample grids); None: keep nothing."""
-        return Path(self.work_dir) if self.work_dir is not None else None
-
-    def _state_path(self, target: str) -> Path | None:
-        work = self._work_dir()
-        return work / STATE_FILE.format(target=target) if work else None
-
-    def _save_state(self, target, epoch, nets, schedulers, rng, aug_gen, shape, sources, targets) -> None:
-        path = self._state_path(target)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {"epoch": epoch, "image_shape": tuple(shape), "config": config_dict(self.config),
-                 "nets": nets.state_dict(), "g_opt": nets.g_opt.state_dict(), "d_opt": nets.d_opt.state_dict(),
-                 "schedulers": [s.state_dict() for s in schedulers], "numpy_rng": rng.bit_generator.state,
-                 "aug_rng": aug_gen.get_state(), "torch_rng": torch.get_rng_state()}
-        save_checkpoint(state, path)  # tensors, numbers, strings, lists: loadable with weights_only=True
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            nets.generator.eval()
-            device = next(nets.generator.parameters()).device
-            generated = from_model(nets.generator(to_model(sources).to(device)))
-            nets.generator.train()
-        (path.parent / "samples").mkdir(exist_ok=True)
-        sample_grid(sources, generated, targets, path.parent / "samples" / f"{target}_epoch{epoch:03d}.png")
-
-    def _resume(self, target, nets, schedulers, rng, aug_gen) -> int:
-        path = self._state_path(target)
-        if path is None or not path.is_file():
-            return 0
-        state = load_checkpoint(path)
-        nets.load_state_dict(state["nets"])
-        nets.g_opt.load_state_dict(state["g_opt"])
-        nets.d_opt.load_state_dict(state["d_opt"])
-        for sched, saved in zip(schedulers, state["schedulers"]):
-            sched.load_state_dict(saved)
-        rng.bit_generator.state = state["numpy_rng"]
-        aug_gen.set_state(state["aug_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        return min(int(state["epoch"]), self.config.epochs)
-
     # ---- generation -------------------------------------------------------------------------
-    def translate(self, target: str, images: np.ndarray, seed: int) -> np.ndarray:
+    def translate(self, target: str, images: np.ndarray, seed: int, device: str = "auto") -> np.ndarray:
         """G_target(images) in [0, 1]; dropout on if ``dropout_at_generation``, BatchNorm on running stats."""
         if target not in self.generators:
             raise SynthaugError(f"pix2pix has no fitted generator for {target!r}; "
                                 f"fitted: {', '.join(self.generators) or 'none'}")
-        device = resolve_device(self.device)
+        device = resolve_device(device)
         generator = self.generators[target].to(device).eval()
         if self.config.dropout_at_generation:
             for m in generator.modules():
@@ -371,13 +289,13 @@ class Pix2Pix(Synthesizer):
                 out[k:k + step] = from_model(generator(to_model(images[k:k + step]).to(device)))
         return out
 
-    def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None) -> ImageSet:
+    def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None, run=DEFAULT_RUN) -> ImageSet:
         """``n`` translated images of ``target``; for a source class itself (e.g. ``normal`` when the
         strategy also tops it up) copies of its own real images, marked ``checkpoint=b"duplicate"``."""
-        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
 
     def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
-                      volumes=None) -> ImageSet:
+                      volumes=None, run=DEFAULT_RUN) -> ImageSet:
         """Images ``rows`` of :meth:`generate`'s ``n``: the sources are drawn for all ``n`` from ``seed``,
         the chunk's generator noise (dropout) from ``part_seed(seed, rows)``."""
         duplicate = target in self.config.sources()
@@ -387,63 +305,38 @@ class Pix2Pix(Synthesizer):
             raise SynthaugError(f"pix2pix: the training split has no {source!r} images to translate")
         idx = each_once_per_round(candidates, n, np.random.default_rng(seed), f"{source!r} images")[rows]
         sources = np.asarray(train.images[idx], np.float32)
-        images = sources.copy() if duplicate else self.translate(target, sources, part_seed(seed, rows))
+        images = sources.copy() if duplicate else self.translate(target, sources, part_seed(seed, rows), run.device)
         label = train.class_index(target)
-        digest = b"duplicate" if duplicate else self.hashes[target][:16].encode()
+        digest = b"duplicate" if duplicate else self.checkpoints()[target][:16].encode()
         return ImageSet(images, np.full(len(idx), label), train.class_names, train.patient_ids[idx],
                         origin=train.origin[idx], source_index=idx,
                         extras={"checkpoint": np.full(len(idx), digest, dtype="S16")})
 
-    # ---- save / load ------------------------------------------------------------------------
-    def save(self, directory) -> None:
-        directory = Path(directory)
-        super().save(directory)
-        for target, generator in self.generators.items():
-            save_torch_file({k: v.cpu() for k, v in generator.state_dict().items()},
-                       directory / WEIGHTS_FILE.format(target=target))
-        work = self._work_dir()
-        if work is not None and (work / "samples").is_dir() and work.resolve() != directory.resolve():
-            shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
-        info = json.loads((directory / "synthesizer.json").read_text())
-        info.update(image_shape=list(self.image_shape or ()), targets=list(self.generators), hashes=self.hashes)
-        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
+    # ---- save / load: the kit writes weights() and synthesizer.json -----------------------------
+    def weights(self) -> dict[str, torch.nn.Module]:
+        return {WEIGHTS_FILE.format(target=t): g for t, g in self.generators.items()}
 
-    @classmethod
-    def load(cls, directory) -> "Pix2Pix":
+    def checkpoints(self) -> dict[str, str]:
+        """Each target's generator hash."""
+        return {t: self.hashes[WEIGHTS_FILE.format(target=t)] for t in self.generators}
+
+    def checkpoint_info(self) -> dict:
+        return {"targets": list(self.generators)}
+
+    def networks(self, info: dict) -> dict[str, torch.nn.Module]:
         from .networks import UNetGenerator
 
-        info_path = Path(directory) / "synthesizer.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        if info.get("name") == cls.name and "work_dir" in info.get("config", {}):
-            # written when work_dir was an option (the core sets it now): everything else still applies
-            synth = cls(**{k: v for k, v in info["config"].items() if k not in ("work_dir", "device")})
-        else:
-            synth = super().load(directory)
-        if not info.get("targets"):
-            raise SynthaugError(f"{directory}: pix2pix checkpoint holds no fitted generator")
-        synth.image_shape = tuple(info["image_shape"])
-        c, size, _ = synth.image_shape
-        for target in info["targets"]:
-            path = Path(directory) / WEIGHTS_FILE.format(target=target)
-            if not path.is_file():
-                raise SynthaugError(f"{path}: missing generator weights for {target!r}")
-            generator = UNetGenerator(c, size, synth.config.ngf, residual=synth.config.residual)
-            try:
-                generator.load_state_dict(load_checkpoint(path))  # weights_only: nothing unpickled
-            except RuntimeError as exc:  # tensors of another network
-                first = str(exc).strip().splitlines()[0]
-                raise SynthaugError(f"{path}: weights do not fit the generator of synthesizer.json "
-                                    f"({first[:160]})") from exc
-            synth.generators[target] = generator
-            synth.hashes[target] = weights_hash(generator)
-            if synth.hashes[target] != info["hashes"].get(target):
-                raise SynthaugError(f"{path}: weights hash {synth.hashes[target][:16]} does not match synthesizer.json")
-        synth._targets = tuple(info["targets"])
-        synth.memory = info.get("memory")
-        return synth
+        c, size, _ = self.image_shape
+        return {WEIGHTS_FILE.format(target=t): UNetGenerator(c, size, self.config.ngf, residual=self.config.residual)
+                for t in info.get("targets", ())}
+
+    def use_networks(self, modules: dict) -> None:
+        targets = [name.removeprefix("generator_") for name in modules]
+        self.generators = {t: modules[WEIGHTS_FILE.format(target=t)] for t in targets}
+        self._targets = tuple(targets)
 
     # ---- measures ---------------------------------------------------------------------------
-    def measure(self, data: ImageSet) -> dict | None:
+    def measure(self, data: ImageSet, run=DEFAULT_RUN) -> dict | None:
         """L1, PSNR and SSIM of G(twin) to the real image for every image of ``data`` with a lesion-free
         twin (ctsim), next to the identity baseline (the twin itself); None if ``data`` has no twins."""
         targets = {}
@@ -451,18 +344,17 @@ class Pix2Pix(Synthesizer):
             rows = _twin_rows(data, target)
             if rows.size:
                 twins = np.asarray(data.extras["twin"][rows], np.float32)
-                predicted = self.translate(target, twins, seed=self.config.seed)
+                predicted = self.translate(target, twins, seed=self.seed or 0, device=run.device)
                 targets[target] = {"n": int(rows.size), **agreement(predicted, data.images[rows], twins)}
         if not targets:
             return None
         return {"compared": "G(lesion-free twin) vs the real image; identity = the twin itself",
-                "dropout_at_generation": self.config.dropout_at_generation, "checkpoints": dict(self.hashes),
+                "dropout_at_generation": self.config.dropout_at_generation, "checkpoints": self.checkpoints(),
                 "targets": targets}
 
     def describe(self) -> dict:
         info = super().describe()
-        info.update(pairing=self.config.pairing, image_shape=list(self.image_shape or ()),
-                    checkpoints={t: h for t, h in self.hashes.items()})
+        info.update(pairing=self.config.pairing, checkpoints=self.checkpoints())
         return info
 
 
@@ -489,8 +381,3 @@ def _twin_rows(train: ImageSet, target: str) -> np.ndarray:
         return np.empty(0, np.int64)
     has = np.asarray(train.extras["has_twin"]).astype(bool)
     return np.flatnonzero(has & (train.synth == REAL) & (train.labels == train.class_index(target)))
-
-
-def _shape(shape) -> str:
-    c, h, w = shape
-    return f"{h}x{w}x{c}"

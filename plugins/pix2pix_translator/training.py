@@ -13,6 +13,7 @@ from torch import nn
 from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401
 from synthaug.kit.gan import fused_adam as adam  # noqa: F401  (the names this module's users import)
 from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
+from synthaug.kit.gan import adversarial_step
 from synthaug.kit.gan import weights_hash  # noqa: F401
 
 from .networks import PatchDiscriminator, UNetGenerator, init_weights
@@ -52,30 +53,23 @@ class Pix2PixNets(nn.Module):
         with autocast:
             fake = self.generator(source)
 
-        self.d_opt.zero_grad(set_to_none=True)
-        with autocast:
-            real_logits = self.discriminator(source, target).float()
-            fake_logits = self.discriminator(source, fake.detach()).float()
-        d_loss = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
-                        + bce(fake_logits, torch.zeros_like(fake_logits)))
-        d_loss.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.discriminator)
-        self.d_opt.step()
+        def d_losses(fake):
+            with autocast:
+                real_logits = self.discriminator(source, target).float()
+                fake_logits = self.discriminator(source, fake).float()
+            d_loss = 0.5 * (bce(real_logits, torch.ones_like(real_logits))
+                            + bce(fake_logits, torch.zeros_like(fake_logits)))
+            return d_loss, {"D": d_loss}
 
-        # The G update needs gradients through D, not of D's weights: freezing them skips that work.
-        self.discriminator.requires_grad_(False)
-        self.g_opt.zero_grad(set_to_none=True)
-        with autocast:
-            fooled = self.discriminator(source, fake).float()
-        g_adv = bce(fooled, torch.ones_like(fooled))
-        g_l1 = nn.functional.l1_loss(fake.float(), target)
-        (g_adv + self.lambda_l1 * g_l1).backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.generator)
-        self.g_opt.step()
-        self.discriminator.requires_grad_(True)
-        return {"D": d_loss.item(), "G_adv": g_adv.item(), "L1": g_l1.item()}
+        def g_losses(fake):
+            with autocast:
+                fooled = self.discriminator(source, fake).float()
+            g_adv = bce(fooled, torch.ones_like(fooled))
+            g_l1 = nn.functional.l1_loss(fake.float(), target)
+            return g_adv + self.lambda_l1 * g_l1, {"G_adv": g_adv, "L1": g_l1}
+
+        return adversarial_step(self.generator, self.discriminator, self.g_opt, self.d_opt, fake, d_losses, g_losses,
+                                self.grad_sync)
 
 
 def linear_decay(epochs: int, decay_epochs: int):

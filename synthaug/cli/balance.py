@@ -25,7 +25,8 @@ from synthaug.cli.common import (
               help="auto | minority | not minority | not majority | all | none | per-source | CLASS=COUNT,... "
                    "(final counts; below the current count trims the class).")
 @test_split_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The run's seed: the test split, the synthesizer's training and its images (not the data).")
 @click.option("--synth-option", "synth_options", multiple=True, metavar="KEY=VALUE",
               help="Synthesizer option (e.g. epochs=5, pairing=paired); repeatable.")
 @click.option("--synth-checkpoint", type=click.Path(path_type=str), default=None,
@@ -46,8 +47,8 @@ def balance_command(synth, strategy, test_per_class, test_fraction, seed, synth_
     strategy_value = parse_strategy(strategy)
     split = test_split_kwargs(test_per_class, test_fraction)
     options = parse_key_values(synth_options, "--synth-option")
-    images, source = load_from_cli(seed=seed, **data)
-    volumes = volumes_from_cli(seed=seed, **data)
+    images, source = load_from_cli(**data)
+    volumes = volumes_from_cli(**data)
     result = balance(images, synth, strategy=strategy_value, seed=seed, out=out, synth_options=options,
                      volumes=volumes, synth_checkpoint=synth_checkpoint, work_dir=work_dir, source=source,
                      device=device,

@@ -20,6 +20,9 @@ _SOURCE_OPTIONS = [
     click.option("--include", "include", multiple=True, help="Extra class to include (e.g. lung_opacity)."),
     click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
                  help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
+    click.option("--data-seed", "data_seed", type=int, default=0, show_default=True,
+                 help="Seed of a simulated data set (ctsim, example): which patients it draws. The run's --seed "
+                      "never changes the data."),
     click.option("--binary", default=None, metavar="CLASS",
                  help="Two classes: CLASS against all the others (named 'rest'), e.g. --binary covid."),
 ]
@@ -53,8 +56,7 @@ DEVICE = DeviceType()
 
 def device_option(func=None, *, default: str | None = None):
     """The one ``--device`` of every command that trains or generates (balance, fit, train, demo,
-    experiment run). ``default=None`` (balance, fit): the synthesizer's own device (``auto``, or the
-    ``--synth-option device=`` of old command lines)."""
+    experiment run). ``default=None`` (balance, fit): ``auto``."""
     option = click.option("--device", type=DEVICE, default=default, show_default="auto",
                           help="Where networks train and run: auto (CUDA when available), cpu, cuda or cuda:N.")
     return option if func is None else option(func)
@@ -114,24 +116,25 @@ def parse_key_values(pairs: tuple[str, ...], what: str) -> dict[str, Any]:
     return out
 
 
-def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, seed=0, binary=None,
+def load_from_cli(data, data_dir, size, channels, skip_bad, include, source_options, data_seed=0, binary=None,
                   **_volumes):
     """The ImageSet the data options describe (and a dict describing the source for the run config)."""
     from synthaug.pipeline.load import as_binary, load_images
 
     extra = parse_key_values(source_options, "--source-option")
     images = load_images(data, data_dir, size=size, channels=int(channels), skip_bad=skip_bad,
-                         classes=include or None, seed=seed, lazy=True, **extra)
+                         classes=include or None, seed=data_seed, lazy=True, **extra)
     if skip_bad and images.meta.get("skipped"):
         click.echo(f"skipped {images.meta['skipped']} unreadable image file(s)", err=True)
     if binary is not None:
         images = as_binary(images, binary)
     source = {"name": data, "data_dir": data_dir, "size": size, "channels": int(channels), "options": extra,
+              **({"data_seed": data_seed} if data_seed else {}),
               **{k: v for k, v in images.meta.items() if k not in ("skipped_files", "binary")}, "binary": binary}
     return images, source
 
 
-def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(), binary=None, **_images):
+def volumes_from_cli(volumes, volumes_dir, data=None, data_seed=0, source_options=(), binary=None, **_images):
     """The VolumeSet of ``--volumes`` (None without it). A volume source that is also the image source
     (a simulator giving both, such as the built-in data) gets the same source options, so its CTs are
     those of the patients whose radiographs were loaded."""
@@ -140,4 +143,4 @@ def volumes_from_cli(volumes, volumes_dir, data=None, seed=0, source_options=(),
     from synthaug.pipeline.load import binary_volumes, load_volumes
 
     extra = parse_key_values(source_options, "--source-option") if volumes == data else {}
-    return binary_volumes(load_volumes(volumes, volumes_dir, seed=seed, **extra), binary)
+    return binary_volumes(load_volumes(volumes, volumes_dir, seed=data_seed, **extra), binary)

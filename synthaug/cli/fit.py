@@ -23,7 +23,8 @@ from synthaug.cli.common import (
 @click.option("--synth", "synth", required=True, help="Synthesizer to train (see `synthaug plugins`).")
 @data_options
 @test_split_options  # as `balance` holds them out: the test images never reach fit
-@click.option("--seed", type=int, default=0, show_default=True, help="Split seed (use the same one with balance).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The run's seed: the test split (use the same one with balance), the synthesizer's initial "
+                   "weights and draws.")
 @click.option("--strategy", default="auto", show_default=True, help="Which classes need synthesizing (as in balance).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (synthesizer option; pix2pix: 100).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (synthesizer option; pix2pix: 1).")
@@ -47,8 +48,8 @@ def fit_command(synth, test_per_class, test_fraction, seed, strategy, epochs, ba
     options = parse_key_values(synth_options, "--synth-option")
     named = {"epochs": epochs, "batch_size": batch_size, "pairing": pairing, "source_class": source_class}
     options.update({k: v for k, v in named.items() if v is not None})
-    images, source = load_from_cli(seed=seed, **data)
-    volumes = volumes_from_cli(seed=seed, **data)
+    images, source = load_from_cli(**data)
+    volumes = volumes_from_cli(**data)
     fitted = fit_synthesizer(images, synth, out, seed=seed, synth_options=options, volumes=volumes,
                              strategy=parse_strategy(strategy), work_dir=work_dir, source=source, device=device,
                              **split)

@@ -26,7 +26,7 @@ def describe_source(data: str, **options) -> dict:
 
         # The source's own options (e.g. ctsim's preset/scale) describe the volumes too.
         extra = parse_key_values(options.get("source_options", ()), "--source-option")
-        vols = binary_volumes(load_volumes(data, options.get("data_dir"), seed=options.get("seed", 0), **extra),
+        vols = binary_volumes(load_volumes(data, options.get("data_dir"), seed=options.get("data_seed", 0), **extra),
                               options.get("binary"))
         info["volumes"] = {"classes": vols.counts(), "count": len(vols)}
     return info

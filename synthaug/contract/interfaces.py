@@ -15,10 +15,11 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 
 from synthaug.contract.config import config_dict, make_config
+from synthaug.contract.run import RunContext
 from synthaug.contract.types import Geometry, ImageSet, SourceOptions, Volume, VolumeSet, WeightsReport
 from synthaug.errors import SynthaugError
 
-__all__ = ["Configurable", "Synthesizer", "Projector", "Classifier", "DatasetSource",
+__all__ = ["Configurable", "Synthesizer", "Projector", "Classifier", "DatasetSource", "RunContext", "DEFAULT_RUN",
            # re-exported: the old ``synthaug.interfaces`` held these too
            "Geometry", "SourceOptions", "WeightsReport", "make_config", "config_dict"]
 
@@ -44,6 +45,10 @@ class Configurable:
 #: Images a synthesizer makes (or the core reads) at a time when it streams: the chunks of
 #: ``Synthesizer.generate_chunks``, and the unit ``balance`` shares out among processes under torchrun.
 CHUNK_IMAGES = 256
+
+#: The context of a call that names none (a script calling ``fit`` directly): seed 0, device ``auto``,
+#: no work directory, one process.
+DEFAULT_RUN = RunContext()
 
 
 def chunk_rows(n: int, size: int = CHUNK_IMAGES):
@@ -101,36 +106,23 @@ class Synthesizer(Configurable, ABC):
     splits_generation: ClassVar[bool] = False
     #: A synthesizer that trains a classifier of its own (xpgan's C, jointly with G and D) names the
     #: subdirectory of its saved checkpoint holding that classifier as a training run (the layout
-    #: ``synthaug.pipeline.runs.write_run`` writes); an experiment arm with ``measure = "joint"``
+    #: of a training run, docs/training.md); an experiment arm with ``measure = "joint"``
     #: evaluates it there. ``None``: no classifier of its own.
     classifier_run: ClassVar[str | None] = None
-    #: Set by the core before ``fit``: the one directory where ``fit`` may keep resumable state (per-epoch
-    #: checkpoints) and progress samples. It survives an interrupted fit, so a rerun resumes; ``None``: keep
-    #: nothing. ``save`` copies what the checkpoint should keep (e.g. sample grids) out of it.
-    work_dir: Path | None = None
-    #: Set by the core before ``check``/``fit``/``generate`` (beside ``work_dir``): the run's device,
-    #: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` (``--device``). A plugin that uses
-    #: torch reads it in one place, ``synthaug.kit.device.resolve_device(self.device)``, and puts its
-    #: networks and batches there. ``--synth-option device=...`` (an option of acgan and xpgan before the
-    #: core owned the device) still sets it when the run gives no ``--device``.
-    device: str = "auto"
     #: What a trainable synthesizer's ``fit`` estimated and measured of its peak memory (the record of
     #: ``synthaug.kit.memory.check_memory``, completed by ``finish_record``): ``save`` writes it,
     #: ``describe`` gives the estimate. None: not trained here.
     memory: dict[str, Any] | None = None
 
-    def __init__(self, config: Any = None, **options: Any):
-        if "device" in options and not _has_field(self.Config, "device"):
-            self.device = str(options.pop("device"))  # the old option spelling of the core's device
-        super().__init__(config, **options)
-
-    def check(self, train: ImageSet, deficits: dict[str, int], volumes: VolumeSet | None = None) -> None:
+    def check(self, train: ImageSet, deficits: dict[str, int], volumes: VolumeSet | None = None, *,
+              run: RunContext = DEFAULT_RUN) -> None:
         """Validate inputs before any training (default: volumes present when needed)."""
         if self.needs_volumes and (volumes is None or len(volumes) == 0):
             raise SynthaugError(f"synthesizer {self.name!r} needs labeled CT volumes; pass --volumes SOURCE")
 
-    def fit(self, train: ImageSet, volumes: VolumeSet | None = None) -> None:
-        """Learn from the training split (default: nothing to learn)."""
+    def fit(self, train: ImageSet, volumes: VolumeSet | None = None, *, run: RunContext = DEFAULT_RUN) -> None:
+        """Learn from the training split (default: nothing to learn). ``run``: the seed, device, work
+        directory and torchrun world of this run (:class:`~synthaug.RunContext`)."""
 
     def sources_per_class(self, train: ImageSet, volumes: VolumeSet | None = None) -> dict[str, int]:
         """How many sources ``generate`` draws from per class of ``train``: the size of strategy
@@ -140,11 +132,12 @@ class Synthesizer(Configurable, ABC):
 
     @abstractmethod
     def generate(self, train: ImageSet, target: str, n: int, *, seed: int,
-                 volumes: VolumeSet | None = None) -> ImageSet:
-        """Exactly ``n`` new images of class ``target`` (same shape and classes as ``train``)."""
+                 volumes: VolumeSet | None = None, run: RunContext = DEFAULT_RUN) -> ImageSet:
+        """Exactly ``n`` new images of class ``target`` (same shape and classes as ``train``). ``seed``:
+        this class's generation seed (derived from ``run.seed`` by the core); ``run``: where to run."""
 
     def generate_chunks(self, train: ImageSet, target: str, n: int, *, seed: int,
-                        volumes: VolumeSet | None = None) -> Iterator[ImageSet]:
+                        volumes: VolumeSet | None = None, run: RunContext = DEFAULT_RUN) -> Iterator[ImageSet]:
         """The same ``n`` images as :meth:`generate`, as consecutive ImageSets of a few hundred images
         (``source_index`` still indexes ``train``): what ``balance`` calls, writing each chunk to the
         store before asking for the next, so memory holds one chunk. Default: one chunk,
@@ -152,13 +145,13 @@ class Synthesizer(Configurable, ABC):
         or sets ``splits_generation`` and implements :meth:`generate_part`, in which case this is the
         parts of :func:`chunk_rows` ``(n)`` in order."""
         if not self.splits_generation:
-            yield self.generate(train, target, n, seed=seed, volumes=volumes)
+            yield self.generate(train, target, n, seed=seed, volumes=volumes, run=run)
             return
         for rows in list(chunk_rows(n)) or [slice(0, 0)]:  # n = 0: one empty part
-            yield self.generate_part(train, target, n, seed=seed, rows=rows, volumes=volumes)
+            yield self.generate_part(train, target, n, seed=seed, rows=rows, volumes=volumes, run=run)
 
     def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
-                      volumes: VolumeSet | None = None) -> ImageSet:
+                      volumes: VolumeSet | None = None, run: RunContext = DEFAULT_RUN) -> ImageSet:
         """Images ``rows`` (a slice of ``range(n)``, :func:`chunk_rows`' chunks) of the ``n`` images of
         ``target`` for ``seed``: the same images whichever other chunks are made, in this process or
         another. Only called when ``splits_generation`` is True."""
@@ -195,6 +188,23 @@ class Synthesizer(Configurable, ABC):
         return info
 
 
+#: The methods of a synthesizer that the core calls with ``run=``.
+RUN_METHODS = ("check", "fit", "generate", "generate_part", "generate_chunks")
+
+
+def check_run_keyword(synth: Synthesizer) -> None:
+    """Refuse, in one line, a synthesizer whose own ``check``/``fit``/``generate``/``generate_part``/
+    ``generate_chunks`` takes no ``run`` keyword (the core passes the run context to each)."""
+    import inspect
+
+    for method in RUN_METHODS:
+        params = inspect.signature(getattr(synth, method)).parameters
+        if "run" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise SynthaugError(f"synthesizer {synth.name!r}: {method}() takes no run= keyword; the core hands the "
+                                f"run context to it (def {method}(..., run=DEFAULT_RUN): docs/plugins.md, The run "
+                                f"context)")
+
+
 def check_channels(synth: Synthesizer, train: ImageSet) -> None:
     """Refuse, in one line naming the synthesizer, a training split whose channel count it does not
     take (``Synthesizer.accepted_channels``): called before ``check`` and any training."""
@@ -213,11 +223,17 @@ def _has_field(config_cls: type | None, name: str) -> bool:
     return config_cls is not None and name in getattr(config_cls, "__dataclass_fields__", {})
 
 
+#: Options the core owns now (the run context) that checkpoints written before it may still hold.
+CORE_OWNED = ("device", "seed", "work_dir")
+
+
 def saved_options(cls: type, config: dict[str, Any]) -> dict[str, Any]:
-    """A saved checkpoint's config as options for ``cls``: without ``device``, where the class has no such
-    option (checkpoints written when acgan and xpgan had one): where a checkpoint was trained says
-    nothing about where it runs now; the core sets ``device``."""
-    return {k: v for k, v in config.items() if k != "device" or _has_field(getattr(cls, "Config", None), "device")}
+    """A saved checkpoint's config as options for ``cls``, without the run's own settings (``device``,
+    ``seed``, ``work_dir``) where the class has no such option: checkpoints written when they were
+    plugin options. Where and with which seed a checkpoint was trained says nothing about the run that
+    uses it; the run context does."""
+    config_cls = getattr(cls, "Config", None)
+    return {k: v for k, v in config.items() if k not in CORE_OWNED or _has_field(config_cls, k)}
 
 
 class Projector(Configurable, ABC):

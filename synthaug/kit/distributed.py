@@ -189,6 +189,16 @@ def world(device_type: str = "cpu") -> World:
     return World(rank, size, local_rank, started)
 
 
+def world_of(run) -> World:
+    """The world of a run context (:class:`synthaug.RunContext`): its process group joined (NCCL when the
+    run is on CUDA, gloo on the CPU); a world of one for a run of one process."""
+    if run.world_size <= 1:
+        return World()
+    from synthaug.kit.device import resolve_device
+
+    return world(resolve_device(run.device).type)
+
+
 def finish() -> None:
     """Leave the process group if this process joined one (the end of a command under torchrun)."""
     if processes() > 1:

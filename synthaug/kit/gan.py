@@ -1,11 +1,40 @@
-"""Helpers the GAN synthesizers share (pix2pix, acgan): the tanh range, DCGAN initialisation, fused
-Adam and a hash of a network's weights. torch is imported by the functions, not by this module."""
+"""Helpers the GAN synthesizers share (pix2pix, acgan): the adversarial step's skeleton, the tanh
+range, DCGAN initialisation, fused Adam and a hash of a network's weights. torch is imported by the
+functions, not by this module."""
 
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
+
+
+def adversarial_step(generator, discriminator, g_opt, d_opt, fake, d_losses, g_losses, grad_sync=None) -> dict:
+    """One D update, then one G update: the skeleton every GAN step here shares.
+
+    ``fake``: G's output for this batch (computed by the caller, under its autocast). ``d_losses(fake)``
+    gets it detached and returns ``(D's loss, {name: value})``; ``g_losses(fake)`` returns G's. D's
+    weights are frozen during G's update (the gradients flow through D, not into it: that work is
+    skipped). ``grad_sync(module)``: called after each backward, before the optimiser steps (under
+    torchrun the average of the gradients over the processes, :meth:`Training.grad_sync`). Returns
+    every loss as a float.
+    """
+    d_opt.zero_grad(set_to_none=True)
+    d_loss, logs = d_losses(fake.detach())
+    d_loss.backward()
+    if grad_sync is not None:
+        grad_sync(discriminator)
+    d_opt.step()
+
+    discriminator.requires_grad_(False)
+    g_opt.zero_grad(set_to_none=True)
+    g_loss, g_logs = g_losses(fake)
+    g_loss.backward()
+    if grad_sync is not None:
+        grad_sync(generator)
+    g_opt.step()
+    discriminator.requires_grad_(True)
+    return {k: float(v.detach()) if hasattr(v, "detach") else float(v) for k, v in {**logs, **g_logs}.items()}
 
 
 def to_tanh_range(images: np.ndarray):

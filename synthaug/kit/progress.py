@@ -47,9 +47,10 @@ class _Bar:
 
 
 @contextmanager
-def bar(description: str, total: int | None) -> Iterator[_Bar | _Silent]:
-    """A progress bar as a context manager: ``with bar("fit", 100) as b: b.update(loss=0.1)``."""
-    if _quiet:
+def bar(description: str, total: int | None, *, shown: bool = True) -> Iterator[_Bar | _Silent]:
+    """A progress bar as a context manager: ``with bar("fit", 100) as b: b.update(loss=0.1)``.
+    ``shown=False`` (a run context's ``progress``) or quiet: nothing is shown."""
+    if _quiet or not shown:
         yield _Silent()
         return
     from rich.console import Console

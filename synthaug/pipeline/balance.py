@@ -36,16 +36,17 @@ sees the training split.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from synthaug.contract.interfaces import Synthesizer, check_channels, chunk_rows
+from synthaug.contract.interfaces import DEFAULT_RUN, Synthesizer, check_channels, check_run_keyword, chunk_rows
+from synthaug.contract.run import RunContext
 from synthaug.contract.types import BIT_DEPTHS, REAL, ImageSet, VolumeSet, on_grid
 from synthaug.errors import SynthaugError
-from synthaug.kit import memory
+from synthaug.kit import memory, progress
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport, split_test
 from synthaug.registry import get_registry
 
@@ -162,22 +163,23 @@ def class_seed(seed: int, class_index: int) -> int:
     return int(np.random.SeedSequence([seed, class_index]).generate_state(1)[0])
 
 
-def resolve_synthesizer(synthesizer: str | Synthesizer, options: Mapping[str, Any] | None = None, *,
-                        seed: int | None = None) -> Synthesizer:
-    """The synthesizer object for a name (or the object itself).
+def resolve_synthesizer(synthesizer: str | Synthesizer, options: Mapping[str, Any] | None = None) -> Synthesizer:
+    """The synthesizer object for a name (built from ``options``), or the object itself. The run's seed,
+    device and work directory are not options: they reach ``check``/``fit``/``generate`` as ``run``."""
+    synth = synthesizer if isinstance(synthesizer, Synthesizer) else \
+        get_registry().entry("synthesizer", synthesizer).resolve()(**dict(options or {}))
+    check_run_keyword(synth)
+    return synth
 
-    ``seed``: the run's seed reaches a synthesizer whose Config has a ``seed`` field unless the options
-    set one, so two ``balance --seed`` values train two different generators.
-    """
-    if isinstance(synthesizer, Synthesizer):
-        return synthesizer
-    cls = get_registry().entry("synthesizer", synthesizer).resolve()
-    options = dict(options or {})
-    config_cls = getattr(cls, "Config", None)
-    if seed is not None and "seed" not in options and config_cls is not None and \
-            "seed" in {f.name for f in fields(config_cls)}:
-        options["seed"] = int(seed)
-    return cls(**options)
+
+def run_context(run: RunContext | None = None, *, seed: int = 0, device: str | None = None,
+                work_dir: str | Path | None = None) -> RunContext:
+    """``run`` itself, or the context of a call that gave its parts as arguments (the Python API's
+    ``seed``/``device``/``work_dir``), with this process's torchrun world and the progress setting."""
+    if run is not None:
+        return run
+    return RunContext.from_environment(seed=seed, device=device or "auto", work_dir=work_dir,
+                                       progress=not progress.is_quiet())
 
 
 def volumes_for_training(volumes: VolumeSet | None, test: ImageSet) -> tuple[VolumeSet | None, np.ndarray]:
@@ -210,11 +212,13 @@ class BalancePlan:
 
 
 def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
-         test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0, volumes: VolumeSet | None = None,
+         test_per_class: int = DEFAULT_TEST_PER_CLASS, run: RunContext = DEFAULT_RUN, volumes: VolumeSet | None = None,
          test_fraction: float | None = None) -> BalancePlan:
-    """Split off the real test set (``test_per_class`` per class, or ``test_fraction`` of each class),
-    trim and count the deficits, and let the synthesizer check its inputs if it is to make any.
-    ``synth=None`` plans a store without synthetic images (a strategy that adds some is refused)."""
+    """Split off the real test set (``test_per_class`` per class, or ``test_fraction`` of each class,
+    drawn from ``run.seed``), trim and count the deficits, and let the synthesizer check its inputs if it
+    is to make any. ``synth=None`` plans a store without synthetic images (a strategy that adds some is
+    refused)."""
+    seed = run.seed
     train, test, report = split_test(data, test_per_class, seed, fraction=test_fraction)
     n_volumes = 0 if volumes is None else len(volumes)
     kept, index = volumes_for_training(volumes, test)
@@ -229,7 +233,7 @@ def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[s
         raise SynthaugError(f"strategy {strategy!r} adds images ({deficits}); name a synthesizer to make them")
     if planned.makes_images:
         check_channels(synth, train)  # the declared channel counts first: one line, before any work
-        synth.check(train, deficits, kept)
+        synth.check(train, deficits, kept, run=run)
     return planned
 
 
@@ -273,6 +277,8 @@ class Generated:
     volumes: VolumeSet | None
     volume_index: np.ndarray
     bit_depth: int | None = None
+    #: The run's context, handed to every ``generate`` call.
+    run: RunContext = DEFAULT_RUN
     #: Under torchrun (a ``synthaug.kit.distributed.World`` of several processes): every process reads
     #: ``chunks()`` in step; a synthesizer that ``splits_generation`` makes its chunks round-robin across
     #: them and rank 0 receives them in order, one that does not is run by rank 0 alone. Only rank 0's
@@ -285,7 +291,7 @@ class Generated:
     def _made(self):
         """The synthesizer's chunks, in order: made here, or shared out among the processes."""
         synth, world = self.synth, self.world
-        args = dict(seed=self.seed, volumes=self.volumes)
+        args = dict(seed=self.seed, volumes=self.volumes, run=self.run)
         if world is None or not world.distributed:
             yield from synth.generate_chunks(self.train, self.target, self.n, **args)
         elif synth.splits_generation:
@@ -348,15 +354,15 @@ class BalancedSplit:
         return ImageSet.concat([real.in_memory(), *chunks])
 
 
-def generate(synth: Synthesizer | None, planned: BalancePlan, seed: int,
+def generate(synth: Synthesizer | None, planned: BalancePlan, run: RunContext,
              train: ImageSet | None = None) -> BalancedSplit:
     """The training split with every deficit to be filled by ``synth`` (already fitted; unused, and may
     be ``None``, when the plan makes nothing). ``train``: the split as the synthesizer takes it
     (:func:`data_for`; default the plan's). Nothing is made until the parts are read."""
     train = planned.train if train is None else train
     depth = planned.train.meta.get("bit_depth")
-    made = [Generated(synth, train, name, n, class_seed(seed, train.class_index(name)), planned.volumes,
-                      planned.volume_index, depth)
+    made = [Generated(synth, train, name, n, class_seed(run.seed, train.class_index(name)), planned.volumes,
+                      planned.volume_index, depth, run)
             for name, n in planned.deficits.items() if n > 0]
     return BalancedSplit([train, *made], train.class_names, train.image_shape, depth)
 
@@ -387,31 +393,30 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             fitted: bool = False, work_dir: str | Path | None = None,
             source: Mapping[str, Any] | None = None, test_fraction: float | None = None,
-            device: str | None = None) -> BalanceResult:
+            device: str | None = None, run: RunContext | None = None) -> BalanceResult:
     """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's real
     images, which then replaces ``test_per_class``) and fill the training split's deficits.
-    ``device``: the synthesizer's ``device`` (None: its own, ``auto`` unless an option set it).
+    ``seed``, ``device`` (None: ``auto``) and ``work_dir`` make the run context the synthesizer is handed
+    (:func:`run_context`); ``run`` gives one ready instead.
 
     ``fitted=True``: the synthesizer object given is already trained (a loaded checkpoint); it is not
     fitted again. ``work_dir``: where a trainable synthesizer keeps resumable state during ``fit``.
     A plan with no deficits fits nothing; ``synthesizer=None`` is allowed for one (``strategy="none"``).
     Nothing is written here; :func:`synthaug.balance` with ``out=`` writes the store.
     """
-    synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options, seed=seed)
-    if synth is not None and device is not None:
-        synth.device = device  # before check, fit and generate
-    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
+    run = run_context(run, seed=seed, device=device, work_dir=work_dir)
+    synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options)
+    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, run=run, volumes=volumes,
                    test_fraction=test_fraction)
     view = data_for(synth, planned.train) if planned.makes_images else planned.train
     if planned.makes_images and not fitted:
-        synth.work_dir = Path(work_dir) if work_dir is not None else None
-        synth.fit(view, planned.volumes)
-    balanced = generate(synth, planned, seed, view)
+        synth.fit(view, planned.volumes, run=run)
+    balanced = generate(synth, planned, run, view)
     config = {
         "command": "balance",
         "synthesizer": synth.describe() if planned.makes_images else None,  # None: nothing was generated
         "strategy": strategy if isinstance(strategy, str) else dict(strategy),
-        "seed": seed,
+        "seed": run.seed,
         "test_per_class": test_per_class if test_fraction is None else None,
         "test_fraction": test_fraction,
         "deficits": planned.deficits,

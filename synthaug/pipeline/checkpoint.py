@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from synthaug.contract.interfaces import Synthesizer, check_channels
+from synthaug.contract.run import RunContext
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
-from synthaug.kit.device import resolve_device
 from synthaug.kit.files import atomic_dir, write_json
 from synthaug.kit.state import keeps_state
-from synthaug.pipeline.balance import data_for, plan, resolve_synthesizer
+from synthaug.pipeline.balance import data_for, plan, resolve_synthesizer, run_context
 from synthaug.pipeline.split import DEFAULT_TEST_PER_CLASS, SplitReport
 from synthaug.registry import get_registry
 
@@ -63,35 +63,35 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
                     synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
                     strategy: str | Mapping[str, int] = "auto", work_dir: str | Path | None = None,
                     source: Mapping[str, Any] | None = None, test_fraction: float | None = None,
-                    device: str | None = None) -> Synthesizer:
+                    device: str | None = None, run: RunContext | None = None) -> Synthesizer:
     """Train a synthesizer alone on the training split (test held out exactly as ``balance`` does) and
     save it to ``out_dir``, for ``balance(..., synth_checkpoint=out_dir)``. ``test_fraction`` replaces
-    ``test_per_class`` as in ``balance``. ``device``: the synthesizer's ``device`` (None: its own).
+    ``test_per_class`` as in ``balance``. ``seed``, ``device`` (None: ``auto``) and ``work_dir`` make the
+    run context (``run`` gives one ready; its ``work_dir`` is then used as given).
 
     ``work_dir`` (default ``OUT.work``) keeps per-epoch state: an interrupted fit run again resumes from
     it. The default one is removed once ``out_dir`` is complete; one given explicitly is kept.
     """
-    synth = resolve_synthesizer(synthesizer, synth_options, seed=seed)
-    if device is not None:
-        synth.device = device  # before check and fit
+    made_here = run is None and work_dir is None  # the default OUT.work: removed once OUT is complete
+    run = run_context(run, seed=seed, device=device,
+                      work_dir=Path(work_dir) if work_dir is not None else default_work_dir(out_dir))
+    synth = resolve_synthesizer(synthesizer, synth_options)
     if not synth.trainable:
         raise SynthaugError(f"synthesizer {synth.name!r} learns nothing to save (it is not trainable); "
                             f"use it directly: synthaug balance --synth {synth.name}")
-    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, seed=seed, volumes=volumes,
+    planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, run=run, volumes=volumes,
                    test_fraction=test_fraction)
     if not planned.makes_images:  # plan skips the checks when balance would not use the synthesizer; a fit does
         check_channels(synth, planned.train)
-        synth.check(planned.train, planned.deficits, planned.volumes)
-    work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
-    synth.work_dir = work
+        synth.check(planned.train, planned.deficits, planned.volumes, run=run)
     # Under torchrun every process fits (the synthesizer shares out each batch); rank 0 alone saves.
-    world = distributed.world(resolve_device(synth.device).type) if distributed.processes() > 1 else None
+    world = distributed.world_of(run) if run.distributed else None
     if world is not None and not world.main:
-        synth.fit(data_for(synth, planned.train), planned.volumes)
+        synth.fit(data_for(synth, planned.train), planned.volumes, run=run)
         world.barrier()  # rank 0 has saved
         return synth
     with atomic_dir(out_dir) as tmp:
-        synth.fit(data_for(synth, planned.train), planned.volumes)
+        synth.fit(data_for(synth, planned.train), planned.volumes, run=run)
         synth.save(tmp)
         write_json(tmp / SPLIT_FILE, split_fingerprint(planned.test, planned.split))
         if source is not None:
@@ -100,8 +100,8 @@ def fit_synthesizer(data: ImageSet, synthesizer: str | Synthesizer, out_dir: str
         measures = measure(data_for(synth, planned.test)) if measure is not None else None  # held-out real test images
         if measures:
             write_json(tmp / "measures.json", measures)
-    if work_dir is None:
-        shutil.rmtree(work, ignore_errors=True)
+    if made_here:
+        shutil.rmtree(run.work_dir, ignore_errors=True)
     if world is not None:
         world.barrier()
     return synth

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug import ImageSet, SynthaugError, Synthesizer
+from synthaug import DEFAULT_RUN, ImageSet, SynthaugError, Synthesizer
 
 
 @dataclass
@@ -26,15 +26,15 @@ class Mixup(Synthesizer):
     accepted_channels = None  # any channel count
     reads_lazily = True  # reads only the two sources of each new image (train.images[idx])
 
-    def check(self, train, deficits, volumes=None):
-        super().check(train, deficits, volumes)
+    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
+        super().check(train, deficits, volumes, run=run)
         real = train.counts(synthetic=False)
         for target, n in deficits.items():
             if n > 0 and real[target] < 2:
                 raise SynthaugError(f"synthesizer 'mixup' blends two real {target!r} images; the training split "
                                     f"has {real[target]}")
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
         rng = np.random.default_rng(seed)
         own = np.flatnonzero((train.labels == train.class_index(target)) & (train.synth == "real"))
         if len(own) < 2:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthaug import ImageSet, Synthesizer
+from synthaug import DEFAULT_RUN, ImageSet, Synthesizer
 
 
 @dataclass
@@ -16,7 +16,7 @@ class Noise(Synthesizer):
     name = "noise"
     Config = NoiseConfig
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
         rng = np.random.default_rng(seed)
         own = np.flatnonzero(train.labels == train.class_index(target))
         idx = rng.choice(own, size=n, replace=True)
