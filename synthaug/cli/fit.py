@@ -23,7 +23,8 @@ from synthaug.cli.common import (
 @click.option("--synth", "synth", required=True, help="Synthesizer to train (see `synthaug plugins`).")
 @data_options
 @test_split_options  # as `balance` holds them out: the test images never reach fit
-@click.option("--seed", type=int, default=0, show_default=True, help="The run's seed: the test split (use the same one with balance), the synthesizer's initial "
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The run's seed: the test split (use the same one with balance), the synthesizer's initial "
                    "weights and draws.")
 @click.option("--strategy", default="auto", show_default=True, help="Which classes need synthesizing (as in balance).")
 @click.option("--epochs", type=int, default=None, help="Training epochs (synthesizer option; pix2pix: 100).")

@@ -51,7 +51,7 @@ from synthaug.kit import distributed, progress
 from synthaug.kit.device import resolve_device
 from synthaug.kit.files import save_torch_file
 from synthaug.kit.gan import weights_hash
-from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record
+from synthaug.kit.memory import TrainingEstimate, check_memory, finish_record, parameter_bytes
 from synthaug.kit.runs import load_checkpoint, save_checkpoint
 
 __all__ = ["Training", "TrainableSynthesizer", "Estimate", "DEFAULT_RUN", "RunContext"]
@@ -120,6 +120,8 @@ class TrainableSynthesizer(Synthesizer):
         self.hashes: dict[str, str] = {}  # sha256 of each module of weights(), by name
         self.image_shape: tuple[int, int, int] | None = None
         self.class_names: tuple[str, ...] | None = None
+        #: per epoch: its mean losses over the steps and processes ("part" added for a fit of several parts)
+        self.history: list[dict[str, Any]] = []
         self._work_dir: Path | None = None  # the fit's run.work_dir: save() copies its samples
         self._memory_checked: tuple | None = None  # (what was estimated, the record)
 
@@ -145,13 +147,37 @@ class TrainableSynthesizer(Synthesizer):
         """Take the modules ``load`` read (default: keep them as ``self.modules``)."""
         self.modules = modules
 
+    def generate(self, train, target: str, n: int, *, seed: int, volumes=None, run: RunContext = DEFAULT_RUN):
+        """The chunks of ``generate_chunks`` joined: a plugin that ``splits_generation`` writes only
+        ``generate_part``."""
+        from synthaug.contract.types import ImageSet
+
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
+
     # ---- optional hooks ----------------------------------------------------------------------------
     def check_inputs(self, train, deficits: dict[str, int], volumes=None) -> None:
         """Refuse what would fail later, before any training (default: nothing more)."""
 
     def estimate(self, train, volumes, run: RunContext) -> Estimate | None:
-        """The training peak, for the memory guard (None: no guard)."""
-        return None
+        """The training peak, for the memory guard (None: no guard). The default counts the weights of
+        ``start``'s modules, built on torch's ``meta`` device (nothing allocated), with their gradients and
+        Adam state, and the training split's images in float32; it does not count activations: override
+        it to add them (``kit.memory.saved_bytes`` of one step's forwards at the batch size). A ``start``
+        that cannot run on the meta device leaves the fit unguarded (None)."""
+        import torch
+
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                modules = self.start(train, volumes, run, self.parts(train, volumes)[0]).modules
+        except Exception:  # noqa: BLE001 (a start() doing real work: no default estimate)
+            return None
+        batch = getattr(self.config, self.batch_option, None) if self.batch_option else None
+        memory = TrainingEstimate(f"{self.name}" + (f" (batch {batch})" if batch else ""),
+                                  str(resolve_device(run.device)), parameter_bytes(*modules.values()), 0,
+                                  len(train) * int(np.prod(train.image_shape)) * 4)
+        advice = f"use a smaller --synth-option {self.batch_option} (now {batch}) or a smaller --size" if batch \
+            else "use a smaller --size"
+        return Estimate(memory, advice)
 
     def parts(self, train, volumes=None) -> tuple[str, ...]:
         """Independent fits, each with a state file of its own (pix2pix: one per target class)."""
@@ -179,6 +205,7 @@ class TrainableSynthesizer(Synthesizer):
             self._check_fitted_data(train)
             return  # fitted: generates on the run's device, wherever it was trained
         resolve_device(run.device)  # training on cuda without CUDA: refused before it starts
+        self.image_shape, self.class_names = tuple(train.image_shape), tuple(train.class_names)  # start() builds for it
         for part in self.parts(train, volumes):
             self._read_state(train, volumes, run, part)
         self._check_memory(train, volumes, run)
@@ -211,8 +238,10 @@ class TrainableSynthesizer(Synthesizer):
         world = distributed.world_of(run)
         self.seed, self._work_dir = run.seed, run.work_dir
         self.image_shape, self.class_names = tuple(train.image_shape), tuple(train.class_names)
+        self.history = []
         for part in self.parts(train, volumes):
             training = self._train(train, volumes, run, world, part)
+            self.history += [{**h, "part": part} if part else h for h in training.history]
             self.finish(training)
         self.hashes = {name: weights_hash(module) for name, module in self.weights().items()}
         self.memory = finish_record(record)
@@ -338,7 +367,7 @@ class TrainableSynthesizer(Synthesizer):
             shutil.copytree(work / "samples", directory / "samples", dirs_exist_ok=True)
         info = json.loads((directory / "synthesizer.json").read_text())
         info.update(seed=self.seed, weights=self.hashes, image_shape=list(self.image_shape or ()),
-                    class_names=list(self.class_names or ()), **self.checkpoint_info())
+                    class_names=list(self.class_names or ()), history=self.history, **self.checkpoint_info())
         (directory / "synthesizer.json").write_text(json.dumps(info, indent=2))
 
     @classmethod
@@ -353,7 +382,7 @@ class TrainableSynthesizer(Synthesizer):
         if not info.get("weights"):
             raise SynthaugError(f"{directory}: {cls.name} checkpoint holds no fitted network")
         synth = cls(**saved_options(cls, info.get("config", {})))
-        synth.memory, synth.seed = info.get("memory"), info.get("seed")
+        synth.memory, synth.seed, synth.history = info.get("memory"), info.get("seed"), list(info.get("history", []))
         synth.image_shape = tuple(info["image_shape"]) if info.get("image_shape") else None
         synth.class_names = tuple(info["class_names"]) if info.get("class_names") else None
         synth.restore_info(info)
