@@ -94,9 +94,10 @@ def report_command(directory) -> None:
 
 def _print_summary(directory) -> None:
     import json
-    from pathlib import Path
 
-    comparisons = json.loads((Path(directory) / "comparisons.json").read_text())
-    for c in comparisons:
+    from synthaug.experiments.layout import Layout
+
+    layout = Layout(directory)
+    for c in json.loads(layout.comparisons_json.read_text()):
         click.echo(c["sentence"])
-    click.echo(f"report: {Path(directory) / 'report.md'}")
+    click.echo(f"report: {layout.report_md}")

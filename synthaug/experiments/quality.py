@@ -1,7 +1,7 @@
 """The experiment report's section on the synthetic images themselves: ``synthaug quality`` of each
-synthesizing arm's store (written by the runner to ``quality/<arm>-seed<S>/``), beside the arm's
-downstream result, so that a synthesizer's classifier score can be read with how real, how varied and
-how copied its images are."""
+synthesizing arm's store (written by the runner where :meth:`~synthaug.experiments.layout.Layout.quality_dir`
+says), beside the arm's downstream result, so that a synthesizer's classifier score can be read with
+how real, how varied and how copied its images are."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from synthaug.assess.figures import slug
+from synthaug.experiments.layout import Layout
 
 #: Classes a synthesizer added fewer images to are left out of the section (a top-up by one image).
 MIN_SHOWN = 4
@@ -20,11 +21,11 @@ COLUMNS = ("FID∞ ± se", "KID", "precision", "recall", "coverage", "two-sample
 
 def quality_tables(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """``(arm store key, seed) -> quality.json`` of every measured store of experiment ``out``."""
+    layout = Layout(out)
     found = {}
-    for path in sorted((out / "quality").glob("*-seed*/quality.json")):
-        key, _, seed = path.parent.name.rpartition("-seed")
+    for key, seed in layout.quality_measured():
         try:
-            found[(key, int(seed))] = json.loads(path.read_text())
+            found[(key, seed)] = json.loads(layout.quality_json(key, seed).read_text())
         except (ValueError, OSError):
             continue  # unreadable: the section says nothing of it rather than fail the report
     return found
@@ -49,6 +50,7 @@ def quality_section(out: Path, labels: dict[str, str], headline: str,
     """Markdown lines: per seed measured, a table of every arm's synthetic images per class, the real
     training images as the reference row, and each arm's nearest-pair sheet. ``labels``: arm store key
     -> label; ``downstream(key)``: the arm's headline result as text."""
+    layout = Layout(out)
     tables = quality_tables(out)
     if not tables:
         return []
@@ -75,8 +77,8 @@ def quality_section(out: Path, labels: dict[str, str], headline: str,
                 measured.add(row["class"])
                 lines.append(f"| {escape(labels.get(key, key))} | {downstream(key)} | {escape(row['class'])} | "
                              f"{row['n']} | " + " | ".join(_cells(row)) + " |")
-            directory = out / "quality" / f"{key}-seed{seed}" / "figures"
-            sheets += [(key, p.relative_to(out)) for p in sorted(directory.glob("nearest-*.png"))
+            directory = layout.quality_figures(key, seed)
+            sheets += [(key, layout.link(p)) for p in sorted(directory.glob("nearest-*.png"))
                        if any(p.stem.endswith(f"-{slug(c)}") for c in measured)]
         for class_name, row in references.items():
             if class_name not in measured:
@@ -86,7 +88,7 @@ def quality_section(out: Path, labels: dict[str, str], headline: str,
         lines.append("")
         for key, path in sheets:
             name = escape(labels.get(key, key))
-            lines += [f"Closest synthetic–training pairs, {name}: ![nearest pairs]({path.as_posix()})", ""]
+            lines += [f"Closest synthetic–training pairs, {name}: ![nearest pairs]({path})", ""]
     return lines
 
 

@@ -27,12 +27,10 @@ import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.experiments import stats
-from synthaug.experiments.spec import EXPERIMENT_FILE, JOINT, Arm, Cell, ClassifierArm, Spec, grid
+from synthaug.experiments.layout import Layout
+from synthaug.experiments.spec import JOINT, Arm, Cell, ClassifierArm, Spec, grid
 from synthaug.kit.files import atomic_path
 from synthaug.pipeline.metrics import MEASURES, POSITIVE_MEASURES, confusion_measures
-
-RESULTS = "results.csv"
-REPORT = "report.md"
 
 
 def spec_from_dict(values: dict[str, Any]) -> Spec:
@@ -43,9 +41,9 @@ def spec_from_dict(values: dict[str, Any]) -> Spec:
 
 
 def load_experiment(out: str | Path) -> tuple[Spec, dict[str, Any]]:
-    path = Path(out) / EXPERIMENT_FILE
+    path = Layout(out).experiment_json
     if not path.is_file():
-        raise SynthaugError(f"{out}: not an experiment directory (no {EXPERIMENT_FILE}; run `synthaug experiment run`)")
+        raise SynthaugError(f"{out}: not an experiment directory (no {path.name}; run `synthaug experiment run`)")
     try:
         saved = json.loads(path.read_text())
         return spec_from_dict(saved["spec"]), saved
@@ -76,11 +74,12 @@ class Row:
 
 def collect(out: str | Path) -> tuple[Spec, list[Row]]:
     out = Path(out)
+    layout = Layout(out)
     spec, _ = load_experiment(out)
-    not_run = json.loads((out / "not-run.json").read_text()) if (out / "not-run.json").is_file() else {}
+    not_run = json.loads(layout.not_run_json.read_text()) if layout.not_run_json.is_file() else {}
     rows = []
     for cell in grid(spec):
-        done = out / "cells" / cell.key / "cell.json"
+        done = layout.cell_json(cell)
         if not done.is_file():
             reason = not_run.get(cell.key)
             rows.append(Row(cell, "not run" if reason else "not finished",
@@ -450,17 +449,18 @@ def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
     from synthaug.experiments.figures import sample_grid
     from synthaug.pipeline.store import open_store, read_store
 
+    layout = Layout(out)
     figures = {}
     for arm in spec.arms:
-        store = out / "stores" / f"{arm.store_key}-seed0.h5"
+        store = layout.store(arm, 0)
         if arm.synthesizer is None or arm.store_key != arm.key or not store.is_file():
             continue
-        path = out / "figures" / f"samples-{arm.key}.png"
+        path = layout.samples_figure(arm.key)
         dataset = open_store(store, "train")  # only the images drawn are read, not the whole split
         sample_grid(read_store(store, "train", images=False), path, image=lambda i: dataset[i][0].numpy(),
                     title=f"{arm.label}: real and synthetic training images")
         dataset.close()
-        figures[f"samples-{arm.key}"] = f"figures/samples-{arm.key}.png"
+        figures[f"samples-{arm.key}"] = layout.link(path)
     return figures
 
 
@@ -475,27 +475,28 @@ def write_report(out: str | Path, *, clock=None) -> Path:
 
     started = time.perf_counter()
     out = Path(out)
+    layout = Layout(out)
     spec, rows = collect(out)
     _, saved = load_experiment(out)
     done = groups(rows)
     figures: dict[str, str] = {}
     if done:
-        headline_figure(spec, done, out / "figures" / "headline.png")
-        figures["headline"] = "figures/headline.png"
+        headline_figure(spec, done, layout.headline_figure)
+        figures["headline"] = layout.link(layout.headline_figure)
         for (arm_key, clf_key), members in done.items():
-            name = f"{arm_key}--{clf_key}"
-            plot_confusion(sum(r.confusion for r in members), members[0].class_names,
-                           out / "figures" / f"confusion-{name}.png", title=f"{arm_key}, {clf_key}")
-            figures[name] = f"figures/confusion-{name}.png"
+            path = layout.confusion_figure(arm_key, clf_key)
+            plot_confusion(sum(r.confusion for r in members), members[0].class_names, path,
+                           title=f"{arm_key}, {clf_key}")
+            figures[f"{arm_key}--{clf_key}"] = layout.link(path)
         figures.update(sample_grids(spec, out))
     comps = comparisons(spec, rows)
-    with atomic_path(out / RESULTS) as tmp:
+    with atomic_path(layout.results_csv) as tmp:
         tmp.write_text(results_csv(spec, rows))
-    with atomic_path(out / "comparisons.json") as tmp:
+    with atomic_path(layout.comparisons_json) as tmp:
         tmp.write_text(json.dumps(comps, indent=2, default=str))
     if clock is not None:  # only report.md is left to write: the report's stage is all but done
         clock.record("report", time.perf_counter() - started)
         saved = {**saved, "stages": clock.stages, "seconds": clock.stop()}
-    with atomic_path(out / REPORT) as tmp:
+    with atomic_path(layout.report_md) as tmp:
         tmp.write_text(report_markdown(spec, rows, saved, comps, figures, out))
-    return out / REPORT
+    return layout.report_md

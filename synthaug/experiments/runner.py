@@ -1,18 +1,10 @@
 """``synthaug experiment run``: every cell (arm x classifier x seed) of a spec, resumable.
 
-An experiment directory::
-
-    experiment.json              the resolved spec (a rerun must resolve to the same one)
-    fits/<synth>-<hash>-seed<S>/ fitted synthesizers (shared by arms that fit the same one)
-    stores/<arm>-seed<S>.h5      the balanced training split + the real test split of seed S
-    fits/<synth>-<hash>-seed<S>.json  how long fitting took
-    stores/<arm>-seed<S>.json    how long balancing took (fitting not included)
-    cells/<arm>--<clf>--seed<S>/ run/ (a training run: resumable) and cell.json (written last)
-    not-run.json                 cells that could not run, and why (missing weights, volumes)
-    quality/features-seed<S>/    the feature network of `synthaug quality`, trained once per seed
-    quality/<arm>-seed<S>/       `synthaug quality` of each synthesizing arm's store ([quality] seeds)
-    quality/seconds-seed<S>.json how long measuring them took
-    results.csv, report.md, figures/   (synthaug.experiments.report)
+An experiment directory holds the resolved spec (experiment.json), the fitted synthesizers (shared by
+arms that fit the same one), one balanced store per arm and seed (its training split + the real test
+split of seed S), one training run and result per cell, the cells that could not run and why, the
+quality of each synthesizing arm's store, and the report (:mod:`synthaug.experiments.report`); where
+each lives is :class:`~synthaug.experiments.layout.Layout`'s alone.
 
 The seed S fixes the test split (every arm of a seed is measured on the same real test images), the
 synthesizer's seed and the classifier's seed; the data set itself is generated/read once. Every file
@@ -23,12 +15,12 @@ the cell in progress.
 Every stage (the data, each fit, each store's balance, each cell, quality, the report) is timed by a
 :class:`StageClock`: one line on stderr as it finishes (unless quiet), and a ``stages`` list in
 experiment.json that the report's Time section shows. A stage reused from an earlier, interrupted
-run keeps the seconds that run measured (the files above record them) and is marked ``reused``.
+run keeps the seconds that run measured (in the records the layout keeps beside each fit and store,
+per quality seed, and in the cell's result) and is marked ``reused``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -38,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.errors import SynthaugError
+from synthaug.experiments.layout import Layout
 from synthaug.experiments.report import write_report
 from synthaug.experiments.spec import (
-    EXPERIMENT_FILE,
     NOT_IDENTITY,
     Arm,
     Cell,
@@ -119,24 +111,14 @@ class Experiment:
     def __init__(self, out: str | Path, spec: Spec, *, weights: Mapping[str, str] | None = None,
                  device: str = "auto"):
         self.out, self.spec, self.weights, self.device = Path(out), spec, dict(weights or {}), device
+        self.layout = Layout(self.out)
         self._data: tuple[Any, Any] | None = None
         self.clock = StageClock()
-
-    # ---- paths ----------------------------------------------------------------------------
-    def cell_dir(self, cell: Cell) -> Path:
-        return self.out / "cells" / cell.key
-
-    def store_path(self, arm: Arm, seed: int) -> Path:
-        return self.out / "stores" / f"{arm.store_key}-seed{seed}.h5"
-
-    def fit_dir(self, arm: Arm, seed: int) -> Path:
-        text = json.dumps({"synthesizer": arm.synthesizer, "options": arm.options}, sort_keys=True)
-        return self.out / "fits" / f"{arm.synthesizer}-{hashlib.sha256(text.encode()).hexdigest()[:8]}-seed{seed}"
 
     # ---- the experiment file ----------------------------------------------------------------
     def claim(self) -> None:
         """Write experiment.json, or check that the directory holds this very experiment."""
-        path = self.out / EXPERIMENT_FILE
+        path = self.layout.experiment_json
         if path.is_file():
             saved = json.loads(path.read_text())
             now = json.loads(json.dumps(self.spec.identity(), default=str))
@@ -146,7 +128,7 @@ class Experiment:
                 raise SynthaugError(f"{self.out} holds another experiment ({', '.join(differing)} differ); "
                                     f"choose another --out or run it with the same spec and options")
         elif self.out.exists() and any(self.out.iterdir()):
-            raise SynthaugError(f"{self.out} is not empty and holds no {EXPERIMENT_FILE}; choose another --out")
+            raise SynthaugError(f"{self.out} is not empty and holds no {path.name}; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(path, {"kind": "synthaug-experiment", "spec": self.spec.to_dict()})
 
@@ -209,7 +191,7 @@ class Experiment:
 
         if arm.synthesizer is None or not get_registry().entry("synthesizer", arm.synthesizer).resolve().trainable:
             return None
-        directory = self.fit_dir(arm, seed)
+        directory = self.layout.fit_dir(arm, seed)
         if directory.is_dir():
             self.clock.reused(*_fit_stage(directory))
             return directory
@@ -217,9 +199,9 @@ class Experiment:
         with self.clock.measured(*_fit_stage(directory)):
             fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
                             volumes=volumes, strategy=arm.strategy,
-                            work_dir=directory.with_name(directory.name + ".work"), device=self.synth_device(arm),
+                            work_dir=self.layout.work_dir_of(directory), device=self.device,
                             **self.split_options())
-            shutil.rmtree(directory.with_name(directory.name + ".work"), ignore_errors=True)
+            shutil.rmtree(self.layout.work_dir_of(directory), ignore_errors=True)
         return directory
 
     def synth_options(self, arm: Arm) -> dict[str, Any]:
@@ -239,34 +221,29 @@ class Experiment:
                 options["classifier_weights"] = path
         return options
 
-    def synth_device(self, arm: Arm) -> str | None:
-        """The device the arm's synthesizer gets: --device, unless the arm's options name one (the old
-        spelling, kept: the synthesizer then takes its own)."""
-        return None if "device" in arm.options else self.device
-
     def store(self, arm: Arm, seed: int) -> Path:
         """The arm's store for ``seed`` (fitting its synthesizer first if it learns), built once."""
         from synthaug.api import balance
 
-        path = self.store_path(arm, seed)
+        path = self.layout.store(arm, seed)
         name = f"balance {path.stem}"
         if path.is_file():
-            fit = self.fit_dir(arm, seed)
+            fit = self.layout.fit_dir(arm, seed)
             if arm.synthesizer is not None and fit.is_dir():  # the store was made with this fit: its stage
                 self.clock.reused(*_fit_stage(fit))
-            self.clock.reused(name, path.with_suffix(".json"), "balance_seconds")
+            self.clock.reused(name, self.layout.store_record(path), "balance_seconds")
             return path
         images, volumes = self.data()
         # fitted first, so that the balance stage's seconds are the balancing alone (the fit is a stage)
         checkpoint = None if arm.store_key == "unbalanced" else self.fitted(arm, seed)
-        with self.clock.measured(name, path.with_suffix(".json"), "balance_seconds"):
+        with self.clock.measured(name, self.layout.store_record(path), "balance_seconds"):
             if arm.store_key == "unbalanced":
                 balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data,
                         **self.split_options())
             else:
                 balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
                         synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
-                        synth_checkpoint=checkpoint, source=self.spec.data, device=self.synth_device(arm),
+                        synth_checkpoint=checkpoint, source=self.spec.data, device=self.device,
                         **self.split_options())
         return path
 
@@ -276,10 +253,9 @@ class Experiment:
         from synthaug.pipeline.runs import RunPaths, read_manifest
         from synthaug.pipeline.train import TrainConfig, train
 
-        directory = self.cell_dir(cell)
-        done = directory / "cell.json"
+        done = self.layout.cell_json(cell)
         if done.is_file():
-            if self.store_path(cell.arm, cell.seed).is_file():  # its store's (and fit's) stages, as reused
+            if self.layout.store(cell.arm, cell.seed).is_file():  # its store's (and fit's) stages, as reused
                 self.store(cell.arm, cell.seed)
             self.clock.reused(f"cell {cell.key}", done, "seconds")
             return json.loads(done.read_text())
@@ -293,7 +269,7 @@ class Experiment:
             metrics = evaluate(run, data=store, positive_class=self.spec.positive, device=self.device)
             classifier_name = read_manifest(run)["config"]["classifier"]
         else:
-            run = directory / "run"
+            run = self.layout.run_dir(cell)
             clf = cell.classifier
             config = TrainConfig.from_dict({**clf.recipe, "classifier": clf.classifier, "seed": cell.seed,
                                             "device": self.device, "positive_class": self.spec.positive,
@@ -311,8 +287,8 @@ class Experiment:
             classifier_name = clf.classifier
         result = {"cell": cell.key, "arm": cell.arm.key, "classifier": cell.classifier_key,
                   "network": classifier_name, "seed": cell.seed, "status": "done",
-                  "store": str(store.relative_to(self.out)),
-                  "predictions": str(Path(metrics["files"]["predictions"]).resolve().relative_to(self.out.resolve())),
+                  "store": self.layout.link(store),
+                  "predictions": self.layout.link(metrics["files"]["predictions"]),
                   "metrics": {k: v for k, v in metrics.items() if k not in ("files", "data")},
                   "train_counts": _train_counts(store), "seconds": time.perf_counter() - started}
         write_json(done, result)
@@ -320,18 +296,16 @@ class Experiment:
         return result
 
     # ---- quality of the synthetic images ---------------------------------------------------------
-    def quality_dir(self, arm: Arm, seed: int) -> Path:
-        return self.out / "quality" / f"{arm.store_key}-seed{seed}"
-
     def measure_quality(self, seed: int) -> None:
         """``synthaug quality`` of every synthesizing arm's store of ``seed`` (each once), in one feature
         space: a network trained on the real training images of the seed's split, shared by the arms
         so that their figures compare."""
-        arms = [a for a in self.spec.arms if a.synthesizer is not None and self.store_path(a, seed).is_file()
-                and _has_synthetic(self.store_path(a, seed))]
+        layout = self.layout
+        arms = [a for a in self.spec.arms if a.synthesizer is not None and layout.store(a, seed).is_file()
+                and _has_synthetic(layout.store(a, seed))]
         arms = list({a.store_key: a for a in arms}.values())
-        todo = [a for a in arms if not (self.quality_dir(a, seed) / "quality.json").is_file()]
-        record = self.out / "quality" / f"seconds-seed{seed}.json"
+        todo = [a for a in arms if not layout.quality_json(a.store_key, seed).is_file()]
+        record = layout.quality_record(seed)
         if not todo:
             if arms:
                 self.clock.reused(f"quality seed{seed}", record, "quality_seconds")
@@ -347,13 +321,14 @@ class Experiment:
         settings = self.spec.quality
         config = FeatureConfig(seed=seed, **{k: settings[f"feature_{k}"] for k in ("epochs", "size")
                                             if f"feature_{k}" in settings})
-        features_dir = self.out / "quality" / f"features-seed{seed}"
-        if (features_dir / "features.json").is_file():
+        layout = self.layout
+        features_dir = layout.features_dir(seed)
+        if layout.features_info(seed).is_file():
             net = load_saved(features_dir)
         else:
             unbalanced = [a for a in self.spec.arms
-                          if a.store_key == "unbalanced" and self.store_path(a, seed).is_file()]
-            source = self.store_path((unbalanced or arms)[0], seed)  # every real training image of the split
+                          if a.store_key == "unbalanced" and layout.store(a, seed).is_file()]
+            source = layout.store((unbalanced or arms)[0], seed)  # every real training image of the split
             dataset = open_store(source, "train")
             try:
                 net = feature_net(None, dataset, config)
@@ -361,14 +336,14 @@ class Experiment:
                 dataset.close()
             net.save(features_dir)
         for arm in todo:
-            checkpoint = self.fit_dir(arm, seed)
-            quality(self.store_path(arm, seed), features=net, out=self.quality_dir(arm, seed), seed=seed,
+            checkpoint = layout.fit_dir(arm, seed)
+            quality(layout.store(arm, seed), features=net, out=layout.quality_dir(arm.store_key, seed), seed=seed,
                     synth_checkpoint=checkpoint if checkpoint.is_dir() else None, feature_config=config)
 
 
 def _fit_stage(directory: Path) -> tuple[str, Path, str]:
     """A fit's stage name, the file beside it that keeps its seconds, and their key there."""
-    return f"fit {directory.name}", directory.with_name(directory.name + ".json"), "fit_seconds"
+    return f"fit {directory.name}", Layout.fit_record(directory), "fit_seconds"
 
 
 def _has_synthetic(store: Path) -> bool:
@@ -397,7 +372,7 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
     experiment.claim()
     cells = grid(spec)
     reasons = {cell.key: experiment.not_runnable(cell) for cell in cells}
-    write_json(experiment.out / "not-run.json", {k: v for k, v in reasons.items() if v})
+    write_json(experiment.layout.not_run_json, {k: v for k, v in reasons.items() if v})
     if any(reasons[c.key] is None for c in cells):
         experiment.data()  # a bad source, class or split fails here, before any training
         _check_task(experiment)
@@ -409,7 +384,7 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
     for seed in range(min(spec.quality["seeds"], spec.seeds)):
         experiment.measure_quality(seed)
     clock = experiment.clock
-    path = experiment.out / EXPERIMENT_FILE
+    path = experiment.layout.experiment_json
     saved = {**json.loads(path.read_text()), "command": command}
     write_json(path, {**saved, "stages": clock.stages})  # the report reads the command from here
     write_report(experiment.out, clock=clock)  # records the "report" stage and stops the clock
