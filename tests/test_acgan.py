@@ -12,6 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from synthaug.contract.run import RunContext
 from synthaug.contract.types import ImageSet
 from synthaug.errors import SynthaugError
 from synthaug.registry import create
@@ -125,8 +126,8 @@ def test_fit_changes_weights_and_is_deterministic_for_a_seed(fitted):
     assert weights_hash(initial) != synth.hash
     again = ACGAN(epochs=2, **TINY)
     again.fit(data)
-    other = ACGAN(epochs=2, seed=1, **TINY)
-    other.fit(data)
+    other = ACGAN(epochs=2, **TINY)
+    other.fit(data, run=RunContext(seed=1))
     assert again.hash == synth.hash != other.hash
     assert len(synth.history) == 2 and all(math.isfinite(v) for v in synth.history[-1].values())
 
@@ -167,7 +168,9 @@ def test_save_load_round_trip(tmp_path, fitted):
     assert np.array_equal(loaded.generate(data, "dark", 4, seed=2).images,
                           synth.generate(data, "dark", 4, seed=2).images)
     info = json.loads((tmp_path / "ckpt" / "synthesizer.json").read_text())
-    assert info["name"] == "acgan" and info["hash"] == synth.hash and len(info["history"]) == 2
+    assert info["name"] == "acgan" and info["weights"] == {"generator": synth.hash} and len(info["history"]) == 2
+    assert info["seed"] == 0 and "seed" not in info["config"]  # the fit's seed is the run's, not an option
+    assert loaded.history == synth.history and loaded.describe()["checkpoints"] == {"generator": synth.hash}
     with pytest.raises(SynthaugError, match="trained on 32x32x1 images; the data is 48x48x1"):
         loaded.check(two_class(4, size=48), {"dark": 1})
     renamed = ImageSet(data.images, data.labels, ("light", "dark"), data.patient_ids)
@@ -185,7 +188,7 @@ def test_save_load_round_trip(tmp_path, fitted):
 def test_cuda_without_cuda(tmp_path, fitted):
     synth, data = fitted
     with pytest.raises(SynthaugError, match="device 'cuda': no CUDA device is available"):
-        ACGAN(device="cuda", **TINY).check(data, {"dark": 1})  # training: refused before it starts
+        ACGAN(**TINY).check(data, {"dark": 1}, run=RunContext(device="cuda"))  # training: refused before it starts
     synth.save(tmp_path)
     info = json.loads((tmp_path / "synthesizer.json").read_text())
     info["config"]["device"] = "cuda"  # a checkpoint trained on a GPU machine
@@ -212,14 +215,12 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ACGANNets, "train_step", crash_in_third_epoch)
     interrupted = ACGAN(epochs=3, **TINY)
-    interrupted.work_dir = tmp_path
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(data)
+        interrupted.fit(data, run=RunContext(work_dir=tmp_path))
     monkeypatch.setattr(ACGANNets, "train_step", step)
     assert torch.load(tmp_path / "train_state.pt", weights_only=True)["epoch"] == 2  # nothing unpickled
     resumed = ACGAN(epochs=3, **TINY)
-    resumed.work_dir = tmp_path
-    resumed.fit(data)
+    resumed.fit(data, run=RunContext(work_dir=tmp_path))
     assert resumed.hash == uninterrupted.hash
     assert resumed.history == uninterrupted.history
     grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
@@ -227,15 +228,16 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
     from PIL import Image
     assert Image.open(tmp_path / "samples" / grids[0]).size == (6 * 32, 2 * 32)  # 6 columns, a row per class
 
-    # a state of another size, or of other network widths, is refused before training
-    with pytest.raises(SynthaugError, match="train_state.pt: checkpoint of 32x32x1 images; the data is 48x48x1"):
-        resumed_again = ACGAN(epochs=4, **TINY)
-        resumed_again.work_dir = tmp_path
-        resumed_again.check(two_class(4, size=48), {"dark": 1})
-    wider = ACGAN(epochs=4, ngf=16, ndf=8, batch_size=8)
-    wider.work_dir = tmp_path
-    with pytest.raises(SynthaugError, match="checkpoint with ngf=8; this run has ngf=16"):
-        wider.fit(data)
+    # a state of another size, of other network widths or of another seed is refused before training
+    with pytest.raises(SynthaugError, match=r"train_state.pt: the state of another acgan fit \(image_shape: "
+                                            r"32x32x1 there, 48x48x1 in this run\); remove it or choose another"):
+        ACGAN(epochs=3, **TINY).check(two_class(4, size=48), {"dark": 1}, run=RunContext(work_dir=tmp_path))
+    wider = ACGAN(epochs=3, ngf=16, ndf=8, batch_size=8)
+    with pytest.raises(SynthaugError, match=r"train_state.pt: .* \(option ngf: 8 there, 16 in this run\)") as err:
+        wider.fit(data, run=RunContext(work_dir=tmp_path))
+    assert "\n" not in str(err.value)
+    with pytest.raises(SynthaugError, match=r"\(seed: 0 there, 1 in this run\)"):
+        ACGAN(epochs=3, **TINY).fit(data, run=RunContext(work_dir=tmp_path, seed=1))
 
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -264,6 +266,7 @@ def test_check_rejects_bad_data(make, deficits, message):
     ({"dropout": 1.0}, r"acgan dropout must lie in \[0, 1\); got 1.0"),
     ({"lr": 0}, "acgan lr must be > 0; got 0"),
     ({"lambda_cls": 2}, "unknown option 'lambda_cls'"),
+    ({"seed": 1}, "unknown option 'seed'"),  # the run's (RunContext.seed, --seed)
     ({"epochs": "x"}, "option 'epochs' of synthesizer 'acgan' must be an int; got 'x'"),
 ])
 def test_bad_options_are_one_line_errors(options, message):
@@ -271,12 +274,14 @@ def test_bad_options_are_one_line_errors(options, message):
         ACGAN(**options)
 
 
-def test_a_bad_device_option_is_refused_before_training():
-    # `device` is the core's now (Synthesizer.device); the old option still sets it, and is checked
-    synth = ACGAN(device="tpu", **TINY)
-    assert synth.device == "tpu" and "device" not in json.dumps(synth.describe()["config"])
+def test_a_bad_device_is_refused_before_training():
+    # the device is the run's (RunContext.device, --device), checked by check() before any training
+    with pytest.raises(SynthaugError, match="unknown option 'device'"):
+        ACGAN(device="tpu", **TINY)
+    synth = ACGAN(**TINY)
+    assert "device" not in json.dumps(synth.describe()["config"])
     with pytest.raises(SynthaugError, match=r"^device must be one of auto, cpu, cuda or cuda:N; got 'tpu'$"):
-        synth.check(two_class(2), {"dark": 1})
+        synth.check(two_class(2), {"dark": 1}, run=RunContext(device="tpu"))
 
 
 def test_unfitted_and_foreign_checkpoints_are_refused(tmp_path, fitted):

@@ -62,8 +62,9 @@ def _pix2pix_dir(root: Path, write) -> Path:
 
 def _acgan_dir(root: Path, write) -> Path:
     root.mkdir()
-    (root / "synthesizer.json").write_text(json.dumps({"name": "acgan", "config": {"ngf": 8}, "hash": "0",
-                                                       "image_shape": [1, 32, 32], "class_names": ["covid", "normal"]}))
+    (root / "synthesizer.json").write_text(json.dumps({"name": "acgan", "config": {"ngf": 8},
+                                                       "weights": {"generator": "0"}, "image_shape": [1, 32, 32],
+                                                       "class_names": ["covid", "normal"]}))
     write(root / "generator.pt", wrap=lambda p: {"weight": p})
     return root
 

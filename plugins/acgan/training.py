@@ -1,7 +1,7 @@
 """One ACGAN training step, and the small helpers around it.
 
 Kept free of ImageSet handling so that ``benchmarks/acgan_step.py`` times exactly the step that
-``ACGAN.fit`` runs.
+``ACGAN.fit`` runs (the D-then-G skeleton is :func:`synthaug.kit.gan.adversarial_step`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthaug.kit.gan import adversarial_step, weights_hash  # noqa: F401  (weights_hash: imported from here)
 from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401  (imported from here by the plugin)
 from synthaug.kit.gan import fused_adam as adam
 from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
-from synthaug.kit.gan import weights_hash  # noqa: F401
 
 from .networks import Discriminator, Generator, init_weights
 
@@ -52,32 +52,24 @@ class ACGANNets(nn.Module):
         with autocast:
             fake = self.generator(z, fake_labels)
 
-        self.d_opt.zero_grad(set_to_none=True)
-        with autocast:
-            real_src, real_cls = (t.float() for t in self.discriminator(real))
-            fake_src, fake_cls = (t.float() for t in self.discriminator(fake.detach()))
-        d_adv = bce(real_src, torch.ones_like(real_src)) + bce(fake_src, torch.zeros_like(fake_src))
-        d_cls_real, d_cls_fake = ce(real_cls, labels), ce(fake_cls, fake_labels)
-        d_loss = 0.5 * (d_adv + d_cls_real + d_cls_fake)
-        d_loss.backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.discriminator)
-        self.d_opt.step()
+        def d_losses(fake):
+            with autocast:
+                real_src, real_cls = (t.float() for t in self.discriminator(real))
+                fake_src, fake_cls = (t.float() for t in self.discriminator(fake))
+            d_adv = bce(real_src, torch.ones_like(real_src)) + bce(fake_src, torch.zeros_like(fake_src))
+            d_cls_real, d_cls_fake = ce(real_cls, labels), ce(fake_cls, fake_labels)
+            d_loss = 0.5 * (d_adv + d_cls_real + d_cls_fake)
+            accuracy = (real_cls.detach().argmax(1) == labels).float().mean()
+            return d_loss, {"D": d_loss, "D_cls_real": d_cls_real, "acc_real": accuracy}
 
-        # The G update needs gradients through D, not of D's weights: freezing them skips that work.
-        self.discriminator.requires_grad_(False)
-        self.g_opt.zero_grad(set_to_none=True)
-        with autocast:
-            src, cls = (t.float() for t in self.discriminator(fake))
-        g_adv, g_cls = bce(src, torch.ones_like(src)), ce(cls, fake_labels)
-        (g_adv + g_cls).backward()
-        if self.grad_sync is not None:
-            self.grad_sync(self.generator)
-        self.g_opt.step()
-        self.discriminator.requires_grad_(True)
-        accuracy = (real_cls.detach().argmax(1) == labels).float().mean()
-        return {"D": d_loss.item(), "G_adv": g_adv.item(), "G_cls": g_cls.item(),
-                "D_cls_real": d_cls_real.item(), "acc_real": accuracy.item()}
+        def g_losses(fake):
+            with autocast:
+                src, cls = (t.float() for t in self.discriminator(fake))
+            g_adv, g_cls = bce(src, torch.ones_like(src)), ce(cls, fake_labels)
+            return g_adv + g_cls, {"G_adv": g_adv, "G_cls": g_cls}
+
+        return adversarial_step(self.generator, self.discriminator, self.g_opt, self.d_opt, fake, d_losses, g_losses,
+                                self.grad_sync)
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:
