@@ -229,6 +229,112 @@ def check_resumable(saved: dict[str, Any], config: TrainConfig, run: Path) -> No
 
 
 # ---------------------------------------------------------------------------------------------
+# one epoch: the steps every classifier loop shares (train, and the quality feature network)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Steps:
+    """What each training step needs beside its batch, the same for every epoch: the data, where the
+    steps run and how a batch is prepared before the network (:func:`training_steps` makes ``train``'s)."""
+
+    dataset: Any  # a lazily read store split (images, labels)
+    batch_size: int
+    device: Any  # a torch.device
+    workers: int = 0  # DataLoader workers
+    augment: Callable | None = None  # batched, on the device, without gradients (None: none)
+    autocast: Any = None  # the context the forward pass runs in (None: plain float32)
+    layout: Any = None  # memory format of the batch (None: contiguous)
+    class_weight: Any = None  # cross-entropy weight of each class (None: unweighted)
+
+
+@dataclass
+class EpochSums:
+    """What one process's share of an epoch adds up to (``train`` adds them across ranks)."""
+
+    loss: float  # cross-entropy summed over the images
+    correct: int
+    seen: int
+    seconds: float
+    cpu_seconds: float  # CPU time of this process
+    step_seconds: list[float]  # per batch, data reading and augmentation included
+
+
+def memory_layout(device):
+    """The memory format batches and weights take on ``device``: NHWC (the tensor cores' layout) on CUDA."""
+    import torch
+
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+def training_steps(config: TrainConfig, dataset, device) -> Steps:
+    """``train``'s steps: ``num_workers`` (None: 0 on the CPU, up to :data:`CUDA_WORKERS` on CUDA),
+    the augmentation of ``config``, bf16 autocast on CUDA when ``bf16``."""
+    import torch
+
+    cuda = device.type == "cuda"
+    workers = config.num_workers if config.num_workers is not None else (
+        min(CUDA_WORKERS, os.cpu_count() or 1) if cuda else 0)
+    return Steps(dataset, config.batch_size, device, workers, augment=build_augmentation(config).to(device),
+                 autocast=torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.bf16),
+                 layout=memory_layout(device))
+
+
+def epoch_batches(indices: np.ndarray, config: TrainConfig, epoch: int, world=None) -> list[list[int]]:
+    """The batches this process trains in ``epoch``: :func:`epoch_order`, its first ``steps_per_epoch``
+    batches when capped, cut into global batches and this rank's share of each (``world``: the process
+    group; None: a world of one)."""
+    world = world if world is not None else distributed.World()
+    order = epoch_order(indices, config.seed, epoch, config.batch_size)
+    if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
+        order = order[:config.steps_per_epoch * config.batch_size]
+    return [world.share(b) for b in world.batches(order, config.batch_size)]
+
+
+def stage_optimizer(model, classifier, config: TrainConfig, stage: str):
+    """A fresh optimizer for ``stage`` (as Keras' recompile does) over the parameters the stage trains,
+    which become the only trainable ones (:func:`make_scheduler` makes its schedule)."""
+    from synthaug.kit.transfer import freeze_except
+
+    params = freeze_except(model, _stage_prefixes(classifier, stage) or ("",))
+    return make_optimizer(params, _stage_lr(config, stage), config)
+
+
+def train_epoch(stepper, optimizer, batches: list[list[int]], steps: Steps, bar) -> EpochSums:
+    """One pass over ``batches`` (index lists of ``steps.dataset``): read, move to the device, augment,
+    forward through ``stepper`` (the model or its wrapper), cross-entropy in float32, one optimizer step
+    per batch; ``bar`` (a :func:`synthaug.kit.progress.bar`) advances a step per batch. The caller puts
+    the model in train mode."""
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+
+    cuda = steps.device.type == "cuda"
+    augment = steps.augment or (lambda images: images)
+    autocast = steps.autocast if steps.autocast is not None else contextlib.nullcontext()
+    layout = steps.layout if steps.layout is not None else torch.contiguous_format
+    loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
+    step_seconds, step_started = [], started
+    for images, targets in loader(steps.dataset, batches, steps.batch_size, steps.workers, pin_memory=cuda):
+        images, targets = images.to(steps.device, non_blocking=cuda), targets.to(steps.device, non_blocking=cuda)
+        with torch.no_grad():
+            images = augment(images).contiguous(memory_format=layout)
+        with autocast:  # bf16 on CUDA; the loss is computed in float32 either way
+            logits = stepper(images)
+        loss = F.cross_entropy(logits.float(), targets, weight=steps.class_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.item() * len(targets)
+        correct += int((logits.argmax(1) == targets).sum())
+        seen += len(targets)
+        bar.update(loss=loss.item())
+        step_seconds.append(time.perf_counter() - step_started)
+        step_started = time.perf_counter()
+    return EpochSums(loss_sum, correct, seen, time.perf_counter() - started, time.process_time() - cpu_started,
+                     step_seconds)
+
+
+# ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
 @keeps_state
@@ -239,17 +345,56 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     ``options`` override fields of ``config`` (``train(store, out, epochs=1)``). ``on_epoch_end``
     receives each epoch's history record (raise in it to stop, e.g. to simulate an interruption).
     """
-    import torch
-    import torch.nn.functional as F
+    config = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
+    job = _checked_job(Path(data), Path(out), config, resume)  # every refusal before any work
+    if job is None:
+        return Path(out)  # every epoch is done: nothing to continue
+    if config.log == "tensorboard":
+        _check_tensorboard()  # before any work: a missing package is one line, not a traceback after epoch 1
+    _open_data(job)
+    _build_model(job)
+    _start(job)
+    _train_epochs(job, on_epoch_end)
+    _finish(job)
+    return job.run
 
-    from synthaug.kit import progress
-    from synthaug.kit.transfer import freeze_except, train_mode
-    from synthaug.pipeline.metrics import classification_metrics, resolve_positive
-    from synthaug.pipeline.report import plot_curves
+
+@dataclass
+class _Job:
+    """One call of :func:`train`, filled in stage by stage."""
+
+    config: TrainConfig
+    data: Path
+    run: Path
+    paths: RunPaths
+    info: dict[str, Any]  # the store's
+    entry: Any  # the classifier's registry entry
+    data_hash: str
+    manifest: dict[str, Any] | None = None  # the run's (an earlier one's when resuming)
+    checkpoint: dict[str, Any] | None = None  # last.pt when resuming
+    classifier: Any = None
+    device: Any = None
+    world: Any = None
+    dataset: Any = None  # the train split
+    class_names: list[str] = field(default_factory=list)
+    split: Any = None  # train and validation indices (synthaug.pipeline.split.validation_split)
+    memory_record: dict[str, Any] | None = None
+    model: Any = None
+    weights_report: dict[str, Any] | None = None
+    steps: Steps | None = None
+    stepper: Any = None  # what a step calls: the model, wrapped for several processes, compiled
+    optimizer: Any = None
+    scheduler: Any = None
+    stage: str | None = None  # the stage the optimizer was made for
+    start_epoch: int = 1
+    log: EpochLog | None = None
+
+
+def _checked_job(data: Path, run: Path, config: TrainConfig, resume: bool) -> _Job | None:
+    """The job, its store, classifier, weights and run directory checked (and a resumed run's manifest
+    and last checkpoint read); None when resuming a run that has finished."""
     from synthaug.registry import get_registry
 
-    config = TrainConfig.from_dict({**(config.to_dict() if config else {}), **options})
-    data, run = Path(data), Path(out)
     info = store_info(data)
     if "train" not in info["splits"] or "test" not in info["splits"]:
         raise SynthaugError(f"{data}: training needs a 'train' and a 'test' split; the store has "
@@ -263,24 +408,31 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
     entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
     if config.weights is not None and not resume and not Path(config.weights).is_file():
         raise SynthaugError(f"{config.weights}: no such weights file")  # before the store is read
-    data_hash = file_hash(data)
-    manifest_path, last_path, best_path = paths.manifest, paths.last, paths.best
-    checkpoint = None
+    job = _Job(config, data, run, paths, info, entry, file_hash(data))
     if resume:
-        manifest = json.loads(manifest_path.read_text())
-        check_resumable(manifest["config"], config, run)
-        if manifest["data"]["sha256"] != data_hash:
+        job.manifest = json.loads(paths.manifest.read_text())
+        check_resumable(job.manifest["config"], config, run)
+        if job.manifest["data"]["sha256"] != job.data_hash:
             raise SynthaugError(f"--resume {run}: {data} is not the store that run trained on (sha256 differs)")
-        if manifest.get("status") == "finished" and best_path.is_file():
-            return run  # every epoch is done (a finished run keeps best.pt alone): nothing to continue
+        if job.manifest.get("status") == "finished" and paths.best.is_file():
+            return None  # every epoch is done (a finished run keeps best.pt alone): nothing to continue
         # a run stopped before its first checkpoint (killed, or the disk filled) starts again from epoch 1
-        checkpoint = load_checkpoint(last_path) if last_path.exists() else None
-    elif last_path.exists() or manifest_path.exists():
+        job.checkpoint = load_checkpoint(paths.last) if paths.last.exists() else None
+    elif paths.last.exists() or paths.manifest.exists():
         raise SynthaugError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    return job
 
-    if config.log == "tensorboard":
-        _check_tensorboard()  # before any work: a missing package is one line, not a traceback after epoch 1
-    classifier = entry.resolve()(**config.classifier_options)
+
+def _open_data(job: _Job) -> None:
+    """The classifier, the device and process group, the train split (a wrong positive class and a
+    batch too big for the device refused here, before any weights are built) and its validation split."""
+    import torch
+
+    from synthaug.kit import progress
+    from synthaug.pipeline.metrics import resolve_positive
+
+    config = job.config
+    job.classifier = job.entry.resolve()(**config.classifier_options)
     device = resolve_device(config.device)
     world = distributed.world(device.type)
     world.barrier()  # every rank has checked --out before rank 0 writes into it
@@ -288,156 +440,166 @@ def train(data: str | Path, out: str | Path, config: TrainConfig | None = None, 
         device = torch.device("cuda", world.local_rank)
     if not world.main:
         progress.set_quiet(True)
-    dataset = open_store(data, "train")
-    class_names = list(dataset.class_names)
+    job.device, job.world = device, world
+    job.dataset = dataset = open_store(job.data, "train")
+    job.class_names = list(dataset.class_names)
     if config.positive_class is not None:
-        resolve_positive(class_names, config.positive_class)  # a wrong name fails before any training
-    in_channels = dataset.image_shape[0]
-    memory_record = check_training_memory(classifier, entry.name, tuple(dataset.image_shape), len(class_names),
-                                          config, device)  # refused here, before any weights are built
-    cuda = device.type == "cuda"
-    workers = config.num_workers if config.num_workers is not None else (
-        min(CUDA_WORKERS, os.cpu_count() or 1) if cuda else 0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.bf16)
-    layout = torch.channels_last if cuda else torch.contiguous_format  # NHWC: the tensor cores' layout
-    split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
-    train_idx, val_idx = split.train, split.val
+        resolve_positive(job.class_names, config.positive_class)  # a wrong name fails before any training
+    job.memory_record = check_training_memory(job.classifier, job.entry.name, tuple(dataset.image_shape),
+                                              len(job.class_names), config, device)
+    job.split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
 
+
+def _build_model(job: _Job) -> None:
+    """The seeded network (the ImageNet weights loaded in a new pretrained run) on the device, and the
+    steps that train it."""
+    import torch
+
+    config, device, world = job.config, job.device, job.world
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)
-    model = classifier.build(in_channels, len(class_names))
-    weights_report = None
-    if config.mode in PRETRAINED_MODES and checkpoint is None:
-        weights_report = {**asdict(classifier.load_weights(model, config.weights)),
-                          "sha256": file_hash(Path(config.weights))}
+    model = job.classifier.build(job.dataset.image_shape[0], len(job.class_names))
+    if config.mode in PRETRAINED_MODES and job.checkpoint is None:
+        job.weights_report = {**asdict(job.classifier.load_weights(model, config.weights)),
+                              "sha256": file_hash(Path(config.weights))}
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if cuda:
-        model.to(device, memory_format=layout)
+    if device.type == "cuda":
+        model.to(device, memory_format=memory_layout(device))
     else:
         model.to(device)
-    augment = build_augmentation(config).to(device)
+    job.model = model
+    job.steps = training_steps(config, job.dataset, device)
 
-    def make_stepper():
-        """What the training step calls: the model, or its DistributedDataParallel wrapper, compiled
-        with ``compile`` (the checkpoints keep the plain model's weights)."""
-        wrapped = _distributed(model, world, device)
-        return torch.compile(wrapped) if config.compile else wrapped
 
-    stepper = torch.compile(model) if config.compile else model
+def _stepper(job: _Job):
+    """What the training step calls: the model, or its DistributedDataParallel wrapper, compiled with
+    ``compile`` (the checkpoints keep the plain model's weights)."""
+    import torch
 
+    wrapped = _distributed(job.model, job.world, job.device)
+    return torch.compile(wrapped) if job.config.compile else wrapped
+
+
+def _start(job: _Job) -> None:
+    """A new run's manifest (rank 0 writes it), or the resumed run's state from its last checkpoint."""
+    config, checkpoint = job.config, job.checkpoint
     if checkpoint is None:
-        manifest = {
-            "kind": KIND, "config": config.to_dict(), "versions": versions(entry),
-            "classifier": {"name": entry.name, "plugin": entry.plugin, "module": entry.module},
-            "data": {"path": str(data.resolve()), "sha256": data_hash, "class_names": class_names,
-                     "image_shape": list(dataset.image_shape), "train": len(train_idx), "val": len(val_idx),
-                     "val_patients": split.val_patients, "withheld_from_training": split.withheld,
-                     "test": sum(info["splits"]["test"]["classes"].values())},
-            "weights": weights_report, "history": [], "best": None, "status": "running",
-            "memory": memory_record,
-        }
-        if world.main:
-            run.mkdir(parents=True, exist_ok=True)
-            write_manifest(run, manifest)
-        start_epoch, current_stage, optimizer, scheduler = 1, None, None, None
-    else:
-        model.load_state_dict(checkpoint["model"])
-        start_epoch, current_stage = checkpoint["epoch"] + 1, checkpoint["stage"]
-        trainable = _stage_prefixes(classifier, current_stage)
-        optimizer = make_optimizer(freeze_except(model, trainable or ("",)), _stage_lr(config, current_stage), config)
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler = make_scheduler(optimizer, config, _stage_length(config, current_stage))
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        set_rng_state(checkpoint["rng"])
-        # The checkpoint is the truth: a kill between it and the manifest write loses nothing.
-        manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running",
-                        memory=memory_record)
-        stepper = make_stepper()  # the resumed stage's trained set, as in its epoch 1
+        job.manifest = _new_manifest(job)
+        if job.world.main:
+            job.run.mkdir(parents=True, exist_ok=True)
+            write_manifest(job.run, job.manifest)
+        return
+    job.model.load_state_dict(checkpoint["model"])
+    job.start_epoch, job.stage = checkpoint["epoch"] + 1, checkpoint["stage"]
+    job.optimizer = stage_optimizer(job.model, job.classifier, config, job.stage)
+    job.optimizer.load_state_dict(checkpoint["optimizer"])
+    job.scheduler = make_scheduler(job.optimizer, config, _stage_length(config, job.stage))
+    job.scheduler.load_state_dict(checkpoint["scheduler"])
+    set_rng_state(checkpoint["rng"])
+    # The checkpoint is the truth: a kill between it and the manifest write loses nothing.
+    job.manifest.update(history=checkpoint["history"], best=checkpoint["best"], status="running",
+                        memory=job.memory_record)
+    job.stepper = _stepper(job)  # the resumed stage's trained set, as in its epoch 1
 
-    log = EpochLog(paths, entry.name, config.epochs, _tensorboard_writer(paths, start_epoch)
-                   if config.log == "tensorboard" and world.main else None)
-    for epoch in range(start_epoch, config.epochs + 1):
-        stage = config.stage(epoch)
-        trainable = _stage_prefixes(classifier, stage)
-        if stage != current_stage:  # a new stage gets a fresh optimizer, as Keras' recompile does
-            params = freeze_except(model, trainable or ("",))
-            optimizer = make_optimizer(params, _stage_lr(config, stage), config)
-            scheduler = make_scheduler(optimizer, config, _stage_length(config, stage))
-            current_stage = stage
-            stepper = make_stepper()  # after freezing: DDP fixes the trained set
-        train_mode(model, trainable)
-        order = epoch_order(train_idx, config.seed, epoch, config.batch_size)
-        if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
-            order = order[:config.steps_per_epoch * config.batch_size]
-        batches = [world.share(b) for b in world.batches(order, config.batch_size)]
-        loss_sum, correct, seen, started, cpu_started = 0.0, 0, 0, time.perf_counter(), time.process_time()
-        step_seconds, step_started = [], started  # per batch, data reading and augmentation included
-        with progress.bar(f"{entry.name} epoch {epoch}/{config.epochs} ({stage})",
-                          len(batches)) as bar:
-            for images, targets in loader(dataset, batches, config.batch_size, workers, pin_memory=cuda):
-                images, targets = images.to(device, non_blocking=cuda), targets.to(device, non_blocking=cuda)
-                with torch.no_grad():
-                    images = augment(images).contiguous(memory_format=layout)
-                with autocast:  # bf16 on CUDA; the loss is computed in float32 either way
-                    logits = stepper(images)
-                loss = F.cross_entropy(logits.float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.item() * len(targets)
-                correct += int((logits.argmax(1) == targets).sum())
-                seen += len(targets)
-                bar.update(loss=loss.item())
-                step_seconds.append(time.perf_counter() - step_started)
-                step_started = time.perf_counter()
-        train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-        loss_sum, correct, seen = world.sum([loss_sum, correct, seen])  # every rank's share of the epoch
-        epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
-        scheduler.step()
-        record = {"epoch": epoch, "stage": stage, "lr": epoch_lr,
-                  "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                  "train_seconds": train_seconds, "train_images_per_s": seen / train_seconds if train_seconds else None,
-                  "train_step_seconds_median": float(np.median(step_seconds)) if step_seconds else None,
-                  "train_cpu_seconds": train_cpu_seconds,  # CPU time of this process (shared machines)
-                  "val_loss": None, "val_accuracy": None, "val_macro_f1": None, "processes": world.size}
-        if not world.main:  # rank 0 validates and writes; the others wait for it and go on
-            world.barrier()
-            if on_epoch_end is not None:
-                on_epoch_end(record)
-            continue
-        if len(val_idx):
-            y, probabilities, val_loss = predict(model, dataset, val_idx, config.batch_size, device, workers)
-            val = classification_metrics(y, probabilities.argmax(1), class_names)
-            record.update(val_loss=val_loss / len(y), val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
-        score = epoch_score(record)
-        manifest["history"].append(record)
-        manifest["memory"] = finish_record(memory_record)  # the peak so far, kept even if the run stops
-        if manifest["best"] is None or score > manifest["best"]["score"]:
-            manifest["best"] = {"epoch": epoch, "score": score, "val_macro_f1": record["val_macro_f1"]}
-            save_checkpoint({"model": model.state_dict(), "epoch": epoch}, best_path)
-        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "rng": rng_state(), "epoch": epoch,
-                    "stage": stage, "history": manifest["history"], "best": manifest["best"]}, last_path)
-        write_manifest(run, manifest)
-        log.epoch(record, manifest["history"], manifest["best"])
+
+def _new_manifest(job: _Job) -> dict[str, Any]:
+    entry, split, test = job.entry, job.split, job.info["splits"]["test"]
+    return {
+        "kind": KIND, "config": job.config.to_dict(), "versions": versions(entry),
+        "classifier": {"name": entry.name, "plugin": entry.plugin, "module": entry.module},
+        "data": {"path": str(job.data.resolve()), "sha256": job.data_hash, "class_names": job.class_names,
+                 "image_shape": list(job.dataset.image_shape), "train": len(split.train), "val": len(split.val),
+                 "val_patients": split.val_patients, "withheld_from_training": split.withheld,
+                 "test": sum(test["classes"].values())},
+        "weights": job.weights_report, "history": [], "best": None, "status": "running",
+        "memory": job.memory_record,
+    }
+
+
+def _train_epochs(job: _Job, on_epoch_end: Callable[[dict], None] | None) -> None:
+    config, world = job.config, job.world
+    job.log = EpochLog(job.paths, job.entry.name, config.epochs, _tensorboard_writer(job.paths, job.start_epoch)
+                       if config.log == "tensorboard" and world.main else None)
+    for epoch in range(job.start_epoch, config.epochs + 1):
+        record = _train_one_epoch(job, epoch)
+        if world.main:  # rank 0 validates and writes; the others wait for it and go on
+            _keep_epoch(job, record)
         world.barrier()
         if on_epoch_end is not None:
             on_epoch_end(record)
 
-    dataset.close()
-    log.close()
-    if world.main:
-        manifest["status"] = "finished"
-        write_manifest(run, manifest)  # before last.pt goes: a kill in between leaves a finished run
-        if not config.keep_optimizer:
+
+def _train_one_epoch(job: _Job, epoch: int) -> dict[str, Any]:
+    """Train epoch ``epoch`` (a new stage first gets its fresh optimizer); its history record, before
+    validation."""
+    from synthaug.kit import progress
+    from synthaug.kit.transfer import train_mode
+
+    config, world = job.config, job.world
+    stage = config.stage(epoch)
+    if stage != job.stage:  # a new stage gets a fresh optimizer, as Keras' recompile does
+        job.optimizer = stage_optimizer(job.model, job.classifier, config, stage)
+        job.scheduler = make_scheduler(job.optimizer, config, _stage_length(config, stage))
+        job.stage = stage
+        job.stepper = _stepper(job)  # after freezing: DDP fixes the trained set
+    train_mode(job.model, _stage_prefixes(job.classifier, stage))
+    batches = epoch_batches(job.split.train, config, epoch, world)
+    with progress.bar(f"{job.entry.name} epoch {epoch}/{config.epochs} ({stage})", len(batches)) as bar:
+        sums = train_epoch(job.stepper, job.optimizer, batches, job.steps, bar)
+    seconds = sums.seconds
+    loss_sum, correct, seen = world.sum([sums.loss, sums.correct, sums.seen])  # every rank's share of the epoch
+    epoch_lr = job.optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
+    job.scheduler.step()
+    return {"epoch": epoch, "stage": stage, "lr": epoch_lr,
+            "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+            "train_seconds": seconds, "train_images_per_s": seen / seconds if seconds else None,
+            "train_step_seconds_median": float(np.median(sums.step_seconds)) if sums.step_seconds else None,
+            "train_cpu_seconds": sums.cpu_seconds,  # CPU time of this process (shared machines)
+            "val_loss": None, "val_accuracy": None, "val_macro_f1": None, "processes": world.size}
+
+
+def _keep_epoch(job: _Job, record: dict[str, Any]) -> None:
+    """Rank 0: validate the epoch into ``record``, keep it in the manifest, best.pt when it is the best
+    so far, last.pt (everything a resume needs), and show it."""
+    from synthaug.pipeline.metrics import classification_metrics
+
+    manifest, paths, val_idx = job.manifest, job.paths, job.split.val
+    if len(val_idx):
+        y, probabilities, val_loss = predict(job.model, job.dataset, val_idx, job.config.batch_size, job.device,
+                                             job.steps.workers)
+        val = classification_metrics(y, probabilities.argmax(1), job.class_names)
+        record.update(val_loss=val_loss / len(y), val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
+    score = epoch_score(record)
+    manifest["history"].append(record)
+    manifest["memory"] = finish_record(job.memory_record)  # the peak so far, kept even if the run stops
+    if manifest["best"] is None or score > manifest["best"]["score"]:
+        manifest["best"] = {"epoch": record["epoch"], "score": score, "val_macro_f1": record["val_macro_f1"]}
+        save_checkpoint({"model": job.model.state_dict(), "epoch": record["epoch"]}, paths.best)
+    save_checkpoint({"model": job.model.state_dict(), "optimizer": job.optimizer.state_dict(),
+                     "scheduler": job.scheduler.state_dict(), "rng": rng_state(), "epoch": record["epoch"],
+                     "stage": record["stage"], "history": manifest["history"], "best": manifest["best"]}, paths.last)
+    write_manifest(job.run, manifest)
+    job.log.epoch(record, manifest["history"], manifest["best"])
+
+
+def _finish(job: _Job) -> None:
+    """Close the data and the log; rank 0 marks the run finished, drops last.pt unless it is to be kept
+    and draws the curves."""
+    from synthaug.pipeline.report import plot_curves
+
+    job.dataset.close()
+    job.log.close()
+    if job.world.main:
+        job.manifest["status"] = "finished"
+        write_manifest(job.run, job.manifest)  # before last.pt goes: a kill in between leaves a finished run
+        if not job.config.keep_optimizer:
             # the optimizer state doubles a run's size; best.pt is what evaluate reads
-            last_path.unlink(missing_ok=True)
-        plot_curves(manifest["history"], paths.curves, title=f"{entry.name} ({config.mode})")
-    world.barrier()
-    world.close()
-    return run
+            job.paths.last.unlink(missing_ok=True)
+        plot_curves(job.manifest["history"], job.paths.curves, title=f"{job.entry.name} ({job.config.mode})")
+    job.world.barrier()
+    job.world.close()
 
 
 def epoch_score(record: dict) -> float:
