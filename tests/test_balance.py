@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from synthaug import SynthaugError, balance, plan_counts, read_store, split_test
-from synthaug.contract.interfaces import Synthesizer
+from synthaug.contract.interfaces import DEFAULT_RUN, Synthesizer
 from synthaug.contract.types import ImageSet, VolumeSet
 from synthaug.pipeline.balance import class_seed, parse_strategy, plan_trims
 
@@ -128,10 +128,10 @@ def test_balance_validates_before_fitting(tiny_images):
     class Exploding(Synthesizer):
         name = "exploding"
 
-        def fit(self, train, volumes=None):
+        def fit(self, train, volumes=None, *, run=DEFAULT_RUN):
             raise AssertionError("fit must not run when the strategy is invalid")
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             raise AssertionError
 
     with pytest.raises(SynthaugError, match="strategy names class 'cat'"):
@@ -146,7 +146,7 @@ def test_synthesizer_returning_wrong_count_is_caught(tiny_images):
     class Short(Synthesizer):
         name = "short"
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             return train.subset(np.flatnonzero(train.labels == train.class_index(target))[:1])
 
     with pytest.raises(SynthaugError, match=r"'short' returned 1 images"):
@@ -161,10 +161,10 @@ def test_synthesizer_never_sees_test_images(tiny_images):
     class Spy(Synthesizer):
         name = "spy"
 
-        def fit(self, train, volumes=None):
+        def fit(self, train, volumes=None, *, run=DEFAULT_RUN):
             seen.extend(train.origin)
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             seen.extend(train.origin)
             idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
             return train.subset(idx)
@@ -184,10 +184,10 @@ def test_volume_synthesizers_never_see_test_patients_volumes(tmp_path):
         name, needs_volumes, trainable = "recording", True, True  # trainable: fit_synthesizer accepts it
         seen: list[list[str]] = []
 
-        def fit(self, train, volumes=None):
+        def fit(self, train, volumes=None, *, run=DEFAULT_RUN):
             Recording.seen.append(list(volumes.patient_ids))
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             Recording.seen.append(list(volumes.patient_ids))
             idx = np.flatnonzero(volumes.labels == train.class_index(target))[np.arange(n) % 2]
             return ImageSet(np.zeros((n, *train.image_shape), np.float32), np.full(n, train.class_index(target)),
@@ -219,13 +219,13 @@ class Counting(Synthesizer):
     name = "counting"
     calls: list[str] = []
 
-    def check(self, train, deficits, volumes=None):
+    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
         Counting.calls.append("check")
 
-    def fit(self, train, volumes=None):
+    def fit(self, train, volumes=None, *, run=DEFAULT_RUN):
         Counting.calls.append("fit")
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
         idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
         return train.subset(idx).with_provenance(source_index=idx)
 

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 import synthaug
 from synthaug import ImageSet, SourceOptions, SynthaugError, Synthesizer
 from synthaug.cli import main
+from synthaug.contract.interfaces import DEFAULT_RUN
 from synthaug.pipeline.store import read_store, store_info
 from synthaug.registry import get_registry, reset_registry
 
@@ -174,7 +175,7 @@ class Legacy(Synthesizer):
 
     name = "legacy"
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
         idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
         return ImageSet(train.images[idx], train.labels[idx], train.class_names, train.patient_ids[idx],
                         source_index=idx)

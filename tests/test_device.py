@@ -89,15 +89,13 @@ def test_help_shows_one_device_option_everywhere():
 def test_the_core_hands_the_device_to_each_trainable_synthesizer(ctsim, name):
     images, volumes = ctsim
     kwargs = dict(test_per_class=1, synth_options=TRAINABLE[name], volumes=volumes if name == "xpgan" else None)
-    # a device this machine lacks is refused by the plugin itself, before training: it read the attribute
+    # a device this machine lacks is refused by the plugin itself, before training: it read run.device
     with pytest.raises(SynthaugError, match=rf"^device '{MISSING}': "):
         synthaug.balance(images, name, device=MISSING, **kwargs)
-    # the old option spelling still sets it when no device is given ...
-    with pytest.raises(SynthaugError, match=rf"^device '{MISSING}': "):
-        synthaug.balance(images, name, **{**kwargs, "synth_options": {**TRAINABLE[name], "device": MISSING}})
-    # ... and --device wins over it
-    result = synthaug.balance(images, name, device="cpu",
-                              **{**kwargs, "synth_options": {**TRAINABLE[name], "device": MISSING}})
+    # the device is the run's, not an option (the old spelling is an unknown option now)
+    with pytest.raises(SynthaugError, match="unknown option 'device'"):
+        synthaug.balance(images, name, **{**kwargs, "synth_options": {**TRAINABLE[name], "device": "cpu"}})
+    result = synthaug.balance(images, name, device="cpu", **kwargs)
     recorded = result.config["synthesizer"]["memory"]
     assert recorded["device"] == "cpu" and recorded["estimate_bytes"] > 0
     assert "device" not in result.config["synthesizer"]["config"]  # the core's, not a synthesizer option
@@ -122,7 +120,7 @@ def test_checkpoints_whose_config_holds_a_device_still_load(ctsim, tmp_path, nam
     made = result.train.subset(np.flatnonzero(result.train.synth == name))
     assert len(made) == sum(result.deficits.values()) > 0
     assert np.isfinite(made.images).all() and made.images.min() >= 0 and made.images.max() <= 1
-    assert fitted.device == "cpu"
+    assert fitted.memory["device"] == "cpu"
 
 
 # ---- xpgan's preset -------------------------------------------------------------------------------
@@ -344,17 +342,23 @@ def test_the_memory_example_of_plugins_md_trains_and_refuses(tiny_images, monkey
              module.__dict__)
     finally:
         del sys.modules[module.__name__]
-    result = synthaug.balance(tiny_images, module.Smooth(), test_per_class=1, device="cpu")
+    measured = module.MeasuredTinyGAN(batch_size=8)
+    result = synthaug.balance(tiny_images, measured, test_per_class=1, device="cpu")
     assert result.train.counts() == {"covid": 8, "normal": 8, "viral": 8}
     recorded = result.config["synthesizer"]["memory"]
     image_bytes = 16 * 16 * 4
-    # one 3x3 conv (1 -> 1 channel): 10 weights; a batch of 8 inputs saved; the 18 training images kept
-    assert recorded == {"device": "cpu", "estimate_bytes": int(1.5 * (4 * 10 * 4 + 8 * image_bytes))
-                        + 18 * image_bytes + memory.HEADROOM_BYTES}
+    # G: Linear(16 + 3, 64), Linear(64, 256); D: Linear(256 + 3, 64), Linear(64, 1): 34,625 float32 weights.
+    # Saved for backward at batch 8: G's input (19), ReLU output (64), tanh output (256); D's input (259),
+    # its first layer's output (64, LeakyReLU's input) and LeakyReLU's output (64): 726 floats per image.
+    parameters, activations = 34_625 * 4, 8 * 726 * 4
+    parts = measured.memory["parts"]
+    assert parts["parameters"] == parameters and parts["activations"] == activations
+    assert recorded == {"device": "cpu", "estimate_bytes": int(1.5 * (4 * parameters + activations))
+                        + 18 * image_bytes + memory.HEADROOM_BYTES}  # + the 18 training images it keeps
     monkeypatch.setattr(memory, "cpu_available_bytes", lambda *a: memory.HEADROOM_BYTES)
-    with pytest.raises(SynthaugError, match=r"^smooth \(batch 8\) needs about 0\.27 GB to train on cpu; 0\.27 GB are "
+    with pytest.raises(SynthaugError, match=r"^tinygan \(batch 8\) needs about 0\.27 GB to train on cpu; 0\.27 GB are "
                                             r"available: use a smaller --synth-option batch_size \(now 8\)"):
-        synthaug.balance(tiny_images, module.Smooth(), test_per_class=1, device="cpu")
+        synthaug.balance(tiny_images, module.MeasuredTinyGAN(batch_size=8), test_per_class=1, device="cpu")
 
 
 def test_the_processes_of_a_torchrun_share_the_machines_memory(monkeypatch):

@@ -8,7 +8,7 @@ module's package, and ``importlib.import_module("...")`` / ``__import__("...")``
 Rank order (a module may import modules of equal or lower rank, never higher):
 
 0. ``synthaug.errors``, ``synthaug.version``
-1. ``synthaug.contract``: config -> types -> hookspecs -> interfaces
+1. ``synthaug.contract``: config -> types -> run -> hookspecs -> interfaces
 2. ``synthaug.registry``
 3. ``synthaug.kit`` (its modules may import each other, without a cycle)
 4. ``synthaug.pipeline``: load -> split -> balance -> checkpoint -> store -> metrics -> report -> runs
@@ -69,7 +69,7 @@ ROOMS: dict[str, int] = {
 #: itself). The room's ``__init__`` ranks below all of them: it may import none of its own modules
 #: (importing any of them runs it first, so it would drag later modules in ahead of earlier ones).
 ORDER_INSIDE: dict[str, tuple[str, ...]] = {
-    "synthaug.contract": ("config", "types", "hookspecs", "interfaces"),
+    "synthaug.contract": ("config", "types", "run", "hookspecs", "interfaces"),
     "synthaug.pipeline": ("load", "split", "balance", "checkpoint", "store", "export", "metrics", "report", "runs",
                           "train", "evaluate", "project"),
 }

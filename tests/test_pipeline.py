@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import synthaug
-from synthaug import ImageSet, Synthesizer
+from synthaug import ImageSet, SynthaugError, Synthesizer
+from synthaug.contract.interfaces import DEFAULT_RUN
 from synthaug.pipeline import balance as balance_step
 from synthaug.pipeline.checkpoint import default_work_dir, fit_synthesizer
 from synthaug.registry import register_plugin
@@ -15,7 +16,6 @@ from synthaug.registry import register_plugin
 
 @dataclass
 class RecorderConfig:
-    seed: int = 0
     note: str = ""
 
 
@@ -27,14 +27,14 @@ class Recorder(Synthesizer):
     trainable = True
     seen: list = []
 
-    def fit(self, train, volumes=None):
-        work = self.work_dir
+    def fit(self, train, volumes=None, *, run=DEFAULT_RUN):
+        work = run.work_dir
         if work is not None:
             work.mkdir(parents=True, exist_ok=True)
-            (work / "state.txt").write_text(str(self.config.seed))
-        Recorder.seen.append((self.config.seed, work, work is not None and work.is_dir()))
+            (work / "state.txt").write_text(str(run.seed))
+        Recorder.seen.append((run.seed, work, work is not None and work.is_dir()))
 
-    def generate(self, train, target, n, *, seed, volumes=None):
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
         idx = np.flatnonzero(train.labels == train.class_index(target))[:1].repeat(n)
         return ImageSet(train.images[idx], train.labels[idx], train.class_names, train.patient_ids[idx],
                         source_index=idx)
@@ -49,12 +49,25 @@ def recorder():
     return Recorder
 
 
-def test_the_balance_seed_reaches_fit_unless_an_option_sets_it(recorder, tiny_images):
+def test_the_balance_seed_reaches_fit_as_the_run_seed(recorder, tiny_images):
     synthaug.balance(tiny_images, "recorder", test_per_class=2, seed=7)
     synthaug.balance(tiny_images, "recorder", test_per_class=2, seed=8)
-    synthaug.balance(tiny_images, "recorder", test_per_class=2, seed=9, synth_options={"seed": 3})
-    assert [s for s, _, _ in recorder.seen] == [7, 8, 3]
+    assert [s for s, _, _ in recorder.seen] == [7, 8]
     assert all(work is None for _, work, _ in recorder.seen)  # balance without work_dir keeps nothing
+    with pytest.raises(SynthaugError, match="unknown option 'seed'"):  # the seed is the run's, never an option
+        synthaug.balance(tiny_images, "recorder", test_per_class=2, seed=9, synth_options={"seed": 3})
+
+
+def test_a_synthesizer_without_the_run_keyword_is_refused_in_one_line(tiny_images):
+    class Old(Synthesizer):
+        name = "old"
+
+        def generate(self, train, target, n, *, seed, volumes=None):
+            raise AssertionError("never called")
+
+    with pytest.raises(SynthaugError, match=r"^synthesizer 'old': generate\(\) takes no run= keyword; the core hands "
+                                            r"the run context to it \(def generate\(\.\.\., run=DEFAULT_RUN\)"):
+        synthaug.balance(tiny_images, Old(), test_per_class=2)
 
 
 def test_two_balance_seeds_train_two_pix2pix_generators(tiny_images):

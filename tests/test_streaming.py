@@ -10,6 +10,7 @@ import pytest
 
 import synthaug
 from synthaug import ImageSet, LazyImages, SynthaugError
+from synthaug.contract.interfaces import DEFAULT_RUN
 from synthaug.pipeline.store import CHUNK_IMAGES, read_store, store_info, write_store
 from tests.conftest import make_kaggle_later, write_png
 
@@ -84,7 +85,7 @@ def test_a_synthesizer_that_does_not_read_lazily_gets_the_split_in_memory(tmp_pa
     class Whole(Synthesizer):
         name = "whole"
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             seen["type"] = type(train.images)
             idx = np.resize(np.flatnonzero(train.labels == train.class_index(target)), n)
             return train.subset(idx)
@@ -101,10 +102,10 @@ def test_a_short_chunked_synthesizer_is_refused_and_no_store_is_left(tmp_path):
         name = "short"
         reads_lazily = True
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             raise AssertionError("balance calls generate_chunks")
 
-        def generate_chunks(self, train, target, n, *, seed, volumes=None):
+        def generate_chunks(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             yield train.subset(np.flatnonzero(train.labels == train.class_index(target))[:1])
 
     data, _ = lazy_set(60, counts=[20, 40])
@@ -191,7 +192,7 @@ def test_reading_a_split_into_memory_that_does_not_fit_is_refused_before_reading
     class Whole(Synthesizer):
         name = "whole"
 
-        def generate(self, train, target, n, *, seed, volumes=None):
+        def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
             raise AssertionError("never reached")
 
     data, reader = lazy_set(60, counts=[20, 40])

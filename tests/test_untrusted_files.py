@@ -112,11 +112,15 @@ def _load(kind: str, root: Path, write):
     if kind == "xpgan --synth-checkpoint":
         return get_registry().entry("synthesizer", "xpgan").resolve().load(_xpgan_dir(root / "xpgan", write))
     if kind == "pix2pix resume state (--work-dir)":
+        import numpy as np
+
+        from synthaug import ImageSet, RunContext
+
+        (root / "work").mkdir()
+        write(root / "work" / "train_state_covid.pt")
+        data = ImageSet(np.zeros((4, 1, 32, 32), np.float32), [0, 0, 1, 1], ("covid", "normal"), list("abcd"))
         synth = get_registry().create("synthesizer", "pix2pix")
-        synth.work_dir = root / "work"
-        synth.work_dir.mkdir()
-        write(synth.work_dir / "train_state_covid.pt")
-        return synth._check_resume("covid", (1, 32, 32))  # what check() and fit() read before resuming
+        return synth.check(data, {"covid": 1}, run=RunContext(work_dir=root / "work"))  # reads the state first
     raise AssertionError(kind)
 
 
@@ -129,8 +133,9 @@ def _xpgan_dir(root: Path, write) -> Path:
     cls = get_registry().entry("synthesizer", "xpgan").resolve()
     network = cls.Config(preset="small").network_config((1, 32, 32), "cpu")
     (root / "synthesizer.json").write_text(json.dumps({"name": "xpgan", "config": {"preset": "small"},
+                                                       "weights": {"generator": "0"},
                                                        "state": {"network": asdict(network)}}))
-    write(root / "xpgan.pt", wrap=lambda p: {"generator": p})
+    write(root / "generator.pt", wrap=lambda p: {"weight": p})
     return root
 
 

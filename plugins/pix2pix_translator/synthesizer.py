@@ -289,11 +289,6 @@ class Pix2Pix(TrainableSynthesizer):
                 out[k:k + step] = from_model(generator(to_model(images[k:k + step]).to(device)))
         return out
 
-    def generate(self, train: ImageSet, target: str, n: int, *, seed: int, volumes=None, run=DEFAULT_RUN) -> ImageSet:
-        """``n`` translated images of ``target``; for a source class itself (e.g. ``normal`` when the
-        strategy also tops it up) copies of its own real images, marked ``checkpoint=b"duplicate"``."""
-        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
-
     def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
                       volumes=None, run=DEFAULT_RUN) -> ImageSet:
         """Images ``rows`` of :meth:`generate`'s ``n``: the sources are drawn for all ``n`` from ``seed``,
@@ -322,6 +317,13 @@ class Pix2Pix(TrainableSynthesizer):
 
     def checkpoint_info(self) -> dict:
         return {"targets": list(self.generators)}
+
+    @classmethod
+    def upgrade_info(cls, info: dict) -> dict:
+        """A checkpoint written before the kit: its ``hashes`` by target."""
+        if "weights" not in info and info.get("hashes"):
+            info = {**info, "weights": {WEIGHTS_FILE.format(target=t): h for t, h in info["hashes"].items()}}
+        return info
 
     def networks(self, info: dict) -> dict[str, torch.nn.Module]:
         from .networks import UNetGenerator

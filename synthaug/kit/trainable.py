@@ -193,6 +193,12 @@ class TrainableSynthesizer(Synthesizer):
     def restore_info(self, info: dict[str, Any]) -> None:
         """Read back what ``checkpoint_info`` wrote (default: nothing)."""
 
+    @classmethod
+    def upgrade_info(cls, info: dict[str, Any]) -> dict[str, Any]:
+        """``synthesizer.json`` of a checkpoint written before this plugin used the kit, in the kit's
+        form (``weights``: file stem -> hash); default: as it is."""
+        return info
+
     # ---- the lifecycle -----------------------------------------------------------------------------
     @property
     def fitted(self) -> bool:
@@ -220,7 +226,8 @@ class TrainableSynthesizer(Synthesizer):
 
     def _check_memory(self, train, volumes, run: RunContext) -> dict | None:
         """The memory guard: estimated once per data, options and device; refused in one line."""
-        key = (tuple(train.image_shape), len(train), train.is_lazy, 0 if volumes is None else len(volumes),
+        key = (tuple(train.image_shape), tuple(train.class_names), len(train), train.is_lazy,
+               0 if volumes is None else len(volumes),
                str(resolve_device(run.device)), json.dumps(config_dict(self.config), sort_keys=True, default=str))
         if self._memory_checked is not None and self._memory_checked[0] == key:
             return self._memory_checked[1]
@@ -379,6 +386,7 @@ class TrainableSynthesizer(Synthesizer):
         info = json.loads(path.read_text())
         if info.get("name") != cls.name:
             raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
+        info = cls.upgrade_info(info)
         if not info.get("weights"):
             raise SynthaugError(f"{directory}: {cls.name} checkpoint holds no fitted network")
         synth = cls(**saved_options(cls, info.get("config", {})))
