@@ -127,8 +127,16 @@ def table(header: list[str], align: list[str], rows: list[list[str]]) -> list[st
 
 
 # ---- an experiment directory (synthaug experiment run / synthaug demo) ----------------------------
+def layout(run: Path):
+    """The experiment directory's one owner of its paths (synthaug.experiments.layout)."""
+    sys.path.insert(0, str(ROOT))
+    from synthaug.experiments.layout import Layout
+
+    return Layout(run)
+
+
 def read_results(run: Path) -> list[dict[str, str]]:
-    path = run / "results.csv"
+    path = layout(run).results_csv
     if not path.is_file():
         raise Refused(f"{path}: missing (the run did not finish; run the script again)")
     with open(path, newline="", encoding="utf-8") as fh:
@@ -205,7 +213,7 @@ def quan2021_table(run: Path) -> list[str]:
 def quan2021_comparisons(run: Path) -> list[str]:
     """Each synthesizer arm against the strongest classical baseline: the paired bootstrap difference of
     the headline measure, its interval and the verdict (comparisons.json)."""
-    path = run / "comparisons.json"
+    path = layout(run).comparisons_json
     if not path.is_file():
         raise Refused(f"{path}: missing (the run did not finish; run the script again)")
     found = {c["arm"]: c for c in json.loads(path.read_text()) if c.get("bootstrap")}
@@ -236,11 +244,13 @@ def images_per_class(counts: dict[str, Any], synthesizer: str) -> str:
 
 
 def demo_table(run: Path) -> list[str]:
+    from synthaug.experiments.layout import CELL_FILE
+
     groups = arm_groups(run)
     rows = []
     for arm, members in groups.items():
         row = members[0]
-        cell = run / "cells" / row["cell"] / "cell.json"
+        cell = layout(run).cells_dir / row["cell"] / CELL_FILE
         counts = json.loads(cell.read_text())["train_counts"]
         rows.append([row["arm_label"], images_per_class(counts, row["synthesizer"]),
                      *(fixed(row[m], 3) for m in ("accuracy", "macro_f1", "recall", "precision"))])
@@ -251,9 +261,7 @@ def demo_table(run: Path) -> list[str]:
 def demo_time(run: Path) -> list[str]:
     """The run's stages and total wall time: the report's Time section without its heading."""
     from synthaug.experiments.report import time_lines
-    from synthaug.experiments.spec import EXPERIMENT_FILE
-
-    path = run / EXPERIMENT_FILE
+    path = layout(run).experiment_json
     saved = json.loads(path.read_text())
     if not saved.get("stages"):
         raise Refused(f"{path}: no stages recorded (the run did not finish; run the script again)")
@@ -293,7 +301,8 @@ def demo_quality(run: Path, positive: str = "covid") -> list[str]:
 
     labels = {row["arm"]: row["arm_label"] for row in read_results(run)}
     rows, reference = [], None
-    for path in sorted((run / "quality").glob("*-seed0/quality.json")):
+    places = layout(run)
+    for path in [places.quality_json(key, seed) for key, seed in places.quality_measured() if seed == 0]:
         found = quality_rows(path)
         row = class_row(found, positive, reference=False)
         reference = reference or class_row(found, positive, reference=True)

@@ -25,13 +25,15 @@ def demo_command(preset, out, seed, synth, classifier, epochs, device):
     from pathlib import Path
 
     from synthaug.experiments.demo import run_demo
+    from synthaug.experiments.layout import Layout
     from synthaug.experiments.quality import quality_sentences
 
     command = shlex.join(["synthaug", *sys.argv[1:]]) if sys.argv and "synthaug" in sys.argv[0] else None
     report = run_demo(preset, out, seed=seed, synthesizer=synth, classifier=classifier, epochs=epochs, device=device,
                       command=command)
-    for c in json.loads((Path(report) / "comparisons.json").read_text()):
+    layout = Layout(report)
+    for c in json.loads(layout.comparisons_json.read_text()):
         click.echo(c["sentence"])
     for line in quality_sentences(Path(report)):
         click.echo(line)
-    click.echo(f"report: {Path(report) / 'report.md'}")
+    click.echo(f"report: {layout.report_md}")

@@ -44,7 +44,8 @@ ARM_MEASURES = ("classifier", "joint")
 #: Recipe modes that start from local ImageNet weights (``--weights``).
 WEIGHTED_MODES = ("transfer", "finetune")
 BUNDLED = "synthaug.experiments"
-EXPERIMENT_FILE = "experiment.json"
+#: Arm names the experiment directory's layout uses for folders of its own (synthaug.experiments.layout).
+RESERVED_ARM_KEYS = ("features",)
 JOINT = "joint"  # the classifier column of arms measured through their synthesizer's own classifier
 
 
@@ -335,6 +336,9 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
 
     where = f"arms.{key}"
     _keys(value, ARM_KEYS, where)
+    if key in RESERVED_ARM_KEYS:  # quality/<key>-seed<S> would be the feature network's own folder
+        raise SynthaugError(f"{where}: the name {key!r} is reserved (the experiment directory uses it); "
+                            f"choose another arm name")
     synth = value.get("synthesizer")
     strategy = check_strategy(value.get("strategy", "auto" if synth else "none"), f"{where}.strategy")
     if synth is None and strategy != "none":
