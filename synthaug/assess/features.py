@@ -201,13 +201,47 @@ def from_weights_file(path: Path, channels: int, size: int) -> FeatureNet:
 
 
 def train_on_real(network: str, dataset, config: FeatureConfig, options: dict[str, Any]) -> FeatureNet:
-    """Train ``network`` to tell the classes apart on the real training images of ``dataset``."""
+    """Train ``network`` to tell the classes apart on the real training images of ``dataset``, by the
+    classifier loop's own epoch (:func:`synthaug.pipeline.train.train_epoch`) with a config of its own:
+    Adam at ``lr``, no augmentation but the resize to ``size``, class-weighted cross-entropy, on the CPU."""
     import torch
-    import torch.nn.functional as F
 
     from synthaug.kit import progress
+    from synthaug.kit.transfer import train_mode
+    from synthaug.pipeline.train import Steps, TrainConfig, epoch_batches, stage_optimizer, train_epoch
     from synthaug.registry import get_registry
 
+    real, labels, classes = real_rows(dataset, config)
+    counts = np.bincount(labels[real], minlength=classes).astype(np.float64)
+    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / classes, 0.0),
+                          dtype=torch.float32)
+    size = config.size or TRAINED_SIZE
+    recipe = TrainConfig(classifier=network, classifier_options=dict(options), epochs=config.epochs,
+                         batch_size=config.batch_size, lr=config.lr, seed=config.seed, augment=False, device="cpu")
+    steps = Steps(dataset, config.batch_size, torch.device("cpu"), augment=lambda x: resize(x, size),
+                  class_weight=weight)
+    # epochs numbered from 0 here (train's from 1): each epoch's order is what this network always drew
+    epochs = [[b for b in epoch_batches(real, recipe, epoch) if len(b) > 1]  # BatchNorm needs two
+              for epoch in range(config.epochs)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        classifier = get_registry().create("classifier", network, **options)
+        model = classifier.build(in_channels(dataset), classes)
+        optimizer = stage_optimizer(model, classifier, recipe, "scratch")  # every parameter, at lr
+        with progress.bar(f"feature network ({network}, real images)", sum(map(len, epochs))) as bar:
+            for batches in epochs:
+                train_mode(model)
+                train_epoch(model, optimizer, batches, steps, bar)
+    info = {"in_channels": in_channels(dataset), "num_classes": classes, "options": dict(options),
+            "trained_on": {"images": int(real.size), "classes": list(dataset.class_names), "epochs": config.epochs,
+                           "store": str(dataset.path), "seed": config.seed}}
+    return FeatureNet(model, network=network, size=size, source="trained on the store's real training images",
+                      info=info)
+
+
+def real_rows(dataset, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """(the rows of the real training images the network trains on, every row's label, the class count):
+    at most ``max_images``, a class-stratified draw (each class keeps its share) when there are more."""
     real = np.flatnonzero(np.asarray(dataset.synth) == "real")
     labels = np.asarray(dataset.labels)
     classes = len(dataset.class_names)
@@ -219,31 +253,4 @@ def train_on_real(network: str, dataset, config: FeatureConfig, options: dict[st
         keep = np.concatenate([rng.permutation(real[labels[real] == c])[:share[c]]
                                for c in range(classes) if np.any(labels[real] == c)])
         real = np.sort(keep)
-    counts = np.bincount(labels[real], minlength=classes).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / classes, 0.0),
-                          dtype=torch.float32)
-    size = config.size or TRAINED_SIZE
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = get_registry().create("classifier", network, **options).build(in_channels(dataset), classes)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        steps = config.epochs * -(-real.size // config.batch_size)
-        with progress.bar(f"feature network ({network}, real images)", steps) as bar:
-            for epoch in range(config.epochs):
-                model.train()
-                order = np.random.default_rng([config.seed, epoch]).permutation(real)
-                for k in range(0, order.size, config.batch_size):
-                    rows = order[k:k + config.batch_size]
-                    if rows.size < 2:  # BatchNorm needs two
-                        continue
-                    x = resize(torch.stack([dataset[int(i)][0] for i in rows]), size)
-                    loss = F.cross_entropy(model(x), torch.as_tensor(labels[rows]), weight=weight)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    bar.update(1, loss=loss.item())
-    info = {"in_channels": in_channels(dataset), "num_classes": classes, "options": dict(options),
-            "trained_on": {"images": int(real.size), "classes": list(dataset.class_names), "epochs": config.epochs,
-                           "store": str(dataset.path), "seed": config.seed}}
-    return FeatureNet(model, network=network, size=size, source="trained on the store's real training images",
-                      info=info)
+    return real, labels, classes

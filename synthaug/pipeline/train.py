@@ -16,6 +16,10 @@ takes its share of each batch, DistributedDataParallel averages the gradients (B
 SyncBatchNorm on CUDA; on the CPU, gloo has none and each rank normalises its own share), training
 sums are added across ranks, and rank 0 alone validates, writes checkpoints and the manifest. The run
 directory is the single-process layout, so ``--resume`` works at any number of processes.
+
+One epoch's steps (:func:`train_epoch` over :func:`epoch_batches`, with an optimizer from
+:func:`stage_optimizer`) are also how ``synthaug quality`` trains its feature network
+(:func:`synthaug.assess.features.train_on_real`), with a config of its own.
 """
 
 from __future__ import annotations
