@@ -171,6 +171,11 @@ def test_save_load_round_trip(tmp_path, fitted):
     assert info["name"] == "acgan" and info["weights"] == {"generator": synth.hash} and len(info["history"]) == 2
     assert info["seed"] == 0 and "seed" not in info["config"]  # the fit's seed is the run's, not an option
     assert loaded.history == synth.history and loaded.describe()["checkpoints"] == {"generator": synth.hash}
+    # a checkpoint written before the kit (its one "hash", a "seed" option) still loads
+    old = {k: v for k, v in info.items() if k not in ("weights", "seed")}
+    (tmp_path / "ckpt" / "synthesizer.json").write_text(json.dumps({**old, "hash": synth.hash,
+                                                                    "config": {**info["config"], "seed": 0}}))
+    assert ACGAN.load(tmp_path / "ckpt").hash == synth.hash
     with pytest.raises(SynthaugError, match="trained on 32x32x1 images; the data is 48x48x1"):
         loaded.check(two_class(4, size=48), {"dark": 1})
     renamed = ImageSet(data.images, data.labels, ("light", "dark"), data.patient_ids)

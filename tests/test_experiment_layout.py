@@ -97,6 +97,15 @@ def _outside_the_layout(out: Path, spec) -> list[str]:
                   if path not in files and not any(d in path.parents for d in directories))
 
 
+def test_an_arm_named_like_a_folder_of_the_layout_is_refused():
+    from synthaug.errors import SynthaugError
+    from synthaug.experiments.spec import check_arm
+
+    with pytest.raises(SynthaugError, match=r"^arms.features: the name 'features' is reserved"):
+        check_arm("features", {"synthesizer": "augment"})
+    assert check_arm("features2", {"synthesizer": "augment"}).key == "features2"
+
+
 def test_the_check_finds_a_file_the_layout_does_not_name(tmp_path):
     spec = load_spec("liang2021", preset="tiny", seeds=1)
     layout = Layout(tmp_path)

@@ -221,6 +221,13 @@ class ACGAN(TrainableSynthesizer):
     def weights(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator}  # D is not saved
 
+    @classmethod
+    def upgrade_info(cls, info: dict) -> dict:
+        """A checkpoint written before the kit: its one ``hash``."""
+        if "weights" not in info and info.get("hash"):
+            info = {**info, "weights": {"generator": info["hash"]}}
+        return info
+
     def networks(self, info: dict) -> dict[str, torch.nn.Module]:
         c, size, _ = self.image_shape
         return {"generator": Generator(c, size, len(self.class_names), self.config.latent_dim, self.config.ngf)}
