@@ -96,7 +96,7 @@ SMALL_GAN = {
               "--synth-option", "r1_gamma=0", "--synth-option", 'classifier_options={"width": 0.25}'],
 }
 #: the state file a trainable synthesizer's fit writes in --work-dir after each epoch
-STATE = {"pix2pix": "train_state*.pt", "acgan": "train_state*.pt", "xpgan": "xpgan_state.pt"}
+STATE = {"pix2pix": "train_state*.pt", "acgan": "train_state*.pt", "xpgan": "train_state*.pt"}
 
 
 @pytest.mark.parametrize("synth, point", [

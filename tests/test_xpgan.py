@@ -131,7 +131,9 @@ def test_training_poses_default_to_the_identity_and_jitter_is_an_option(ctsim, m
 
 def test_fit_records_history_and_state(fitted, ctsim):
     synth, _ = fitted
-    assert len(synth.history) == 2
+    assert len(synth.losses) == 2 and set(synth.losses[0]) >= {"loss_c", "loss_g_adv", "loss_drr", "loss_d"}
+    assert [h["epoch"] for h in synth.history] == [1]  # the kit's: the two steps' mean losses
+    assert synth.history[0]["loss_drr"] == pytest.approx(np.mean([s["loss_drr"] for s in synth.losses]))
     assert synth.state["label_map"] == {"covid": "covid", "normal": "normal", "viral": "viral"}
     assert tuple(synth.state["network"]["volume_shape"]) == (16, 16, 8)
     assert synth.state["network"]["image_size"] == 32
@@ -184,7 +186,7 @@ def test_generate_before_fit_and_bad_checkpoint(tmp_path, ctsim):
     images, volumes = ctsim
     with pytest.raises(SynthaugError, match="not fitted"):
         create("synthesizer", "xpgan").generate(images, "covid", 1, seed=0, volumes=volumes)
-    with pytest.raises(SynthaugError, match="not an xpgan checkpoint"):
+    with pytest.raises(SynthaugError, match="not a synthesizer checkpoint"):
         synthaug.get_registry().entry("synthesizer", "xpgan").resolve().load(tmp_path)
 
 

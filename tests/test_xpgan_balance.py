@@ -187,7 +187,7 @@ def test_a_wrong_classifier_weights_file_stops_fit_with_one_line(ctsim, tmp_path
         raise AssertionError("rendered or trained before the weights were checked")
 
     monkeypatch.setattr(ctprep.PairRenderer, "pair", never)
-    monkeypatch.setattr(training, "run_training", never)
+    monkeypatch.setattr(training.JointTrainer, "step", never)
     images, volumes = ctsim
     garbage, other = tmp_path / "garbage.pth", tmp_path / "other.pth"
     garbage.write_bytes(b"not a state dict")
@@ -296,31 +296,59 @@ def test_xpgan_reads_a_split_too_large_for_memory_a_batch_at_a_time_with_the_sam
     monkeypatch.setattr(module, "fits_in_memory", lambda nbytes: False)
     streamed.fit(lazy, volumes)
     assert reads and max(reads) <= XPGAN_FAST["batch_size"]  # one batch of real CXRs at a time
-    assert streamed.history == eager.history  # the same batches, the same numbers
+    assert streamed.losses == eager.losses  # the same batches, the same numbers
     for a, b in zip(eager.generator.state_dict().values(), streamed.generator.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_an_xpgan_fit_keeps_its_state_in_the_work_dir_and_a_rerun_resumes_from_it(ctsim, tmp_path):
-    """The state in --work-dir after the last epoch: a rerun of the same fit resumes there, at the end,
-    with the same weights and losses and no step trained; a fit of other options refuses it. (A kill
-    mid-fit and its rerun, byte-identical: tests/test_faults.py, [xpgan-mid-fit].)"""
-    images, volumes = ctsim
-    options = dict(XPGAN_FAST, batch_size=16, max_steps=None, epochs=2)  # 28 images: 2 steps an epoch
+    """The kit keeps the state in the run's work directory after every epoch: a fit killed after
+    epoch 1 and run again resumes there and ends with the uninterrupted fit's weights and losses (the
+    last epoch shorter: max_steps=3 at 2 steps an epoch); a rerun of the finished fit trains no step; a
+    fit of other options, another seed or other volumes refuses the state. (A kill mid-fit in another process, the
+    store byte-identical: tests/test_faults.py, [xpgan-mid-fit].)"""
+    from synthaug import RunContext
+    from synthaug_plugins.xpgan_projector import training
 
-    def fit(**changes):
+    images, volumes = ctsim
+    options = dict(XPGAN_FAST, batch_size=16, max_steps=3, epochs=2)  # 28 images: 2 steps an epoch, 2 + 1
+
+    def fit(work=tmp_path / "work", seed=3, cts=volumes, **changes):
         synth = synthaug.get_registry().create("synthesizer", "xpgan", **{**options, **changes})
-        synth.work_dir = tmp_path / "work"
-        synth.fit(images, volumes)
+        synth.fit(images, cts, run=RunContext(seed=seed, work_dir=work, progress=False))
         return synth
 
-    first = fit()
-    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["xpgan_state.pt"]
-    again = fit()
-    assert len(again.history) == 4 and again.history == first.history
-    for a, b in zip(first.generator.state_dict().values(), again.generator.state_dict().values()):
-        assert torch.equal(a, b)
-    assert again._trainer.steps_done == 4
-    with pytest.raises(SynthaugError,
-                       match="xpgan_state.pt: the state of another xpgan fit \\(option lambda_drr differs\\)"):
+    def same_weights(a, b) -> bool:
+        return all(torch.equal(x, y) for m, n in ((a.generator, b.generator), (a.classifier, b.classifier))
+                   for x, y in zip(m.state_dict().values(), n.state_dict().values()))
+
+    uninterrupted = fit(work=None)
+    assert len(uninterrupted.losses) == 3 and len(uninterrupted.history) == 2  # every step's, every epoch's
+    epoch = type(uninterrupted).epoch
+
+    def killed_at_epoch_2(self, training, index):
+        if index == 1:
+            raise KeyboardInterrupt  # the state of epoch 1 is written: a kill between epochs
+        yield from epoch(self, training, index)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(uninterrupted), "epoch", killed_at_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            fit()
+    state = tmp_path / "work" / "train_state.pt"
+    assert torch.load(state, weights_only=True)["epoch"] == 1  # nothing unpickled
+    resumed = fit()  # the same seed, the same weights, resumed or not
+    assert resumed.losses == uninterrupted.losses and resumed.history == uninterrupted.history
+    assert same_weights(resumed, uninterrupted)
+    with pytest.MonkeyPatch.context() as patch:  # finished: a rerun resumes at the end and trains nothing
+        patch.setattr(training.JointTrainer, "step", lambda *a: pytest.fail("a step was trained again"))
+        again = fit()
+    assert again.losses == uninterrupted.losses and same_weights(again, uninterrupted)
+    with pytest.raises(SynthaugError, match=r"train_state.pt: the state of another xpgan fit "
+                                            r"\(option lambda_drr: 2.0 there, 1.0 in this run\)"):
         fit(lambda_drr=1.0)
+    with pytest.raises(SynthaugError, match=r"the state of another xpgan fit \(seed: 3 there, 4 in this run\)"):
+        fit(seed=4)
+    with pytest.raises(SynthaugError, match=r"the state of another xpgan fit \(volumes: \["):
+        fit(cts=volumes.subset(range(len(volumes) - 1)))
+    fit(cache_mb=0)  # where or how fast it runs may differ

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 import synthaug
-from synthaug import ImageSet, SynthaugError, Synthesizer, VolumeSet
+from synthaug import DEFAULT_RUN, ImageSet, SynthaugError, Synthesizer, VolumeSet
 from synthaug.contract.config import config_dict
-from synthaug.contract.interfaces import saved_options
-from synthaug.kit import distributed
 from synthaug.kit.device import resolve_device
-from synthaug.kit.files import save_torch_file
 from synthaug.kit.memory import (
     TrainingEstimate,
     check_memory,
-    finish_record,
     fits_in_memory,
     parameter_bytes,
     saved_bytes,
@@ -29,15 +25,12 @@ from synthaug.kit.memory import (
 from synthaug.kit.progress import bar, note
 from synthaug.kit.sampling import each_once_per_round, part_seed
 from synthaug.kit.sizes import parse_size
+from synthaug.kit.trainable import Estimate, TrainableSynthesizer, Training
 
 from . import ctprep
 
 #: Sub-directory of an xpgan checkpoint holding C as a training run (``synthaug evaluate --run DIR/classifier``).
 CLASSIFIER_RUN = "classifier"
-#: The per-epoch training state in the core's ``work_dir`` (``--work-dir``): a killed fit resumes from it.
-STATE_FILE = "xpgan_state.pt"
-#: Options that change where or how fast a fit runs, or what it keeps, not what it computes.
-_RESUMABLE_DIFFERENCES = ("cache_mb", "device")
 
 
 def _create(kind: str, name: str, **options):
@@ -66,8 +59,8 @@ class _FromVolumes(Synthesizer):
     reads_lazily = True  # drr reads no image; xpgan's fit reads its real CXRs in when they fit, else a batch at a time
     splits_generation = True  # any chunk is made from the seed and its rows alone (generate_part)
 
-    def generate(self, train, target, n, *, seed, volumes=None):
-        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes)))
+    def generate(self, train, target, n, *, seed, volumes=None, run=DEFAULT_RUN):
+        return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
 
     def _part_sources(self, train, target, n, volumes, seed, rows):
         """The volumes of chunk ``rows`` (drawn for all ``n`` from ``seed``) and the chunk's random stream:
@@ -81,8 +74,8 @@ class _FromVolumes(Synthesizer):
         return ctprep.resolve_label_map(volumes.class_names, train.class_names, self.config.label_map,
                                         f"synthesizer {self.name!r}")
 
-    def check(self, train, deficits, volumes=None):
-        super().check(train, deficits, volumes)
+    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
+        super().check(train, deficits, volumes, run=run)
         mapping = self._mapping(train, volumes)
         ctprep.check_deficits_covered(volumes, mapping, train.class_names, deficits, f"synthesizer {self.name!r}")
 
@@ -134,7 +127,7 @@ class DRRSynthesizer(_FromVolumes):
     name = "drr"
     Config = DRRConfig
 
-    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None, run=DEFAULT_RUN):
         idx, rng = self._part_sources(train, target, n, volumes, seed, rows)
         n = len(idx)
         channels, height, width = train.image_shape
@@ -185,8 +178,7 @@ class XPGANConfig(DRRConfig):
     poses_per_volume: int = 1  # training poses per volume (1: the identity only, quan2021); see above
     min_volume_fraction: float = 0.25  # a volume needs this fraction of the encoder grid along every axis
     cache_mb: float = 1024.0  # rendered (CT, DRR) training pairs kept in memory
-    # (the device is the core's: ``Synthesizer.device``, --device; ``device=`` as an option still sets it)
-    seed: int = 0  # initialisation, batches, poses and generation (balance --seed sets it)
+    # (the seed and the device are the run's: ``run.seed`` and ``run.device``, --seed and --device)
 
     def __post_init__(self) -> None:
         if self.preset not in ("auto", "paper", "small"):
@@ -221,29 +213,38 @@ class XPGANConfig(DRRConfig):
         return NetworkConfig(image_size=size, image_channels=channels, **explicit)
 
 
-class XPGANSynthesizer(_FromVolumes):
-    """G(CT) of the class's labeled volumes; G, D and the classifier C trained jointly (quan2021)."""
+class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
+    """G(CT) of the class's labeled volumes; G, D and the classifier C trained jointly (quan2021).
+
+    On :mod:`synthaug.kit.trainable`: ``start`` builds C, G, D and the batch draw, ``epoch`` runs the
+    joint steps of one pass over the real CXRs (the last epoch stops at ``max_steps``); the kit seeds,
+    places, saves the per-epoch state, resumes and refuses another fit's state."""
 
     name = "xpgan"
     Config = XPGANConfig
-    trainable = True
     classifier_run = CLASSIFIER_RUN  # save() writes C there as a training run (quan2021 measures XPGAN through C)
+    resumable_options = ("cache_mb",)  # where or how fast a fit runs, not what it computes
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)
-        self.generator = None
-        self.classifier = None
+        self.generator = self.discriminator = self.classifier = None
         self.state: dict = {}
-        self.history: list[dict[str, float]] = []
-        self._memory_checked: tuple | None = None  # (what was estimated, the record)
+        self.losses: list[dict[str, float]] = []  # every step's (the kit's history: every epoch's means)
+        self._device = "auto"  # the run's, for check_inputs (preset auto sizes the encoder grid by it)
+        self._checked: tuple | None = None
 
     # ---- checks -----------------------------------------------------------------------------
-    def check(self, train, deficits, volumes=None):
-        super().check(train, deficits, volumes)
+    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
+        self._device = run.device  # the kit hands check_inputs no run
+        super().check(train, deficits, volumes, run=run)
+
+    def check_inputs(self, train, deficits, volumes=None):
         if min(train.image_shape[1:]) < 8:
             raise SynthaugError(f"synthesizer 'xpgan': images of {train.image_shape[1]}x{train.image_shape[2]} "
                                 f"pixels are too small; need at least 8x8")
-        net = self.config.network_config(train.image_shape, self.device)
+        net = self._network(train)
+        if self._checked == (id(train), id(volumes), net.volume_shape):
+            return  # checked already (fit() after check()): no volume is read again
         mapped = np.flatnonzero(ctprep.image_labels_of(volumes, self._mapping(train, volumes)) >= 0)
         need = [math.ceil(self.config.min_volume_fraction * e) for e in net.volume_shape]
         shapes = volumes.meta.get("shape")
@@ -254,11 +255,70 @@ class XPGANSynthesizer(_FromVolumes):
                     f"synthesizer 'xpgan': volume {volumes.origins[i] or i} has shape {shape}; the encoder grid "
                     f"{net.volume_shape} needs at least {tuple(need)} voxels (min_volume_fraction="
                     f"{self.config.min_volume_fraction}); use a smaller volume_shape")
-        if self.generator is None:  # training ahead: refused here if it cannot fit, before any rendering
-            self._check_memory(net, train, len(mapped))
-        self._checked = (id(train), id(volumes))  # fit() need not load every volume again
+        self._checked = (id(train), id(volumes), net.volume_shape)
 
-    # ---- training ---------------------------------------------------------------------------
+    def _network(self, train, device=None):
+        """G's and D's sizes: the fitted G's, else the config's for the data and the run's device."""
+        if self.generator is not None:
+            return self.generator.config
+        return self.config.network_config(train.image_shape, device or self._device)
+
+    def estimate(self, train, volumes, run) -> Estimate:
+        """The joint step's peak: G, D and C built on meta tensors (nothing allocated) with one forward of
+        each at the batch size as a step keeps them (G on the CTs, D on the fake and the real images, C
+        on both), their weights, gradients and Adam state, the cache of rendered pairs and the copies of
+        the real images. Says which preset ``auto`` took; G and D alone are refused before C's library
+        is imported."""
+        import torch
+        import torch.nn.functional as F
+
+        from .networks import Discriminator, Generator, to_unit_range
+        from .training import resize_for_classifier
+
+        cfg, device = self.config, resolve_device(run.device)
+        preset, net = cfg.resolved_preset(device), self._network(train, device)
+        if cfg.preset == "auto":
+            note(f"xpgan: preset {preset} (auto on {'CUDA' if device.type == 'cuda' else 'the CPU'}; "
+                 f"--synth-option preset=paper or preset=small chooses)")
+        volumes_used = int(np.sum(ctprep.image_labels_of(volumes, self._mapping(train, volumes)) >= 0))
+        n_real, b, (c, h, w) = int(np.sum(train.synth == "real")), cfg.batch_size, train.image_shape
+        pair = (math.prod(net.volume_shape) + net.image_size ** 2) * 4  # (encoder input, DRR), float32
+        cache = min(int(cfg.cache_mb * 2 ** 20), volumes_used * cfg.poses_per_volume * pair)
+        decoder = (net.image_channels, net.image_size, net.image_size)
+        real_copies = _real_bytes(n_real, train.image_shape, decoder)
+        if train.is_lazy and not fits_in_memory(real_copies):
+            real_copies = _real_bytes(b, train.image_shape, decoder)
+        advice = (f"use --synth-option preset=small or a smaller --synth-option batch_size (now {b})"
+                  if preset == "paper" else
+                  f"use a smaller --synth-option batch_size (now {b}), a smaller volume_shape, or a smaller --size")
+        what = f"xpgan (preset {preset}, batch {b})"
+        with torch.device("meta"):
+            generator, discriminator = Generator(net), Discriminator(net)
+            volume, real = torch.zeros((b, 1, *net.volume_shape)), torch.zeros((b, *decoder))
+            fake = []
+
+            def gan_step():  # the G step's graph (G, D on the fake) and the D step's D on the real images
+                fake.append(to_unit_range(generator(volume)))
+                return discriminator(fake[0]).sum() + discriminator(real).sum()
+
+            gan = saved_bytes(gan_step)
+            check_memory(TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator), gan,
+                                          cache + real_copies), advice)  # G and D alone: refused in seconds
+            classifier, _ = self._build_classifier(net.image_channels, len(train.class_names), pretrained=False)
+            both = torch.cat([torch.zeros((b, c, h, w)), resize_for_classifier(fake[0].detach(), (h, w))])
+            try:
+                classification = saved_bytes(lambda: F.cross_entropy(
+                    classifier(both), torch.zeros(len(both), dtype=torch.long)))
+            except RuntimeError as exc:  # C cannot take images this small: one line, not a traceback
+                error = too_small_error(exc, f"synthesizer 'xpgan': its classifier {cfg.classifier!r} on "
+                                        f"{h}x{w} images", "use a larger --size (32 px or more)")
+                if error is None:
+                    raise
+                raise error from None
+        return Estimate(TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator, classifier),
+                                         gan + classification, cache + real_copies), advice)
+
+    # ---- training: the networks and one epoch; the kit does the rest --------------------------
     def _build_classifier(self, channels: int, num_classes: int, pretrained: bool = True):
         """C, and what it started from: ``(model, weights)``; ``weights`` is the plugin's report of the
         ImageNet file (path, matched, missing, unexpected) with the file's sha256, or None (random init)."""
@@ -274,29 +334,39 @@ class XPGANSynthesizer(_FromVolumes):
         report = plugin.load_weights(model, path)  # a wrong file stops here, before any joint step
         return model, {**asdict(report), "sha256": file_hash(path)}
 
-    def fit(self, train, volumes=None):
-        import torch
+    def start(self, train, volumes, run, part) -> Training:
+        """C (its ImageNet weights loaded, or refused, before any rendering), the batch draw (real CXRs,
+        the mapped volumes in their training poses) and G and D, all on the CPU from ``run.seed``."""
+        from .training import JointTrainer, ObjectiveConfig
 
-        from .networks import NetworkConfig  # noqa: F401  (import error surfaces before any rendering)
-        from .training import BatchSource, JointTrainer, ObjectiveConfig, run_training
+        cfg, device = self.config, resolve_device(run.device)
+        net, rng = cfg.network_config(train.image_shape, device), np.random.default_rng(run.seed)
+        classifier, weights = self._build_classifier(net.image_channels, len(train.class_names))
+        mapping = self._mapping(train, volumes)
+        source = self._batch_source(train, volumes, mapping, net, rng)
+        total = source.steps_per_epoch * cfg.epochs
+        total = min(total, cfg.max_steps) if cfg.max_steps else total
+        objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
+                                    r1_interval=cfg.r1_interval)
+        trainer = JointTrainer(net, classifier, objective, total, seed=run.seed, classifier_size=train.image_shape[1:])
+        state = {"network": asdict(net), "class_names": list(train.class_names),
+                 "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
+                 "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
+                 "steps": total, "classifier_weights": weights, "preset": cfg.resolved_preset(device),
+                 "device": run.device}
+        return Training(epochs=-(-total // source.steps_per_epoch), steps=source.steps_per_epoch,
+                        modules=trainer.modules, optimizers=trainer.optimizers,
+                        state={"trainer": trainer, "batches": source}, label="xpgan fit",
+                        data={"trainer": trainer, "source": source, "total": total, "state": state},
+                        fingerprint={"volumes": [str(volumes.origins[i]) for i in source.volume_indices]})
+
+    def _batch_source(self, train, volumes, mapping, net, rng):
+        """Real CXRs in shuffled epochs (D sees them at the decoder's size S; C at their own, the store's
+        H x W, where it is evaluated) and the mapped volumes, each in its training poses."""
+        from .training import BatchSource
 
         cfg = self.config
-        if getattr(self, "_checked", None) != (id(train), id(volumes)):
-            self.check(train, {}, volumes)
-        distributed.check_batch(cfg.batch_size, "--synth-option batch_size")
-        mapping = self._mapping(train, volumes)
-        device = resolve_device(self.device)
-        world = distributed.world(device.type)
-        net = cfg.network_config(train.image_shape, device)
-        used_volumes = int(np.sum(ctprep.image_labels_of(volumes, mapping) >= 0))
-        memory_record = self._check_memory(net, train, used_volumes)  # estimated by check: refused before rendering
-        torch.manual_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        # C first: its ImageNet weights (classifier_weights) are loaded, or refused, before any rendering
-        classifier, weights = self._build_classifier(net.image_channels, len(train.class_names))
         real = train.subset(np.flatnonzero(train.synth == "real"))
-        # D sees real CXRs at the decoder's size S; C sees them at their own size (the store's H x W, the
-        # size it is evaluated at), and G's images are resized to that size before C sees them.
         decoder = (net.image_channels, net.image_size, net.image_size)
         own, real_images = real.images, None  # a split too large to read in stays lazy: a batch at a time
         if not real.is_lazy or fits_in_memory(_real_bytes(len(real), train.image_shape, decoder)):
@@ -310,163 +380,45 @@ class XPGANSynthesizer(_FromVolumes):
         renderer = ctprep.PairRenderer(volumes, _create("projector", cfg.projector), image_size=net.image_size,
                                        encoder_shape=net.volume_shape, hu_window=cfg.hu_window, view=cfg.view,
                                        sdd=cfg.sdd, sid=cfg.sid, cache_mb=cfg.cache_mb)
-        source = BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
-                             device, classifier_images=own, world=world,
-                             to_decoder=lambda images: fit_to(images, decoder))
-        total = source.steps_per_epoch * cfg.epochs
-        total = min(total, cfg.max_steps) if cfg.max_steps else total
-        objective = ObjectiveConfig(lambda_drr=cfg.lambda_drr, lr=cfg.lr, r1_gamma=cfg.r1_gamma,
-                                    r1_interval=cfg.r1_interval)
-        trainer = JointTrainer(net, classifier, objective, total, device, seed=cfg.seed,
-                               classifier_size=train.image_shape[1:])
-        for name in ("generator", "discriminator", "classifier"):
-            setattr(trainer, name, world.sync_batchnorm(getattr(trainer, name), device))
-        if world.rank:  # noise of this rank's own images: a stream of its own (rank 0's is one process's)
-            torch.manual_seed(world.rank_seed(cfg.seed))
-        state_path = Path(self.work_dir) / STATE_FILE if self.work_dir is not None else None
-        fingerprint = {"config": {k: v for k, v in config_dict(cfg).items() if k not in _RESUMABLE_DIFFERENCES},
-                       "image_shape": list(train.image_shape), "class_names": list(train.class_names),
-                       "real_images": int(len(real)), "volumes": [str(volumes.origins[i]) for i in used],
-                       "steps": int(total)}
-        history = self._resume(state_path, fingerprint, trainer, source, world)
+        return BatchSource(real_images, real.labels, renderer, used, labels[used], poses, cfg.batch_size, rng,
+                           "cpu", classifier_images=own, to_decoder=lambda images: fit_to(images, decoder))
 
-        def save_state(history: list) -> None:  # rank 0, after every epoch: a kill loses at most one epoch
-            if state_path is not None and world.main:
-                self._save_state(state_path, fingerprint, trainer, source, history)
+    def epoch(self, training: Training, epoch: int):
+        """The joint steps of epoch ``epoch``: one D step then one joint G+C step on each batch (under
+        torchrun every process draws the whole batch and takes its share, gradients averaged)."""
+        trainer, source = training.data["trainer"], training.data["source"]
+        trainer.generator, trainer.discriminator, trainer.classifier = (
+            training.modules[k] for k in ("generator", "discriminator", "classifier"))  # as the kit placed them
+        source.device, source.world = training.device, training.world
+        trainer.grad_sync = training.grad_sync(_share(training.world, source.batch_size))
+        for _ in range(epoch * training.steps, min((epoch + 1) * training.steps, training.data["total"])):
+            yield trainer.step(source.next())
 
-        self.history = run_training(trainer, source, total, history=history, on_epoch_end=save_state)
-        world.broadcast([trainer.generator, trainer.classifier])  # every process holds what rank 0 saves
-        self.generator, self.classifier, self._trainer = trainer.generator, trainer.classifier, trainer
-        self.state = {"network": asdict(net), "class_names": list(train.class_names),
-                      "image_shape": list(train.image_shape), "volume_classes": list(volumes.class_names),
-                      "label_map": {volumes.class_names[v]: train.class_names[t] for v, t in mapping.items()},
-                      "steps": total, "classifier_weights": weights, "preset": cfg.resolved_preset(device)}
-        self.memory = finish_record(memory_record)
-
-    # ---- per-epoch state (resume) -----------------------------------------------------------
-    def _save_state(self, path: Path, fingerprint: dict, trainer, source, history: list) -> None:
-        import torch
-
-        from synthaug.kit.runs import save_checkpoint
-
-        state = {"fingerprint": json.dumps(fingerprint, sort_keys=True, default=list),
-                 "trainer": trainer.training_state(), "source": source.state(), "history": history,
-                 "torch_rng": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(state, path)  # atomic; tensors, numbers, strings and lists: read with weights_only=True
-
-    def _resume(self, path: Path | None, fingerprint: dict, trainer, source, world) -> list:
-        """The history of the fit ``path`` holds, with the trainer and the batch draw set where it
-        stopped; ``[]`` without one. A state of another fit (other options, data or volumes) is refused."""
-        import torch
-
-        from synthaug.kit.runs import load_checkpoint
-
-        if path is None or not path.is_file():
-            return []
-        state = load_checkpoint(path)
-        saved = json.loads(state.get("fingerprint", "{}"))
-        now = json.loads(json.dumps(fingerprint, sort_keys=True, default=list))
-        if saved != now:
-            differing = next((f"option {k}" for k in sorted(now["config"])
-                              if saved.get("config", {}).get(k) != now["config"][k]), None) or next(
-                (k.replace("_", " ") for k in sorted(now) if k != "config" and saved.get(k) != now[k]), "its data")
-            raise SynthaugError(f"{path}: the state of another xpgan fit ({differing} differs); remove it or "
-                                f"choose another --work-dir")
-        trainer.load_training_state(state["trainer"])
-        source.load_state(state["source"])
-        if world.main:
-            torch.set_rng_state(state["torch_rng"])
-            if "cuda_rng" in state and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
-        else:  # the other ranks' noise streams go on from a seed of their own and the step
-            torch.manual_seed(world.rank_seed(self.config.seed) + trainer.steps_done)
-        note(f"xpgan: resuming the fit in {path.parent} at step {trainer.steps_done} of {fingerprint['steps']}")
-        return list(state["history"])
-
-    def _check_memory(self, net, train, volumes_used: int) -> dict:
-        """Estimate the joint step's peak and refuse, naming the option, if it cannot fit on the device:
-        G, D and C built on meta tensors (nothing allocated) with one forward of each at the batch size
-        as a step keeps them (G on the CTs, D on the fake and the real images, C on both), their
-        weights, gradients and Adam state, the cache of rendered pairs and the copies of the real
-        images. Says which preset ``auto`` took. Estimated once per network, data and device."""
-        import torch
-        import torch.nn.functional as F
-
-        from .networks import Discriminator, Generator, to_unit_range
-        from .training import resize_for_classifier
-
-        cfg = self.config
-        device = resolve_device(self.device)
-        preset = cfg.resolved_preset(device)
-        n_real = int(np.sum(train.synth == "real"))
-        key = (repr(net), train.image_shape, n_real, len(train.class_names), volumes_used, str(device),
-               cfg.batch_size, cfg.classifier, repr(cfg.classifier_options), cfg.cache_mb, cfg.poses_per_volume,
-               train.is_lazy)
-        if self._memory_checked is not None and self._memory_checked[0] == key:
-            return self._memory_checked[1]
-        if cfg.preset == "auto":
-            note(f"xpgan: preset {preset} (auto on {'CUDA' if device.type == 'cuda' else 'the CPU'}; "
-                 f"--synth-option preset=paper or preset=small chooses)")
-        b, (c, h, w) = cfg.batch_size, train.image_shape
-        pair = (math.prod(net.volume_shape) + net.image_size ** 2) * 4  # (encoder input, DRR), float32
-        cache = min(int(cfg.cache_mb * 2 ** 20), volumes_used * cfg.poses_per_volume * pair)
-        real_copies = _real_bytes(n_real, train.image_shape, (net.image_channels, net.image_size, net.image_size))
-        if train.is_lazy and not fits_in_memory(real_copies):
-            real_copies = _real_bytes(b, train.image_shape, (net.image_channels, net.image_size, net.image_size))
-        advice = (f"use --synth-option preset=small or a smaller --synth-option batch_size (now {b})"
-                  if preset == "paper" else
-                  f"use a smaller --synth-option batch_size (now {b}), a smaller volume_shape, or a smaller --size")
-        with torch.device("meta"):
-            generator, discriminator = Generator(net), Discriminator(net)
-            volume = torch.zeros((b, 1, *net.volume_shape))
-            real = torch.zeros((b, net.image_channels, net.image_size, net.image_size))
-            fake = []
-
-            def gan_step():  # the G step's graph (G, D on the fake) and the D step's D on the real images
-                fake.append(to_unit_range(generator(volume)))
-                return discriminator(fake[0]).sum() + discriminator(real).sum()
-
-            gan = saved_bytes(gan_step)
-            what = f"xpgan (preset {preset}, batch {b})"
-            # G and D alone: a size that cannot fit is refused before C's library is imported (seconds)
-            check_memory(TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator), gan,
-                                          cache + real_copies), advice)
-            classifier, _ = self._build_classifier(net.image_channels, len(train.class_names), pretrained=False)
-            real_c = torch.zeros((b, c, h, w))
-            both = torch.cat([real_c, resize_for_classifier(fake[0].detach(), (h, w))])
-            try:
-                classification = saved_bytes(lambda: F.cross_entropy(
-                    classifier(both), torch.zeros(len(both), dtype=torch.long)))
-            except RuntimeError as exc:  # C cannot take images this small: one line, not a traceback
-                error = too_small_error(exc, f"synthesizer 'xpgan': its classifier {self.config.classifier!r} on "
-                                        f"{h}x{w} images", "use a larger --size (32 px or more)")
-                if error is None:
-                    raise
-                raise error from None
-        estimate = TrainingEstimate(what, str(device), parameter_bytes(generator, discriminator, classifier),
-                                    gan + classification, cache + real_copies)
-        record = check_memory(estimate, advice)
-        self._memory_checked = (key, record)
-        return record
+    def finish(self, training: Training) -> None:
+        """Keep G, D and C, the fit's record and every step's losses (under torchrun: of the whole batch,
+        the ranks' means weighted by their shares and added)."""
+        self.generator, self.discriminator, self.classifier = (
+            training.modules[k] for k in ("generator", "discriminator", "classifier"))
+        self.state = training.data["state"]
+        losses, share = training.data["trainer"].losses, _share(training.world, self.config.batch_size)
+        flat = iter(training.world.sum([v * share for logs in losses for v in logs.values()]))
+        self.losses = [{k: next(flat) for k in logs} for logs in losses]
 
     # ---- generation -------------------------------------------------------------------------
-    def render(self, volume_batch: np.ndarray, seed: int):
-        """G on (B, 1, X, Y, Z) in [-1, 1] -> (B, C, S, S) in [0, 1]."""
+    def render(self, volume_batch: np.ndarray, seed: int, device="auto"):
+        """G on (B, 1, X, Y, Z) in [-1, 1] -> (B, C, S, S) in [0, 1], on ``device``."""
         import torch
 
         from .networks import to_unit_range
 
-        device = resolve_device(self.device)
+        device = resolve_device(device)
         self.generator.to(device).eval()
         noise = torch.Generator(device="cpu").manual_seed(int(seed))
         with torch.no_grad():
             out = to_unit_range(self.generator(torch.from_numpy(volume_batch).to(device), noise))
         return out.clamp(0, 1).cpu().numpy()
 
-    def generate_part(self, train, target, n, *, seed, rows, volumes=None):
+    def generate_part(self, train, target, n, *, seed, rows, volumes=None, run=DEFAULT_RUN):
         if self.generator is None:
             raise SynthaugError("synthesizer 'xpgan' is not fitted: call fit() or load a checkpoint")
         idx, rng = self._part_sources(train, target, n, volumes, seed, rows)
@@ -483,37 +435,42 @@ class XPGANSynthesizer(_FromVolumes):
                 batch = [ctprep.encoder_input(ctprep.pose_volume(renderer.volume(int(i)), ctprep.random_pose(
                     rng, self.config.max_rotation, self.config.max_translation)), net.volume_shape,
                     self.config.hu_window) for i in part]
-                out[start:start + len(part)] = self.render(np.stack(batch), int(rng.integers(2 ** 31)))
+                out[start:start + len(part)] = self.render(np.stack(batch), int(rng.integers(2 ** 31)), run.device)
                 progress.update(len(part))
         return self._result(train, target, fit_to(out, train.image_shape), volumes, idx)
 
     def describe(self):
-        """The config, and the preset ``auto`` chose (the measured memory stays in the checkpoint's
-        ``synthesizer.json``: a store's bytes must not depend on a measurement)."""
+        """The kit's description, and the preset ``auto`` chose."""
         out = super().describe()
         if self.state.get("preset"):
             out["preset"] = self.state["preset"]
         return out
 
-    # ---- persistence ------------------------------------------------------------------------
+    # ---- save / load: the kit writes G and D, synthesizer.json; C is a training run beside them ------
+    def weights(self) -> dict:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def networks(self, info: dict) -> dict:
+        from .networks import Discriminator, Generator, NetworkConfig
+
+        net = NetworkConfig(**info["state"]["network"])
+        return {"generator": Generator(net), "discriminator": Discriminator(net)}  # render() moves G
+
+    def use_networks(self, modules: dict) -> None:
+        self.generator, self.discriminator = modules["generator"], modules["discriminator"]
+
+    def checkpoint_info(self) -> dict:
+        # the config with "auto" saved as the preset it chose, and the fit's record
+        return {"config": {**config_dict(self.config), "preset": self.state.get("preset", self.config.preset)},
+                "state": self.state}
+
+    def restore_info(self, info: dict) -> None:
+        self.state = info["state"]
+
     def save(self, directory):
-        if self.generator is None:
-            raise SynthaugError("synthesizer 'xpgan' is not fitted: nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        on_cpu = lambda module: {k: v.cpu() for k, v in module.state_dict().items()}  # noqa: E731
-        save_torch_file({"generator": on_cpu(self.generator),
-                    "discriminator": on_cpu(self._trainer.discriminator) if hasattr(self, "_trainer") else None},
-                   directory / "xpgan.pt")
-        self._save_classifier_run(directory / CLASSIFIER_RUN)
-        config = {f.name: getattr(self.config, f.name) for f in fields(self.config)}
-        config["preset"] = self.state.get("preset", config["preset"])  # "auto" saved as what it chose
-        info = {"name": self.name, "config": config, "state": self.state,
-                "history_last": self.history[-1] if self.history else {}}
-        if self.memory is not None:
-            info["memory"] = self.memory
-        (directory / "synthesizer.json").write_text(json.dumps(info, indent=2, default=list))
-        (directory / "history.json").write_text(json.dumps(self.history))
+        super().save(directory)
+        self._save_classifier_run(Path(directory) / CLASSIFIER_RUN)
+        (Path(directory) / "history.json").write_text(json.dumps(self.losses))  # every step's losses
 
     def _save_classifier_run(self, run: Path) -> None:
         """C as a training run (the layout ``synthaug.train`` writes, :mod:`synthaug.kit.runs`), so
@@ -524,7 +481,8 @@ class XPGANSynthesizer(_FromVolumes):
         write_run(run, self.classifier, {
             "trained_by": "xpgan (joint with G and D, quan2021)",
             "config": {"classifier": cfg.classifier, "classifier_options": cfg.classifier_options or {},
-                       "batch_size": cfg.batch_size, "device": self.device, "positive_class": None, "seed": cfg.seed,
+                       "batch_size": cfg.batch_size, "device": self.state.get("device", "auto"),
+                       "positive_class": None, "seed": self.seed,
                        # all of C trains from its start (as `synthaug train --mode finetune`/`scratch`), Adam,
                        # lr annealed to 0 over the joint steps; no augmentation of real CXRs
                        "mode": "finetune" if cfg.classifier_weights else "scratch", "lr": cfg.lr,
@@ -539,26 +497,19 @@ class XPGANSynthesizer(_FromVolumes):
 
     @classmethod
     def load(cls, directory, *, with_classifier: bool = True):
+        """The kit's load (G and D, each checked against its hash), and C from its training run."""
         from synthaug.kit.runs import RunPaths, load_checkpoint
 
-        from .networks import Generator, NetworkConfig
-
-        directory = Path(directory)
-        info_path = directory / "synthesizer.json"
-        if not info_path.is_file() or not (directory / "xpgan.pt").is_file():
-            raise SynthaugError(f"{directory}: not an xpgan checkpoint (needs synthesizer.json and xpgan.pt)")
-        info = json.loads(info_path.read_text())
-        if info.get("name") != cls.name:
-            raise SynthaugError(f"{directory} holds a {info.get('name')!r} checkpoint; expected {cls.name!r}")
-        synth = cls(**saved_options(cls, info["config"]))  # an old checkpoint's "device" is not kept
-        synth.state = info["state"]
-        synth.memory = info.get("memory")
-        synth.generator = Generator(NetworkConfig(**synth.state["network"]))
-        synth.generator.load_state_dict(load_checkpoint(directory / "xpgan.pt")["generator"])  # render() moves it
-        best = RunPaths(directory / CLASSIFIER_RUN).best
+        synth = super().load(directory)
+        best = RunPaths(Path(directory) / CLASSIFIER_RUN).best
         if with_classifier and best.is_file():
             # the checkpoint holds all of C: its starting weights (classifier_weights) are not read again
             synth.classifier, _ = synth._build_classifier(synth.generator.config.image_channels,
                                                           len(synth.state["class_names"]), pretrained=False)
             synth.classifier.load_state_dict(load_checkpoint(best)["model"])
         return synth
+
+
+def _share(world, batch_size: int) -> float:
+    """This process's part of a global batch (1 in a world of one)."""
+    return len(world.share(range(batch_size))) / batch_size

@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from synthaug.kit.progress import bar
 
 from .networks import Discriminator, Generator, NetworkConfig, to_unit_range
 
@@ -69,9 +66,10 @@ class JointTrainer:
     """Holds G, D, C and their optimizers; ``step(batch)`` is one D update then one joint G+C update."""
 
     def __init__(self, network_config: NetworkConfig, classifier: torch.nn.Module, objective: ObjectiveConfig,
-                 total_steps: int, device: torch.device, seed: int = 0,
+                 total_steps: int, device: torch.device | str = "cpu", seed: int = 0,
                  classifier_size: tuple[int, int] | None = None):
-        """``classifier_size``: (H, W) C is trained at (the real CXRs' size); None: the decoder's size."""
+        """``classifier_size``: (H, W) C is trained at (the real CXRs' size); None: the decoder's size.
+        ``device``: where the networks go (a fit builds them on the CPU and the kit places them)."""
         self.config, self.objective, self.device = network_config, objective, device
         self.classifier_size = None if classifier_size is None else tuple(int(v) for v in classifier_size)
         torch.manual_seed(seed)  # G and D start the same whatever classifier was built before them
@@ -88,6 +86,7 @@ class JointTrainer:
         self.schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
                            for opt in (self.opt_g, self.opt_d, self.opt_c)]
         self.steps_done = 0
+        self.losses: list[dict[str, float]] = []  # every step's, in order
         #: called with the networks after each backward, before their optimizers step: under torchrun,
         #: the average of the gradients over the processes (``World.average_gradients``); None in one process
         self.grad_sync = None
@@ -149,26 +148,29 @@ class JointTrainer:
         for scheduler in self.schedulers:
             scheduler.step()
         self.steps_done += 1
+        self.losses.append(logs)
         return logs
 
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """G, D and C by name (what a fit places on its device, saves and broadcasts)."""
+        return {"generator": self.generator, "discriminator": self.discriminator, "classifier": self.classifier}
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d, "classifier": self.opt_c}
+
     def state_dict(self) -> dict:
-        return {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict(),
-                "classifier": self.classifier.state_dict(), "steps_done": self.steps_done}
+        """The rest of a fit beyond the networks and their Adam states: the cosine schedules (stepped
+        every step), the step count and the losses of every step (tensors and numbers only)."""
+        return {"schedulers": [s.state_dict() for s in self.schedulers], "steps_done": self.steps_done,
+                "losses": self.losses}
 
-    def training_state(self) -> dict:
-        """Everything a resumed fit needs to go on as if never stopped: the three networks, their Adam
-        states and cosine schedules, the step count (tensors and numbers only: ``weights_only`` loads it)."""
-        return {**self.state_dict(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "opt_c": self.opt_c.state_dict(), "schedulers": [s.state_dict() for s in self.schedulers]}
-
-    def load_training_state(self, state: dict) -> None:
-        for name in ("generator", "discriminator", "classifier"):
-            getattr(self, name).load_state_dict(state[name])
-        for name in ("opt_g", "opt_d", "opt_c"):
-            getattr(self, name).load_state_dict(state[name])
+    def load_state_dict(self, state: dict) -> None:
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
         self.steps_done = int(state["steps_done"])
+        self.losses = [dict(logs) for logs in state["losses"]]
 
 
 class BatchSource:
@@ -203,11 +205,11 @@ class BatchSource:
     def steps_per_epoch(self) -> int:
         return max(1, math.ceil(len(self.real_labels) / self.batch_size))
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         """Where the draw stands: the generator's state and the rest of the current epoch's order."""
         return {"rng": self.rng.bit_generator.state, "order": torch.from_numpy(self._order.copy())}
 
-    def load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self._order = state["order"].numpy().astype(np.int64)
 
@@ -240,32 +242,3 @@ class BatchSource:
                      drr=as_tensor(np.repeat(np.stack(drrs), channels, axis=1)),
                      ct_labels=as_tensor(self.volume_labels[picks]),
                      real_classifier=None if own is None else as_tensor(own))
-
-
-def run_training(trainer: JointTrainer, source: BatchSource, total_steps: int, *,
-                 history: list[dict[str, float]] | None = None,
-                 on_epoch_end: Callable[[list[dict[str, float]]], None] | None = None) -> list[dict[str, float]]:
-    """Joint steps from ``trainer.steps_done`` (0, or where a resumed fit stopped, whose ``history`` it
-    continues) to ``total_steps``; the per-step losses (under torchrun: of the whole batch, the ranks'
-    means weighted by their shares and added, once at the end). ``on_epoch_end(history)`` after every
-    ``source.steps_per_epoch`` steps and after the last (where the fit saves its state)."""
-    world = source.world
-    share = 1.0
-    if world is not None and world.distributed:
-        share = len(world.share(range(source.batch_size))) / source.batch_size
-        trainer.grad_sync = lambda modules: world.average_gradients(modules, share)
-    history = list(history or [])
-    with bar("xpgan fit", total_steps) as progress:
-        progress.update(trainer.steps_done)
-        while trainer.steps_done < total_steps:
-            logs = trainer.step(source.next())
-            history.append(logs)
-            progress.update(d=logs["loss_d"], g=logs["loss_g_adv"], drr=logs["loss_drr"], c=logs["loss_c"])
-            if on_epoch_end is not None and (trainer.steps_done % source.steps_per_epoch == 0
-                                             or trainer.steps_done == total_steps):
-                on_epoch_end(history)
-    if world is not None and world.distributed:
-        flat = world.sum([v * share for logs in history for v in logs.values()])
-        it = iter(flat)
-        history = [{k: next(it) for k in logs} for logs in history]
-    return history
