@@ -21,7 +21,7 @@ _SOURCE_OPTIONS = [
     click.option("--source-option", "source_options", multiple=True, metavar="KEY=VALUE",
                  help="Source-specific option (e.g. scale=0.1 for ctsim); repeatable."),
     click.option("--data-seed", "data_seed", type=int, default=0, show_default=True,
-                 help="Seed of a simulated data set (ctsim, example): which patients it draws. The run's --seed "
+                 help="Seed of a simulated data set (ctsim): which patients it draws. The run's --seed "
                       "never changes the data."),
     click.option("--binary", default=None, metavar="CLASS",
                  help="Two classes: CLASS against all the others (named 'rest'), e.g. --binary covid."),

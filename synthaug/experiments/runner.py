@@ -7,7 +7,7 @@ quality of each synthesizing arm's store, and the report (:mod:`synthaug.experim
 each lives is :class:`~synthaug.experiments.layout.Layout`'s alone.
 
 The seed S fixes the test split (every arm of a seed is measured on the same real test images), the
-synthesizer's seed and the classifier's seed; the data set itself is generated/read once. Every file
+synthesizer's fit and images and the classifier's training; the data set itself is generated/read once. Every file
 is written atomically, a cell's ``cell.json`` last: a rerun skips finished cells, resumes a training
 run from its last epoch, and reuses finished stores and fits, so a killed experiment loses at most
 the cell in progress.
