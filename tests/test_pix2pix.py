@@ -308,11 +308,11 @@ def test_resume_state_of_another_size_is_refused(tmp_path):
     with pytest.raises(SynthaugError, match=r"train_state_covid.pt: the state of another pix2pix fit \(image_shape: "
                                             r"32x32x1 there, 48x48x1 in this run\); remove it or choose another"):
         second.check(paired_set(4, size=48), {"covid": 1}, run=RunContext(work_dir=tmp_path))
-    for changed, message in (({"ngf": 16}, "option ngf: 8 there, 16 in this run"),
-                             ({}, "seed: 0 there, 1 in this run")):
+    for changed, seed, message in (({"ngf": 16}, 0, "option ngf: 8 there, 16 in this run"),
+                                   ({}, 1, "seed: 0 there, 1 in this run")):
         with pytest.raises(SynthaugError, match=message):
             Pix2Pix(epochs=1, **{**TINY, **changed}).check(paired_set(4, size=32), {"covid": 1},
-                                                           run=RunContext(work_dir=tmp_path, seed=1 if not changed else 0))
+                                                           run=RunContext(work_dir=tmp_path, seed=seed))
 
 
 def test_non_square_images_are_refused():

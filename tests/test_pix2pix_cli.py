@@ -72,7 +72,8 @@ def test_fit_then_balance_reuses_the_checkpoint(tmp_path, kaggle_first):
     result = run("balance", "--synth", "pix2pix", *data, "--synth-checkpoint", fitted, "--out", out)
     assert result.exit_code == 0, result.output
     config = store_config(out)
-    assert config["synthesizer"]["checkpoints"] == {"covid": info["weights"]["generator_covid"]} and config["synthesizer"]["pairing"] == "nearest"
+    assert config["synthesizer"]["checkpoints"] == {"covid": info["weights"]["generator_covid"]}
+    assert config["synthesizer"]["pairing"] == "nearest"
     assert_traceable(read_store(out, "train"))
 
     # a different split seed would leak test images into the fitted generator: refused

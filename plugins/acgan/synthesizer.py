@@ -82,7 +82,7 @@ class ACGAN(TrainableSynthesizer):
         return self.hashes.get("generator")
 
     # ---- checks -----------------------------------------------------------------------------
-    def check_inputs(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
+    def check_inputs(self, train: ImageSet, deficits: dict[str, int], volumes=None, *, run=DEFAULT_RUN) -> None:
         _, h, w = train.image_shape
         if h != w:
             raise SynthaugError(f"acgan needs square images; got {h}x{w}")

@@ -121,7 +121,7 @@ class Pix2Pix(TrainableSynthesizer):
         """One generator, and one fit, per target class."""
         return self.targets_for(train)
 
-    def check_inputs(self, train: ImageSet, deficits: dict[str, int], volumes=None) -> None:
+    def check_inputs(self, train: ImageSet, deficits: dict[str, int], volumes=None, *, run=DEFAULT_RUN) -> None:
         for t in tuple(deficits) + tuple(self.config.target_classes or ()):
             if t not in train.class_names:
                 raise SynthaugError(f"pix2pix target class {t!r} does not exist; "

@@ -230,19 +230,14 @@ class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
         self.generator = self.discriminator = self.classifier = None
         self.state: dict = {}
         self.losses: list[dict[str, float]] = []  # every step's (the kit's history: every epoch's means)
-        self._device = "auto"  # the run's, for check_inputs (preset auto sizes the encoder grid by it)
         self._checked: tuple | None = None
 
     # ---- checks -----------------------------------------------------------------------------
-    def check(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
-        self._device = run.device  # the kit hands check_inputs no run
-        super().check(train, deficits, volumes, run=run)
-
-    def check_inputs(self, train, deficits, volumes=None):
+    def check_inputs(self, train, deficits, volumes=None, *, run=DEFAULT_RUN):
         if min(train.image_shape[1:]) < 8:
             raise SynthaugError(f"synthesizer 'xpgan': images of {train.image_shape[1]}x{train.image_shape[2]} "
                                 f"pixels are too small; need at least 8x8")
-        net = self._network(train)
+        net = self._network(train, run.device)  # preset auto sizes the encoder grid by the run's device
         if self._checked == (id(train), id(volumes), net.volume_shape):
             return  # checked already (fit() after check()): no volume is read again
         mapped = np.flatnonzero(ctprep.image_labels_of(volumes, self._mapping(train, volumes)) >= 0)
@@ -261,7 +256,7 @@ class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
         """G's and D's sizes: the fitted G's, else the config's for the data and the run's device."""
         if self.generator is not None:
             return self.generator.config
-        return self.config.network_config(train.image_shape, device or self._device)
+        return self.config.network_config(train.image_shape, device or "auto")
 
     def estimate(self, train, volumes, run) -> Estimate:
         """The joint step's peak: G, D and C built on meta tensors (nothing allocated) with one forward of
@@ -358,7 +353,8 @@ class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
                         modules=trainer.modules, optimizers=trainer.optimizers,
                         state={"trainer": trainer, "batches": source}, label="xpgan fit",
                         data={"trainer": trainer, "source": source, "total": total, "state": state},
-                        fingerprint={"volumes": [str(volumes.origins[i]) for i in source.volume_indices]})
+                        fingerprint={"volumes": [str(volumes.origins[i]) for i in source.volume_indices]},
+                        total_steps=total)
 
     def _batch_source(self, train, volumes, mapping, net, rng):
         """Real CXRs in shuffled epochs (D sees them at the decoder's size S; C at their own, the store's

@@ -85,6 +85,7 @@ class Training:
     data: Any = None
     label: str = ""  # the progress bar's text (default: the synthesizer's name)
     fingerprint: dict[str, Any] = field(default_factory=dict)  # more that a resumed state must share
+    total_steps: int | None = None  # all epochs' steps when the last epochs are shorter (None: epochs x steps)
     # ---- set by the kit ----
     part: str = ""
     run: RunContext = DEFAULT_RUN
@@ -155,7 +156,7 @@ class TrainableSynthesizer(Synthesizer):
         return ImageSet.concat(list(self.generate_chunks(train, target, n, seed=seed, volumes=volumes, run=run)))
 
     # ---- optional hooks ----------------------------------------------------------------------------
-    def check_inputs(self, train, deficits: dict[str, int], volumes=None) -> None:
+    def check_inputs(self, train, deficits: dict[str, int], volumes=None, *, run: RunContext = DEFAULT_RUN) -> None:
         """Refuse what would fail later, before any training (default: nothing more)."""
 
     def estimate(self, train, volumes, run: RunContext) -> Estimate | None:
@@ -206,7 +207,7 @@ class TrainableSynthesizer(Synthesizer):
 
     def check(self, train, deficits: dict[str, int], volumes=None, *, run: RunContext = DEFAULT_RUN) -> None:
         super().check(train, deficits, volumes, run=run)
-        self.check_inputs(train, deficits, volumes)
+        self.check_inputs(train, deficits, volumes, run=run)
         if self.fitted:
             self._check_fitted_data(train)
             return  # fitted: generates on the run's device, wherever it was trained
@@ -265,7 +266,8 @@ class TrainableSynthesizer(Synthesizer):
         first = self._resume(training, self._read_state(train, volumes, run, part, training))
         if world.rank:  # this rank's own images get noise of their own (rank 0's stream is one process's)
             torch.manual_seed(world.rank_seed(run.seed, first))
-        total = (training.epochs - first) * training.steps
+        total = (training.total_steps if training.total_steps is not None else training.epochs * training.steps) \
+            - first * training.steps
         with progress.bar(training.label or self.name, total, shown=run.progress) as bar:
             for epoch in range(first, training.epochs):
                 self._one_epoch(training, epoch, bar)
@@ -343,6 +345,8 @@ class TrainableSynthesizer(Synthesizer):
         name = f"{training.part}_epoch{epoch:03d}.png" if training.part else f"epoch{epoch:03d}.png"
         with torch.random.fork_rng(devices=[]):  # a figure draws nothing from the training's streams
             self.samples(training, samples / name)
+        if not any(samples.iterdir()):  # a plugin without figures leaves no empty folder
+            samples.rmdir()
 
     def _resume(self, training: Training, state: dict | None) -> int:
         """The epoch to start from: 0, or where the saved state stopped (everything restored)."""
