@@ -97,7 +97,7 @@ def main() -> None:
     fig.suptitle(f"ctsim {args.preset}: siddon DRR (top) vs xpgan G (bottom), {args.steps} steps on CPU", fontsize=8)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
-    last = synth.history[-10:]
+    last = synth.losses[-10:]  # every step's losses (history: the per-epoch means)
     before, after = float(np.abs(g_before - drr).mean()), float(np.abs(g_after - drr).mean())
     print(json.dumps({
         "benchmark": "xpgan_figure", "preset": args.preset, "image_size": size, "steps": args.steps,
