@@ -10,11 +10,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthaug.kit.gan import (
+    adversarial_step,
+    weights_hash,  # noqa: F401
+)
 from synthaug.kit.gan import from_tanh_range as from_model  # noqa: F401
 from synthaug.kit.gan import fused_adam as adam  # noqa: F401  (the names this module's users import)
 from synthaug.kit.gan import to_tanh_range as to_model  # noqa: F401
-from synthaug.kit.gan import adversarial_step
-from synthaug.kit.gan import weights_hash  # noqa: F401
 
 from .networks import PatchDiscriminator, UNetGenerator, init_weights
 
