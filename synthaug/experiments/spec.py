@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from synthaug.errors import SynthaugError
 
 SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "headline", "positive", "default_preset",
-             "data", "task", "split", "arms", "classifiers", "presets", "quality")
+             "data", "task", "split", "arms", "classifiers", "presets", "quality", "compare_to")
 DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
@@ -35,9 +35,9 @@ PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "
 #: ``[quality]``: how many seeds' stores get ``synthaug quality`` (0: none), and its feature network.
 QUALITY_KEYS = ("seeds", "feature_epochs", "feature_size")
 DEFAULT_QUALITY = {"seeds": 1}
-#: Spec fields a rerun may change: more seeds, another file holding the spec, and [quality] (measured
-#: after the cells from their stores, it changes no cell).
-NOT_IDENTITY = ("seeds", "origin", "quality")
+#: Spec fields a rerun may change: more seeds, another file holding the spec, [quality] (measured
+#: after the cells from their stores, it changes no cell) and compare_to (the report's comparisons).
+NOT_IDENTITY = ("seeds", "origin", "quality", "compare_to")
 #: How an arm is measured: a fresh classifier trained on its store, or the synthesizer's own jointly
 #: trained classifier (quan2021 measures XPGAN through its classifier C).
 ARM_MEASURES = ("classifier", "joint")
@@ -98,6 +98,13 @@ class Spec:
     classifiers: list[ClassifierArm]
     origin: str = ""  # the file the spec came from
     quality: dict = field(default_factory=lambda: dict(DEFAULT_QUALITY))
+    #: The baseline arms every synthesizer arm is compared with, named before the run (``compare_to``;
+    #: default every arm with ``baseline = true``). None: an experiment.json written before the key.
+    compare_to: list[str] | None = None
+
+    def baselines_compared(self) -> list[str]:
+        """The keys of the baseline arms the report compares every synthesizer arm with."""
+        return list(self.compare_to) if self.compare_to is not None else [a.key for a in self.arms if a.baseline]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -284,7 +291,23 @@ def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin:
     return Spec(name=name, title=table.get("title", name), description=table.get("description", ""),
                 paper=table.get("paper", ""), preset=preset, seeds=seeds, measures=measures, headline=headline,
                 positive=positive, data=data, binary=binary, split=split, arms=arms, classifiers=classifiers,
-                origin=origin, quality=check_quality(table.get("quality", {})))
+                origin=origin, quality=check_quality(table.get("quality", {})),
+                compare_to=check_compare_to(table.get("compare_to"), arms))
+
+
+def check_compare_to(value: Any, arms: list[Arm]) -> list[str]:
+    """``compare_to``: the baseline arms (``baseline = true``) every synthesizer arm is compared with;
+    default all of them."""
+    baselines = [a.key for a in arms if a.baseline]
+    if value is None:
+        return baselines
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise SynthaugError(f"compare_to: expected a list of baseline arm names; got {value!r}")
+    for name in value:
+        if name not in baselines:
+            raise SynthaugError(f"compare_to: {name!r} is not a baseline arm (arms with baseline = true: "
+                                f"{', '.join(baselines) or 'none'})")
+    return list(dict.fromkeys(value))
 
 
 def check_quality(value: Any) -> dict[str, Any]:
