@@ -136,3 +136,97 @@ def test_auc_equals_scikit_learn_with_ties():
         expected = roc_auc_score(positive, scores)
         assert binary_roc_auc(positive, scores) == pytest.approx(expected, abs=1e-12)
         assert pairwise_auc(scores[positive], scores[~positive]) == pytest.approx(expected, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# threshold-free measures and calibration (issue #26)
+# --------------------------------------------------------------------------------------------------
+def test_weighted_auc_and_average_precision_equal_scikit_learn_with_weights_and_ties():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from synthaug.pipeline.metrics import weighted_auc, weighted_average_precision
+
+    rng = np.random.default_rng(5)
+    for n in (3, 20, 250):
+        truth = rng.integers(0, 2, n).astype(bool)
+        truth[:2] = (True, False)
+        scores = rng.integers(0, 6, n) / 5.0  # many ties
+        weights = rng.integers(0, 4, (5, n)).astype(float)
+        weights[:, :2] = 1.0  # every row weighs a positive and a negative
+        auc, ap = weighted_auc(truth, scores, weights), weighted_average_precision(truth, scores, weights)
+        assert auc.shape == ap.shape == (5,)
+        for b in range(5):
+            assert auc[b] == pytest.approx(roc_auc_score(truth, scores, sample_weight=weights[b]), abs=1e-12)
+            assert ap[b] == pytest.approx(average_precision_score(truth, scores, sample_weight=weights[b]), abs=1e-12)
+        assert weighted_auc(truth, scores)[0] == pytest.approx(binary_roc_auc(truth, scores), abs=1e-12)
+    # a row that weighs no positive: undefined, not 0
+    assert np.isnan(weighted_auc([True, False], [0.9, 0.1], [[0.0, 2.0]])[0])
+    assert np.isnan(weighted_average_precision([True, False], [0.9, 0.1], [[0.0, 2.0]])[0])
+
+
+def test_threshold_free_measures_of_the_positive_class_and_macro():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from synthaug.pipeline.metrics import probability_measures, threshold_free_batch
+
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 60)
+    p = rng.dirichlet([1, 1, 1], 60)
+    ours = probability_measures(y, p, positive=2)
+    assert ours["auc"] == pytest.approx(roc_auc_score(y == 2, p[:, 2]), abs=1e-12)
+    assert ours["auprc"] == pytest.approx(average_precision_score(y == 2, p[:, 2]), abs=1e-12)
+    macro = threshold_free_batch(y, p, "auc", None)[0]
+    assert macro == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"), abs=1e-12)
+    ap_macro = threshold_free_batch(y, p, "auprc", None)[0]
+    assert ap_macro == pytest.approx(np.mean([average_precision_score(y == k, p[:, k]) for k in range(3)]), abs=1e-12)
+    with pytest.raises(SynthaugError, match="shape"):
+        threshold_free_batch(y, p[:, :2].T, "auc", 0)
+
+
+def test_ece_and_brier_by_hand_for_two_classes():
+    from sklearn.metrics import brier_score_loss
+
+    from synthaug.pipeline.metrics import brier_score, calibration_bins, expected_calibration_error
+
+    # covid = class 0 is the positive class; its probabilities 0.9, 0.7, 0.3, 0.1 fall in bins 13, 10, 4, 1
+    # of 15 (width 1/15), one image each: |1 - 0.9|, |1 - 0.7|, |0 - 0.3|, |0 - 0.1| -> ECE 0.2
+    y = np.array([0, 0, 1, 1])
+    p_covid = np.array([0.9, 0.7, 0.3, 0.1])
+    p = np.stack([p_covid, 1 - p_covid], axis=1)
+    assert expected_calibration_error(y, p, positive=0) == pytest.approx(0.2)
+    assert brier_score(y, p, positive=0) == pytest.approx((0.01 + 0.09 + 0.09 + 0.01) / 4)
+    assert brier_score(y, p, positive=0) == pytest.approx(brier_score_loss(y == 0, p_covid))
+    table = calibration_bins(y, p, positive=0)
+    assert table["of"] == "positive-class probability"
+    assert [i for i, n in enumerate(table["count"]) if n] == [1, 4, 10, 13]
+    # three images in one bin, (0.8, 0.8667]: mean probability 0.84, 2 of 3 positive
+    y3 = np.array([0, 1, 0])
+    p3 = np.array([0.82, 0.84, 0.86])
+    assert expected_calibration_error(y3, np.stack([p3, 1 - p3], 1), positive=0) == pytest.approx(0.84 - 2 / 3)
+    # a perfectly calibrated 0/1 classifier: ECE 0, Brier 0
+    assert expected_calibration_error([0, 1], [[1.0, 0.0], [0.0, 1.0]], positive=0) == 0.0
+    assert brier_score([0, 1], [[1.0, 0.0], [0.0, 1.0]], positive=0) == 0.0
+
+
+def test_ece_of_the_top_class_and_the_multiclass_brier_by_hand():
+    from synthaug.pipeline.metrics import brier_score, calibration_bins, expected_calibration_error
+
+    # top-class confidences 0.7 (right), 0.5 (wrong: class 0 called, class 1 true), 0.62 (right): one per bin
+    p = np.array([[0.7, 0.2, 0.1], [0.5, 0.3, 0.2], [0.18, 0.2, 0.62]])
+    y = np.array([0, 1, 2])
+    assert calibration_bins(y, p, positive=0)["of"] == "top-class confidence"  # 3 classes: never the positive's
+    assert expected_calibration_error(y, p, positive=0) == pytest.approx((0.3 + 0.5 + 0.38) / 3)
+    rows = [0.3 ** 2 + 0.2 ** 2 + 0.1 ** 2, 0.5 ** 2 + 0.7 ** 2 + 0.2 ** 2, 0.18 ** 2 + 0.2 ** 2 + 0.38 ** 2]
+    assert brier_score(y, p) == pytest.approx(np.mean(rows))
+    # two classes without a positive class: top-class confidence, Brier summed over both classes (twice the binary)
+    p2 = np.array([[0.9, 0.1], [0.3, 0.7]])
+    assert calibration_bins([0, 0], p2)["of"] == "top-class confidence"
+    assert brier_score([0, 0], p2) == pytest.approx(2 * brier_score([0, 0], p2, positive=0))
+
+
+def test_metrics_json_keeps_the_probability_measures():
+    m = classification_metrics([0, 0, 1, 1], [0, 1, 1, 1], ("covid", "normal"),
+                               probabilities=[[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.2, 0.8]])
+    assert set(m["probability_measures"]) == {"auc", "auprc", "ece", "brier"}
+    assert m["probability_measures"]["auc"] == pytest.approx(1.0)  # every covid image scores above every normal
+    assert classification_metrics([0, 1], [0, 1], ("covid", "normal"))["probability_measures"] is None

@@ -13,6 +13,14 @@ recall 0; F1 is 0 when precision and recall are both 0; a ratio over an empty se
 averages (``macro_f1``, ``balanced_accuracy``) run over all ``K`` classes of the matrix. ROC-AUC of a
 class absent from the truth (or the only class present) is undefined: ``None``, left out of the
 macro average.
+
+Threshold-free measures and calibration (:data:`PROBABILITY_MEASURES`, :func:`probability_measures`)
+need the class probabilities: ``auc`` and ``auprc`` (average precision, scikit-learn's
+``average_precision_score``) are of the positive class against the rest when a positive class is
+given, else the macro mean of the one-vs-rest values over the classes where they are defined;
+``ece`` and ``brier`` are of the positive-class probability for a two-class task with a positive
+class, else of the top-class confidence (ECE) and over all classes (Brier). The ``weighted_*``
+forms take ``(B, n)`` image weights (a bootstrap's resampling counts) and measure all ``B`` at once.
 """
 
 from __future__ import annotations
@@ -205,6 +213,162 @@ def roc_auc_ovr(y_true, probabilities, class_names: Sequence[str]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
+# Threshold-free measures and calibration (from class probabilities)
+# --------------------------------------------------------------------------------------------------
+
+#: Measures of the class probabilities rather than of the predicted labels.
+THRESHOLD_FREE: dict[str, str] = {
+    "auc": "area under the ROC curve of the positive class against the rest (macro one-vs-rest mean "
+           "over the classes without a positive class)",
+    "auprc": "area under the precision-recall curve (average precision) of the positive class against the "
+             "rest (macro one-vs-rest mean without a positive class)",
+}
+CALIBRATION: dict[str, str] = {
+    "ece": "expected calibration error: 15 equal-width bins of the positive-class probability (two classes "
+           "with a positive class) or of the top-class confidence (otherwise), the image-weighted mean "
+           "|observed frequency - mean probability| over the bins",
+    "brier": "Brier score: mean squared error of the positive-class probability (two classes with a positive "
+             "class) or the sum over classes of the squared errors of the probabilities (otherwise)",
+}
+PROBABILITY_MEASURES: dict[str, str] = {**THRESHOLD_FREE, **CALIBRATION}
+ECE_BINS = 15
+
+
+def _weights(weights, n: int) -> np.ndarray:
+    w = np.ones((1, n)) if weights is None else np.asarray(weights, float)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise SynthaugError(f"weights of shape {w.shape}; expected (B, {n})")
+    return w
+
+
+def _grouped(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray, descending: bool):
+    """Positive and negative weight of each distinct score, ``(B, G)`` each, scores ascending or descending."""
+    order = np.argsort(-scores if descending else scores, kind="mergesort")
+    ranked = scores[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    w, t = weights[:, order], truth[order]
+    return np.add.reduceat(w * t, starts, axis=1), np.add.reduceat(w * ~t, starts, axis=1)
+
+
+def weighted_auc(truth, scores, weights=None) -> np.ndarray:
+    """ROC-AUC of ``scores`` for the boolean ``truth`` under each row of image ``weights`` ``(B, n)``:
+    ``P(score of a positive > score of a negative)``, ties counting 1/2; NaN where a row weighs no
+    positive or no negative. Without weights: one row of ones (the plain AUC, :func:`binary_roc_auc`)."""
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, float)
+    w = _weights(weights, len(truth))
+    if len(truth) == 0:
+        return np.full(len(w), np.nan)
+    pos, neg = _grouped(truth, scores, w, descending=False)
+    below = np.cumsum(neg, axis=1) - neg                       # negative weight strictly below each score
+    num = (pos * (below + 0.5 * neg)).sum(axis=1)
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    return np.divide(num, den, out=np.full(len(w), np.nan), where=den > 0)
+
+
+def weighted_average_precision(truth, scores, weights=None) -> np.ndarray:
+    """Average precision (area under the precision-recall curve, scikit-learn's step rule
+    ``sum_k (R_k - R_{k-1}) P_k`` over the distinct scores, highest first) under each row of image
+    ``weights``; NaN where a row weighs no positive."""
+    truth, scores = np.asarray(truth, bool), np.asarray(scores, float)
+    w = _weights(weights, len(truth))
+    if len(truth) == 0:
+        return np.full(len(w), np.nan)
+    pos, neg = _grouped(truth, scores, w, descending=True)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    precision = _divide(tp, tp + fp)
+    total = pos.sum(axis=1)
+    return np.divide((pos * precision).sum(axis=1), total, out=np.full(len(w), np.nan), where=total > 0)
+
+
+def _check_probabilities(y_true, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, np.int64)
+    p = np.asarray(probabilities, float)
+    if p.ndim != 2 or p.shape[0] != len(y) or p.shape[1] == 0:
+        raise SynthaugError(f"probabilities of shape {p.shape}; expected ({len(y)}, K)")
+    if len(y) and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise SynthaugError(f"true label out of range [0, {p.shape[1] - 1}]")
+    return y, p
+
+
+def threshold_free_batch(y_true, probabilities, measure: str, positive: int | None, weights=None) -> np.ndarray:
+    """``auc`` or ``auprc`` (:data:`THRESHOLD_FREE`) under each row of image ``weights`` ``(B, n)``."""
+    if measure not in THRESHOLD_FREE:
+        raise SynthaugError(f"unknown threshold-free measure {measure!r}; expected one of {', '.join(THRESHOLD_FREE)}")
+    y, p = _check_probabilities(y_true, probabilities)
+    one = weighted_auc if measure == "auc" else weighted_average_precision
+    if positive is not None:
+        check_measure("recall", positive, p.shape[1])
+        return one(y == positive, p[:, positive], weights)
+    per_class = np.stack([one(y == k, p[:, k], weights) for k in range(p.shape[1])])
+    defined = np.isfinite(per_class)
+    total = np.where(defined, per_class, 0.0).sum(axis=0)
+    return np.divide(total, defined.sum(axis=0), out=np.full(per_class.shape[1], np.nan), where=defined.any(axis=0))
+
+
+def _binary(probabilities: np.ndarray, positive: int | None) -> bool:
+    return positive is not None and probabilities.shape[1] == 2
+
+
+def calibration_bins(y_true, probabilities, positive: int | None = None, bins: int = ECE_BINS) -> dict:
+    """The reliability table behind :func:`expected_calibration_error`.
+
+    Two classes with a ``positive`` class: the positive-class probability per image, observed = 1 for
+    a positive image. Otherwise: the top-class confidence, observed = 1 where the top class is the
+    true one. ``bins`` equal-width bins of [0, 1], each holding ``(lo, hi]`` (the first also 0).
+    Returns ``{"of", "edges", "count", "confidence", "observed"}`` (per bin; mean probability and
+    observed frequency are None in an empty bin).
+    """
+    y, p = _check_probabilities(y_true, probabilities)
+    if _binary(p, positive):
+        check_measure("recall", positive, 2)
+        score, hit, of = p[:, positive], (y == positive), "positive-class probability"
+    else:
+        score, hit, of = p.max(axis=1), (p.argmax(axis=1) == y), "top-class confidence"
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, score, side="left") - 1, 0, bins - 1)
+    count = np.bincount(index, minlength=bins)
+    conf = np.bincount(index, weights=score, minlength=bins)
+    seen = np.bincount(index, weights=hit.astype(float), minlength=bins)
+    return {"of": of, "edges": edges.tolist(), "count": count.tolist(),
+            "confidence": [None if n == 0 else float(c / n) for c, n in zip(conf, count)],
+            "observed": [None if n == 0 else float(o / n) for o, n in zip(seen, count)]}
+
+
+def expected_calibration_error(y_true, probabilities, positive: int | None = None,
+                               bins: int = ECE_BINS) -> float | None:
+    """ECE over :func:`calibration_bins`: ``sum_b n_b / N * |observed_b - confidence_b|``; None without images."""
+    table = calibration_bins(y_true, probabilities, positive, bins)
+    total = sum(table["count"])
+    if total == 0:
+        return None
+    return float(sum(n / total * abs(o - c) for n, o, c in zip(table["count"], table["observed"], table["confidence"])
+                     if n))
+
+
+def brier_score(y_true, probabilities, positive: int | None = None) -> float | None:
+    """Two classes with a ``positive`` class: ``mean((p_positive - [y = positive])^2)`` (0..1);
+    otherwise ``mean(sum_k (p_k - [y = k])^2)`` over all classes (0..2). None without images."""
+    y, p = _check_probabilities(y_true, probabilities)
+    if len(y) == 0:
+        return None
+    if _binary(p, positive):
+        check_measure("recall", positive, 2)
+        return float(np.mean((p[:, positive] - (y == positive)) ** 2))
+    return float(np.mean(((p - np.eye(p.shape[1])[y]) ** 2).sum(axis=1)))
+
+
+def probability_measures(y_true, probabilities, positive: int | None = None) -> dict[str, float | None]:
+    """Every measure of :data:`PROBABILITY_MEASURES` of one set of predictions (None where undefined)."""
+    out: dict[str, float | None] = {}
+    for measure in THRESHOLD_FREE:
+        value = float(threshold_free_batch(y_true, probabilities, measure, positive)[0])
+        out[measure] = value if np.isfinite(value) else None
+    out["ece"] = expected_calibration_error(y_true, probabilities, positive)
+    out["brier"] = brier_score(y_true, probabilities, positive)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # metrics.json
 # --------------------------------------------------------------------------------------------------
 
@@ -224,7 +388,9 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str], probabili
     Keys: ``accuracy``, ``macro_f1``, ``weighted_f1``, ``per_class`` ({class: precision, recall, f1,
     support}), ``confusion`` (rows true, columns predicted), ``roc_auc`` (``{"macro", "per_class"}``;
     ``None`` without probabilities), and for the positive class ``positive_class``, ``sensitivity``
-    (its recall) and ``specificity`` (the fraction of other-class samples not predicted positive).
+    (its recall) and ``specificity`` (the fraction of other-class samples not predicted positive);
+    ``probability_measures`` (:func:`probability_measures`: auc, auprc, ece, brier; ``None`` without
+    probabilities).
     """
     class_names = list(class_names)
     cm = confusion_matrix(y_true, y_pred, len(class_names))
@@ -242,6 +408,9 @@ def classification_metrics(y_true, y_pred, class_names: Sequence[str], probabili
         "confusion": cm.tolist(),
         "roc_auc": roc_auc_ovr(y_true, probabilities, class_names) if probabilities is not None else None,
         "positive_class": positive,
+        # auc, auprc (of the positive class, else macro), ece, brier: the experiment report's columns
+        "probability_measures": None if probabilities is None else probability_measures(
+            y_true, probabilities, None if positive is None else class_names.index(positive)),
     }
     if positive is not None:
         result["sensitivity"] = measures["recall"]
