@@ -11,7 +11,7 @@ import click
 from synthaug.cli import main
 from synthaug.cli.common import device_option, parse_key_values
 from synthaug.errors import SynthaugError
-from synthaug.pipeline.train import LOGS, MODES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from synthaug.pipeline.train import LOGS, MODES, OPTIMIZERS, SAMPLERS, SCHEDULERS, TrainConfig
 
 #: TrainConfig's defaults, the one place they are written: the options below show them, and an option
 #: not given leaves the field to TrainConfig (or to --config / --train-option).
@@ -23,7 +23,8 @@ _CONFIG_OPTIONS = {"classifier": "classifier", "mode": "mode", "weights": "weigh
                    "finetune_lr": "finetune_lr", "optimizer": "optimizer", "scheduler": "scheduler",
                    "augment": "augment", "val_fraction": "val_fraction", "positive_class": "positive_class",
                    "seed": "seed", "num_workers": "num_workers", "device": "device",
-                   "bf16": "bf16", "compile_model": "compile", "log": "log", "keep_optimizer": "keep_optimizer"}
+                   "bf16": "bf16", "compile_model": "compile", "log": "log", "keep_optimizer": "keep_optimizer",
+                   "loss_weights": "loss_weights", "sampler": "sampler", "logit_adjust": "logit_adjust"}
 
 
 def read_config_file(path: Path) -> dict:
@@ -66,6 +67,16 @@ def read_config_file(path: Path) -> dict:
 @click.option("--augment/--no-augment", default=DEFAULTS["augment"], show_default=True,
               help="Batch augmentation: horizontal flip + rotation within 5 degrees (liang2021); "
                    "quan2021 turns it off.")
+@click.option("--loss-weights", metavar="none|balanced|CLASS=W,...", default=DEFAULTS["loss_weights"],
+              show_default=True,
+              help="Class-weighted loss: balanced (inverse class frequency of the training split, averaging 1 over "
+                   "its images) or a weight per class (covid=4,normal=1,viral=1).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=DEFAULTS["sampler"], show_default=True,
+              help="balanced: each draw picks a class uniformly, then one of its images (with replacement); an "
+                   "epoch keeps the split's size.")
+@click.option("--logit-adjust", type=float, default=DEFAULTS["logit_adjust"], show_default=True, metavar="TAU",
+              help="Logit-adjusted loss (Menon et al. 2021): the training loss is on logits + TAU * log(class "
+                   "prior); predictions use the plain logits. 0: off.")
 @click.option("--val-fraction", type=float, default=DEFAULTS["val_fraction"], show_default=True, metavar="F",
               help="Share of each class's real training images (whole patients) kept for choosing the best epoch.")
 @click.option("--positive-class", metavar="NAME", default=DEFAULTS["positive_class"],

@@ -17,6 +17,11 @@ SyncBatchNorm on CUDA; on the CPU, gloo has none and each rank normalises its ow
 sums are added across ranks, and rank 0 alone validates, writes checkpoints and the manifest. The run
 directory is the single-process layout, so ``--resume`` works at any number of processes.
 
+Imbalance recipes (all off by default): ``loss_weights`` (a class-weighted loss), ``sampler = "balanced"``
+(each draw a class picked uniformly, then an image of it) and ``logit_adjust`` (Menon et al. 2021's
+logit-adjusted loss); :func:`imbalance_recipe` resolves them on the training split, the manifest keeps
+them (``config`` and ``recipe``).
+
 One epoch's steps (:func:`train_epoch` over :func:`epoch_batches`, with an optimizer from
 :func:`stage_optimizer`) are also how ``synthaug quality`` trains its feature network
 (:func:`synthaug.assess.features.train_on_real`), with a config of its own.
@@ -68,6 +73,10 @@ PRETRAINED_MODES = ("transfer", "finetune")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("none", "cosine")
 LOGS = ("none", "tensorboard")
+#: ``sampler``: each training image once per epoch, shuffled; or a class drawn uniformly, then one of its images.
+SAMPLERS = ("none", "balanced")
+#: ``loss_weights`` by name (or a table ``{class: weight}``).
+LOSS_WEIGHTS = ("none", "balanced")
 #: Fields that may differ when resuming: they change where and how fast, or what is kept, not what is computed.
 RESUMABLE_DIFFERENCES = ("device", "num_workers", "bf16", "compile", "log", "keep_optimizer")
 #: DataLoader workers on CUDA when ``num_workers`` is not given (at most the CPU count).
@@ -109,9 +118,17 @@ class TrainConfig:
     #                    (needs the tensorboard package)
     keep_optimizer: bool = False  # keep checkpoints/last.pt (optimizer state) once the run has finished;
     #                               False: best.pt only
+    # The classical ways to train on an imbalanced split (docs/classifiers.md, "Recipes for imbalance"):
+    loss_weights: str | dict = "none"  # "none"; "balanced": each class's weight is the inverse of its frequency
+    #                                    in the training split, scaled to average 1 over its images; or a table
+    #                                    {class: weight}. The loss is the batch's mean of weight * cross-entropy
+    sampler: str = "none"  # "none": every image once per epoch; "balanced": each draw picks a class uniformly,
+    #                        then one of its images (with replacement), as many draws as the split has images
+    logit_adjust: float = 0.0  # tau of Menon et al. 2021: the training loss is on logits + tau * log(class prior
+    #                            of the training split); predictions use the plain logits. 0: off
 
     def __post_init__(self) -> None:
-        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "log": LOGS}
+        choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "log": LOGS, "sampler": SAMPLERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SynthaugError(f"{name} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}")
@@ -139,6 +156,11 @@ class TrainConfig:
             raise SynthaugError(f"finetune_epochs must lie in [0, epochs={self.epochs}]; got {self.finetune_epochs}")
         if self.weights is not None:
             self.weights = str(self.weights)
+        self.loss_weights = _check_loss_weights(self.loss_weights)
+        if isinstance(self.logit_adjust, bool) or not isinstance(self.logit_adjust, (int, float)) or \
+                not 0 <= self.logit_adjust < float("inf"):
+            raise SynthaugError(f"logit_adjust must be a number >= 0 (tau; 0: off); got {self.logit_adjust}")
+        self.logit_adjust = float(self.logit_adjust)
 
     @property
     def stage_two_epochs(self) -> int:
@@ -180,6 +202,28 @@ class TrainConfig:
             raise SynthaugError(f"{prefix}{exc}") from None
 
 
+def _check_loss_weights(value: Any) -> str | dict[str, float]:
+    """``loss_weights`` checked: a name of :data:`LOSS_WEIGHTS`, or a table {class: weight > 0} (also
+    written ``"covid=4,normal=1"``, as ``--loss-weights`` takes it); the class names are checked
+    against the store's when training starts."""
+    if isinstance(value, str) and value not in LOSS_WEIGHTS and "=" in value:
+        value = dict(part.partition("=")[::2] for part in value.split(","))
+    if isinstance(value, str) and value in LOSS_WEIGHTS:
+        return value
+    if not isinstance(value, dict) or not value:
+        raise SynthaugError(f"loss_weights must be one of {', '.join(LOSS_WEIGHTS)} or a table {{class: weight}} "
+                            f"(e.g. covid=4,normal=1); got {value!r}")
+    table = {}
+    for name, weight in value.items():
+        try:
+            table[str(name).strip()] = float(weight)
+        except (TypeError, ValueError):
+            table[str(name).strip()] = float("nan")
+        if not 0 < table[str(name).strip()] < float("inf"):
+            raise SynthaugError(f"loss_weights.{str(name).strip()} must be a number > 0; got {weight!r}")
+    return table
+
+
 # ---------------------------------------------------------------------------------------------
 # pieces
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +233,26 @@ def epoch_order(indices: np.ndarray, seed: int, epoch: int, batch_size: int) -> 
     A last batch of one sample is dropped: BatchNorm cannot train on a single 1x1 feature map.
     """
     order = np.random.default_rng([seed, epoch]).permutation(indices)
+    return _without_lone_last(order, batch_size)
+
+
+def balanced_order(indices: np.ndarray, labels: np.ndarray, seed: int, epoch: int, batch_size: int) -> list[int]:
+    """The sample order of one epoch of the class-balanced sampler (``sampler = "balanced"``): as many
+    draws as ``indices`` holds, each a class picked uniformly among the classes present (``labels``: the
+    class of each index), then one of its images uniformly, with replacement. A function of (seed, epoch)
+    only, as :func:`epoch_order` is: resume repeats it and every torchrun rank draws the same order."""
+    indices, labels = np.asarray(indices), np.asarray(labels)
+    rng = np.random.default_rng([seed, epoch])
+    classes = np.unique(labels)
+    picks = rng.integers(len(classes), size=len(indices))
+    order = np.empty(len(indices), dtype=indices.dtype)
+    for k, c in enumerate(classes):
+        members, at = indices[labels == c], np.flatnonzero(picks == k)
+        order[at] = members[rng.integers(len(members), size=len(at))]
+    return _without_lone_last(order, batch_size)
+
+
+def _without_lone_last(order: np.ndarray, batch_size: int) -> list[int]:
     if len(order) % batch_size == 1 and len(order) > 1:
         order = order[:-1]
     return [int(i) for i in order]
@@ -224,7 +288,8 @@ def make_scheduler(optimizer, config: TrainConfig, stage_epochs: int):
 
 def check_resumable(saved: dict[str, Any], config: TrainConfig, run: Path) -> None:
     """A resumed run must compute the same thing: every option equal but device/workers."""
-    now = config.to_dict()
+    now, default = config.to_dict(), TrainConfig().to_dict()  # a run from before an option existed had its default
+    saved = {**default, **saved}
     differing = [k for k in now if k not in RESUMABLE_DIFFERENCES and saved.get(k) != now[k]]
     if differing:
         k = differing[0]
@@ -247,14 +312,17 @@ class Steps:
     augment: Callable | None = None  # batched, on the device, without gradients (None: none)
     autocast: Any = None  # the context the forward pass runs in (None: plain float32)
     layout: Any = None  # memory format of the batch (None: contiguous)
-    class_weight: Any = None  # cross-entropy weight of each class (None: unweighted)
+    class_weight: Any = None  # cross-entropy weight of each class, PyTorch's weighted mean (None: unweighted)
+    loss_weight: Any = None  # weight of each class: the loss is the batch's mean of weight * cross-entropy
+    #                          (``loss_weights``; None: unweighted)
+    logit_shift: Any = None  # added to the logits in the loss only (``logit_adjust``: tau * log prior; None: none)
 
 
 @dataclass
 class EpochSums:
     """What one process's share of an epoch adds up to (``train`` adds them across ranks)."""
 
-    loss: float  # cross-entropy summed over the images
+    loss: float  # the training loss (:func:`training_loss`) summed over the images
     correct: int
     seen: int
     seconds: float
@@ -269,25 +337,75 @@ def memory_layout(device):
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
 
-def training_steps(config: TrainConfig, dataset, device) -> Steps:
+def training_steps(config: TrainConfig, dataset, device, recipe: dict[str, Any] | None = None) -> Steps:
     """``train``'s steps: ``num_workers`` (None: 0 on the CPU, up to :data:`CUDA_WORKERS` on CUDA),
-    the augmentation of ``config``, bf16 autocast on CUDA when ``bf16``."""
+    the augmentation of ``config``, bf16 autocast on CUDA when ``bf16``, and the loss weights and logit
+    shift of ``recipe`` (:func:`imbalance_recipe`; None: plain cross-entropy)."""
     import torch
 
     cuda = device.type == "cuda"
     workers = config.num_workers if config.num_workers is not None else (
         min(CUDA_WORKERS, os.cpu_count() or 1) if cuda else 0)
+    recipe = recipe or {}
+    as_tensor = lambda values: None if values is None else torch.tensor(  # noqa: E731
+        list(values.values()), dtype=torch.float32, device=device)
+    prior = recipe.get("class_prior") if config.logit_adjust else None
+    shift = None if prior is None else {c: config.logit_adjust * float(np.log(p)) for c, p in prior.items()}
     return Steps(dataset, config.batch_size, device, workers, augment=build_augmentation(config).to(device),
                  autocast=torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and config.bf16),
-                 layout=memory_layout(device))
+                 layout=memory_layout(device), loss_weight=as_tensor(recipe.get("loss_weights")),
+                 logit_shift=as_tensor(shift))
 
 
-def epoch_batches(indices: np.ndarray, config: TrainConfig, epoch: int, world=None) -> list[list[int]]:
-    """The batches this process trains in ``epoch``: :func:`epoch_order`, its first ``steps_per_epoch``
+def imbalance_recipe(config: TrainConfig, class_names: list[str], counts: np.ndarray) -> dict[str, Any] | None:
+    """What ``loss_weights``, ``sampler`` and ``logit_adjust`` resolve to on a training split of ``counts``
+    images per class (in ``class_names``' order), the record the manifest keeps as ``recipe``: the
+    counts, each class's loss weight (``balanced``: N / (K n_c), which averages 1 over the N images) and
+    the class prior of logit adjustment; None when all three are off. A table naming another class or
+    leaving one out, and a balanced recipe with a class that has no training image, are refused."""
+    table = isinstance(config.loss_weights, dict)
+    if not table and config.loss_weights == "none" and config.sampler == "none" and not config.logit_adjust:
+        return None
+    counts = np.asarray(counts, np.int64)
+    if table:
+        unknown = [c for c in config.loss_weights if c not in class_names]
+        if unknown:
+            raise SynthaugError(f"loss_weights names class {unknown[0]!r}, which is not one of "
+                                f"{', '.join(class_names)}")
+        missing = [c for c in class_names if c not in config.loss_weights]
+        if missing:
+            raise SynthaugError(f"loss_weights gives no weight for class {missing[0]!r}; "
+                                f"give every class of the store ({', '.join(class_names)})")
+    empty = [c for c, n in zip(class_names, counts) if n == 0]
+    needs_every = [name for name, used in (("loss_weights 'balanced'", config.loss_weights == "balanced"),
+                                           ("sampler 'balanced'", config.sampler == "balanced"),
+                                           ("logit_adjust", config.logit_adjust > 0)) if used]
+    if empty and needs_every:
+        raise SynthaugError(f"{needs_every[0]} needs training images of every class; class {empty[0]!r} has none "
+                            f"in the training split")
+    weights = None
+    if config.loss_weights == "balanced":
+        weights = {c: float(counts.sum() / (len(counts) * n)) for c, n in zip(class_names, counts)}
+    elif table:
+        weights = {c: float(config.loss_weights[c]) for c in class_names}
+    prior = {c: float(n / counts.sum()) for c, n in zip(class_names, counts)} if config.logit_adjust else None
+    return {"class_counts": {c: int(n) for c, n in zip(class_names, counts)}, "loss_weights": weights,
+            "sampler": config.sampler, "class_prior": prior, "logit_adjust": config.logit_adjust}
+
+
+def epoch_batches(indices: np.ndarray, config: TrainConfig, epoch: int, world=None,
+                  labels: np.ndarray | None = None) -> list[list[int]]:
+    """The batches this process trains in ``epoch``: :func:`epoch_order` (:func:`balanced_order` with
+    ``sampler = "balanced"``; ``labels``: the class of every row of the split), its first ``steps_per_epoch``
     batches when capped, cut into global batches and this rank's share of each (``world``: the process
     group; None: a world of one)."""
     world = world if world is not None else distributed.World()
-    order = epoch_order(indices, config.seed, epoch, config.batch_size)
+    if config.sampler == "balanced":
+        if labels is None:
+            raise ValueError("sampler 'balanced' needs the labels of the split")
+        order = balanced_order(indices, np.asarray(labels)[indices], config.seed, epoch, config.batch_size)
+    else:
+        order = epoch_order(indices, config.seed, epoch, config.batch_size)
     if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
         order = order[:config.steps_per_epoch * config.batch_size]
     return [world.share(b) for b in world.batches(order, config.batch_size)]
@@ -302,15 +420,27 @@ def stage_optimizer(model, classifier, config: TrainConfig, stage: str):
     return make_optimizer(params, _stage_lr(config, stage), config)
 
 
+def training_loss(logits, targets, steps: Steps):
+    """The loss a step minimises: cross-entropy of ``logits`` (float32) against ``targets``, on
+    ``logits + steps.logit_shift`` (logit adjustment) and as the batch's mean of ``steps.loss_weight[y] *
+    cross-entropy`` when those are set; otherwise PyTorch's cross-entropy with ``steps.class_weight``."""
+    import torch.nn.functional as F
+
+    if steps.logit_shift is not None:
+        logits = logits + steps.logit_shift
+    if steps.loss_weight is None:
+        return F.cross_entropy(logits, targets, weight=steps.class_weight)
+    return (F.cross_entropy(logits, targets, reduction="none") * steps.loss_weight[targets]).mean()
+
+
 def train_epoch(stepper, optimizer, batches: list[list[int]], steps: Steps, bar) -> EpochSums:
     """One pass over ``batches`` (index lists of ``steps.dataset``): read, move to the device, augment,
-    forward through ``stepper`` (the model or its wrapper), cross-entropy in float32, one optimizer step
+    forward through ``stepper`` (the model or its wrapper), :func:`training_loss` in float32, one optimizer step
     per batch; ``bar`` (a :func:`synthaug.kit.progress.bar`) advances a step per batch. The caller puts
     the model in train mode."""
     import contextlib
 
     import torch
-    import torch.nn.functional as F
 
     cuda = steps.device.type == "cuda"
     augment = steps.augment or (lambda images: images)
@@ -324,7 +454,7 @@ def train_epoch(stepper, optimizer, batches: list[list[int]], steps: Steps, bar)
             images = augment(images).contiguous(memory_format=layout)
         with autocast:  # bf16 on CUDA; the loss is computed in float32 either way
             logits = stepper(images)
-        loss = F.cross_entropy(logits.float(), targets, weight=steps.class_weight)
+        loss = training_loss(logits.float(), targets, steps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -383,6 +513,7 @@ class _Job:
     class_names: list[str] = field(default_factory=list)
     split: Any = None  # train and validation indices (synthaug.pipeline.split.validation_split)
     memory_record: dict[str, Any] | None = None
+    recipe: dict[str, Any] | None = None  # imbalance_recipe's record (None: no loss weights, sampler, logit shift)
     model: Any = None
     weights_report: dict[str, Any] | None = None
     steps: Steps | None = None
@@ -452,6 +583,8 @@ def _open_data(job: _Job) -> None:
     job.memory_record = check_training_memory(job.classifier, job.entry.name, tuple(dataset.image_shape),
                                               len(job.class_names), config, device)
     job.split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
+    counts = np.bincount(np.asarray(dataset.labels)[job.split.train], minlength=len(job.class_names))
+    job.recipe = imbalance_recipe(config, job.class_names, counts)  # a wrong table is refused before any training
 
 
 def _build_model(job: _Job) -> None:
@@ -474,7 +607,7 @@ def _build_model(job: _Job) -> None:
     else:
         model.to(device)
     job.model = model
-    job.steps = training_steps(config, job.dataset, device)
+    job.steps = training_steps(config, job.dataset, device, job.recipe)
 
 
 def _stepper(job: _Job):
@@ -518,7 +651,7 @@ def _new_manifest(job: _Job) -> dict[str, Any]:
                  "val_patients": split.val_patients, "withheld_from_training": split.withheld,
                  "test": sum(test["classes"].values())},
         "weights": job.weights_report, "history": [], "best": None, "status": "running",
-        "memory": job.memory_record,
+        "memory": job.memory_record, **({"recipe": job.recipe} if job.recipe is not None else {}),
     }
 
 
@@ -549,7 +682,7 @@ def _train_one_epoch(job: _Job, epoch: int) -> dict[str, Any]:
         job.stage = stage
         job.stepper = _stepper(job)  # after freezing: DDP fixes the trained set
     train_mode(job.model, _stage_prefixes(job.classifier, stage))
-    batches = epoch_batches(job.split.train, config, epoch, world)
+    batches = epoch_batches(job.split.train, config, epoch, world, labels=job.dataset.labels)
     with progress.bar(f"{job.entry.name} epoch {epoch}/{config.epochs} ({stage})", len(batches)) as bar:
         sums = train_epoch(job.stepper, job.optimizer, batches, job.steps, bar)
     seconds = sums.seconds
