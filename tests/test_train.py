@@ -360,5 +360,6 @@ def test_cli_train_shows_trainconfigs_own_defaults_and_choices():
     for option, field_name in _CONFIG_OPTIONS.items():
         assert options[option].default == defaults[field_name], option
     for option, allowed in (("mode", train_module.MODES), ("optimizer", train_module.OPTIMIZERS),
-                            ("scheduler", train_module.SCHEDULERS), ("log", train_module.LOGS)):
+                            ("scheduler", train_module.SCHEDULERS), ("log", train_module.LOGS),
+                            ("sampler", train_module.SAMPLERS)):
         assert tuple(options[option].type.choices) == allowed, option
