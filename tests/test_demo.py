@@ -36,8 +36,12 @@ def _run_demo(out, *args: str, quiet: bool = True) -> list[dict]:
         (out / "demo-stderr.txt").write_text(result.stderr)
     assert f"report: {out / 'report.md'}" in result.output
     comparisons = json.loads((out / "comparisons.json").read_text())
-    assert [c["arm"] for c in comparisons] == ["synthesis"]
-    assert comparisons[0]["sentence"] in result.output
+    # the synthesizer against each baseline named before the run (compare_to: every baseline arm)
+    from synthaug.experiments.demo import demo_spec
+
+    assert [(c["arm"], c["baseline"][0]) for c in comparisons] == [
+        ("synthesis", base) for base in demo_spec("tiny").baselines_compared()]
+    assert all(c["sentence"] in result.output and c["verdict"] == "not judged" for c in comparisons)  # 1 seed
     (out / "demo-output.txt").write_text(result.output)
     with open(out / "results.csv", newline="") as fh:
         return list(csv.DictReader(fh))

@@ -186,11 +186,18 @@ def test_every_measure_in_results_follows_from_the_predictions(liang_tiny):
         expected = sklearn_measures(y, pred, positive=0, num_classes=3)
         expected = {k.replace("[0]", "[covid]").replace("[1]", "[normal]").replace("[2]", "[viral]"): v
                     for k, v in expected.items()}
-        if "auc" in measures:  # from the file's probabilities (6 significant digits; no ties among 6 images)
-            from sklearn.metrics import roc_auc_score
+        # from the file's probabilities: auc and auprc of covid (the positive class) against the rest, ECE over
+        # 15 bins of the top-class confidence and the Brier score summed over the classes (3 classes)
+        from sklearn.metrics import average_precision_score, roc_auc_score
 
-            probabilities = np.array([[float(p[f"p[{name}]"]) for name in names] for p in preds])
-            expected["auc"] = roc_auc_score(y, probabilities, multi_class="ovr", average="macro")
+        probabilities = np.array([[float(p[f"p[{name}]"]) for name in names] for p in preds])
+        expected["auc"] = roc_auc_score(y == 0, probabilities[:, 0]) if 0 < (y == 0).sum() < len(y) else None
+        expected["auprc"] = average_precision_score(y == 0, probabilities[:, 0])
+        top, right = probabilities.max(1), probabilities.argmax(1) == y
+        bins = np.clip(np.ceil(top * 15).astype(int) - 1, 0, 14)
+        expected["ece"] = sum(abs(right[bins == b].mean() - top[bins == b].mean()) * (bins == b).sum() / len(y)
+                              for b in set(bins.tolist()))
+        expected["brier"] = np.mean(((probabilities - np.eye(3)[y]) ** 2).sum(1))
         assert sorted(measures) == sorted(expected)  # every column recomputed, none left out
         for name in measures:
             assert float(row[name]) == pytest.approx(expected[name], abs=2e-6), (row["cell"], name)
@@ -217,27 +224,40 @@ def test_all_arms_of_a_seed_share_the_test_images_and_the_counts_follow_the_stra
         assert int(by_arm[arm]["n_train"]) == 24 and int(by_arm[arm]["n_synthetic"]) == 5
 
 
-def test_the_report_compares_each_synthesizer_with_the_strongest_baseline(liang_tiny):
+def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tiny):
     out, output = liang_tiny
     comparisons = json.loads((out / "comparisons.json").read_text())
-    assert [(c["arm"], c["classifier"]) for c in comparisons] == [("pix2pix", "scratch")]
-    comp = comparisons[0]
+    # compare_to defaults to every baseline arm: pix2pix against each of them, named before the run
+    baselines = load_spec("liang2021", preset="tiny").baselines_compared()
+    assert len(baselines) >= 3 and "pix2pix" not in baselines
+    assert [(c["arm"], c["classifier"], c["baseline"]) for c in comparisons] == [
+        ("pix2pix", "scratch", [base, "scratch"]) for base in baselines]
     rows = [r for r in read_results(out) if r["status"] == "done" and r["classifier"] == "scratch"]
-    means = {arm: np.mean([float(r["macro_f1"]) for r in rows if r["arm"] == arm])
-             for arm in ("unbalanced", "original", "augment")}
-    assert comp["baseline"][0] == max(means, key=means.get)
-    pix = np.mean([float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"])
-    assert comp["seed"]["mean"] == pytest.approx(pix - means[comp["baseline"][0]], abs=1e-6)
-    assert comp["seed"]["low"] == pytest.approx(stats.paired_seed_comparison(
-        [float(r["macro_f1"]) for r in rows if r["arm"] == comp["baseline"][0]],
-        [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"])["low"], abs=1e-5)  # results.csv: 6 decimals
-    # the verdict is what both intervals imply: above 0 helped, below 0 hurt, otherwise no difference
-    intervals = [(comp["seed"]["low"], comp["seed"]["high"]), (comp["bootstrap"]["low"], comp["bootstrap"]["high"])]
-    implied = ("helped" if all(low > 0 for low, _ in intervals) else
-               "hurt" if all(high < 0 for _, high in intervals) else "cannot be told apart")
-    assert comp["verdict"] == implied
-    assert f"): {implied}" in comp["sentence"]
-    assert comp["sentence"] in output and comp["sentence"] in (out / "report.md").read_text()
+    means = {arm: np.mean([float(r["macro_f1"]) for r in rows if r["arm"] == arm]) for arm in baselines}
+    # the strongest classical baseline is information only: flagged, and named in the report
+    assert [c["baseline"][0] for c in comparisons if c["strongest_baseline"]] == [max(means, key=means.get)]
+    report = (out / "report.md").read_text()
+    assert "Strongest classical baseline with ResNet50 from scratch, for information only" in report
+    assert f"{len(baselines)} comparisons" in report and "Holm's method" in report
+    assert "Bootstrap unit: the test image" in report
+    pix = [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"]
+    for comp in comparisons:
+        base = [float(r["macro_f1"]) for r in rows if r["arm"] == comp["baseline"][0]]
+        assert comp["seed"]["mean"] == pytest.approx(np.mean(pix) - np.mean(base), abs=1e-6)
+        assert comp["seed"]["low"] == pytest.approx(stats.paired_seed_comparison(base, pix)["low"], abs=1e-5)
+        assert comp["bootstrap"]["over_seeds"] is False and comp["seed_bootstrap"]["over_seeds"] is True
+        assert comp["p"] == comp["seed_bootstrap"]["p"] and comp["holm_comparisons"] == len(baselines)
+        # the verdict follows the rule: the seeds' interval and the Holm-adjusted p-value on one side of 0
+        side = 1 if comp["seed"]["low"] > 0 else -1 if comp["seed"]["high"] < 0 else 0
+        implied = ("helped" if side > 0 else "hurt") if side and comp["p_holm"] < 0.05 else "cannot be told apart"
+        assert comp["verdict"] == implied and f"): {implied}" in comp["sentence"]
+        assert comp["sentence"] in output and comp["sentence"] in report
+        # ROC-AUC and AUPRC of covid compared by the same rule, in the report too
+        assert set(comp["threshold_free"]) == {"auc", "auprc"}
+        for free in comp["threshold_free"].values():
+            assert free["holm_comparisons"] == len(baselines) and free["sentence"] in report
+    adjusted = stats.holm([c["p"] for c in comparisons])
+    assert [c["p_holm"] for c in comparisons] == pytest.approx(adjusted)
 
 
 def with_predictions(liang_tiny, out: Path, correct) -> Path:
@@ -287,19 +307,64 @@ def test_the_report_verdict_follows_the_intervals_of_constructed_predictions(lia
 
     out = with_predictions(liang_tiny, tmp_path / "exp", correct)
     write_report(out)
-    (comp,) = json.loads((out / "comparisons.json").read_text())
+    comparisons = json.loads((out / "comparisons.json").read_text())
+    m = len(load_spec("liang2021", preset="tiny").baselines_compared())
+    assert len(comparisons) == m  # against each baseline
     rows = [r for r in read_results(out) if r["status"] == "done"]
     pix = [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"]
     assert all(v in (0.0, 1.0) for v in pix)  # the constructed predictions reached results.csv
-    seed, boot = comp["seed"], comp["bootstrap"]
-    if verdict == "helped":
-        assert seed["low"] == seed["high"] == pytest.approx(1.0) and boot["low"] > 0.3
-    elif verdict == "hurt":
-        assert seed["low"] == seed["high"] == pytest.approx(-1.0) and boot["high"] < -0.3
-    else:
-        assert seed["mean"] == pytest.approx(0.0) and seed["low"] < 0 < seed["high"]
-    assert comp["verdict"] == verdict and comp["sentence"].endswith(f"): {verdict}.")
-    assert comp["sentence"] in (out / "report.md").read_text()
+    for comp in comparisons:
+        seed, boot = comp["seed"], comp["bootstrap"]
+        if verdict == "helped":
+            assert seed["low"] == seed["high"] == pytest.approx(1.0) and boot["low"] > 0.3
+        elif verdict == "hurt":
+            assert seed["low"] == seed["high"] == pytest.approx(-1.0) and boot["high"] < -0.3
+        else:
+            assert seed["mean"] == pytest.approx(0.0) and seed["low"] < 0 < seed["high"]
+        if verdict != "cannot be told apart":  # every draw on one side: p = 2 / 2001, times m comparisons
+            assert comp["p"] == pytest.approx(2 / 2001) and comp["p_holm"] == pytest.approx(m * 2 / 2001)
+        assert comp["verdict"] == verdict and f"): {verdict}" in comp["sentence"]
+        assert comp["sentence"] in (out / "report.md").read_text()
+
+
+def test_one_seed_gives_no_verdict_and_an_old_directory_is_still_reported(liang_tiny, tmp_path):
+    """A one-seed report judges nothing (the interval over test images covers test-set noise only); cells
+    of an older run without class probabilities or stores report the new columns as missing."""
+    from synthaug.experiments.report import write_report
+
+    out = with_predictions(liang_tiny, tmp_path / "exp", lambda arm, seed: arm == "pix2pix")
+    for cell in list((out / "cells").iterdir()):
+        if cell.name.endswith("seed1"):
+            for path in cell.rglob("*"):
+                if path.is_file():
+                    path.unlink()
+    write_report(out)
+    comparisons = json.loads((out / "comparisons.json").read_text())
+    assert {c["verdict"] for c in comparisons} == {"not judged"} and all(c["p"] is None for c in comparisons)
+    for comp in comparisons:
+        assert comp["bootstrap"]["low"] > 0  # the test images alone would have said "helped"
+        assert comp["sentence"].endswith("): not judged (1 seed: the interval covers test-set noise only, not "
+                                         "training variance).")
+    report = (out / "report.md").read_text()
+    assert "With 1 seed no verdict is given" in report and "helped" not in report and "hurt" not in report
+    rows = [r for r in read_results(out) if r["status"] == "done"]
+    assert all(r["auc"] and r["ece"] and r["brier"] for r in rows)
+    # an older run: predictions without probabilities, experiment.json without compare_to
+    saved = json.loads((out / "experiment.json").read_text())
+    saved["spec"].pop("compare_to", None)
+    (out / "experiment.json").write_text(json.dumps(saved))
+    for predictions in (out / "cells").glob("*/run/predictions.csv"):
+        with open(predictions, newline="") as fh:
+            kept = [{k: v for k, v in row.items() if not k.startswith("p[")} for row in csv.DictReader(fh)]
+        with open(predictions, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, ["index", "origin", "label", "prediction"])
+            writer.writeheader()
+            writer.writerows(kept)
+    write_report(out)
+    rows = [r for r in read_results(out) if r["status"] == "done"]
+    assert rows and all(r["auprc"] == r["ece"] == r["brier"] == "" for r in rows)
+    assert "| n/a | n/a | n/a |" in (out / "report.md").read_text()
+    assert len(json.loads((out / "comparisons.json").read_text())) == len(comparisons)
 
 
 def test_experiment_list_names_every_bundled_spec_with_its_title_and_presets():
@@ -432,6 +497,12 @@ def test_stats_verdicts_on_constructed_arms():
     good = np.where(rng.random(300) < 0.95, y, (y + 1) % 3)
     poor = np.where(rng.random(300) < 0.6, y, (y + 1) % 3)
     boot = stats.paired_bootstrap([(y, poor, good)], "macro_f1", None, num_classes=3)
-    assert stats.verdict(None, boot) == "helped"
-    same = stats.paired_bootstrap([(y, poor, poor)], "macro_f1", None, num_classes=3)
-    assert stats.verdict(None, same) == "cannot be told apart" and same["diff"] == 0
+    assert boot["low"] > 0
+    seed = stats.paired_seed_comparison([0.6], [0.95])
+    assert stats.verdict({"seed": seed, "bootstrap": boot}) == "not judged"  # one seed: no verdict
+    two = stats.paired_bootstrap([(y, poor, good)] * 2, "macro_f1", None, num_classes=3, over_seeds=True)
+    seeds = stats.paired_seed_comparison([0.6, 0.62], [0.95, 0.93])
+    assert stats.verdict({"seed": seeds, "p": two["p"]}) == "helped"
+    same = stats.paired_bootstrap([(y, poor, poor)] * 2, "macro_f1", None, num_classes=3, over_seeds=True)
+    flat = stats.paired_seed_comparison([0.6, 0.6], [0.6, 0.6])
+    assert stats.verdict({"seed": flat, "p": same["p"]}) == "cannot be told apart" and same["diff"] == 0

@@ -29,6 +29,7 @@ def test_the_layout_is_the_one_existing_experiment_directories_hold():
     assert layout.headline_figure == out / "figures" / "headline.png"
     assert layout.confusion_figure("p2p", "scratch") == out / "figures" / "confusion-p2p--scratch.png"
     assert layout.samples_figure("p2p") == out / "figures" / "samples-p2p.png"
+    assert layout.reliability_figure("p2p", "scratch") == out / "figures" / "reliability-p2p--scratch.png"
 
     fit = layout.fit_dir(pix2pix, 1)
     assert fit == out / "fits" / "pix2pix-2e755dfe-seed1"  # the hash of the synthesizer and its options
@@ -82,6 +83,7 @@ def _outside_the_layout(out: Path, spec) -> list[str]:
     files = {layout.experiment_json, layout.not_run_json, layout.results_csv, layout.comparisons_json,
              layout.report_md, layout.headline_figure}
     files |= {layout.confusion_figure(c.arm.key, c.classifier_key) for c in cells}
+    files |= {layout.reliability_figure(c.arm.key, c.classifier_key) for c in cells}
     files |= {layout.samples_figure(arm.key) for arm in spec.arms}
     files |= {layout.cell_json(c) for c in cells}
     directories = {layout.run_dir(c) for c in cells}
@@ -149,6 +151,7 @@ def test_a_run_writes_nothing_outside_the_layout(liang_one_seed):
     done = [c for c in grid(spec) if c.classifier.key == "scratch"]
     assert done and all(layout.cell_json(c).is_file() and layout.run_dir(c).is_dir() for c in done)
     assert all(layout.confusion_figure(c.arm.key, "scratch").is_file() for c in done)
+    assert all(layout.reliability_figure(c.arm.key, "scratch").is_file() for c in done)
     assert not any(layout.cell_dir(c).exists() for c in grid(spec) if c not in done)  # not run: nothing written
     assert layout.quality_measured() == sorted((arm.store_key, 0) for arm in spec.arms if arm.synthesizer)
 

@@ -15,7 +15,8 @@ demo``) writes or reads in it is a method of :class:`Layout`, and no other modul
     quality/<arm>-seed<S>/            `synthaug quality` of an arm's store (synthaug.assess.report)
     quality/seconds-seed<S>.json      how long measuring them took
     results.csv, comparisons.json, report.md
-    figures/headline.png, figures/confusion-<arm>--<clf>.png, figures/samples-<arm>.png
+    figures/headline.png, figures/confusion-<arm>--<clf>.png, figures/samples-<arm>.png,
+    figures/reliability-<arm>--<clf>.png
 
 ``<arm>`` is the arm's store key (:attr:`~synthaug.experiments.spec.Arm.store_key`) for stores and
 quality, its key for cells and figures. The layout is what existing experiment directories hold: a
@@ -105,6 +106,10 @@ class Layout:
 
     def samples_figure(self, arm_key: str) -> Path:
         return self.figures_dir / f"samples-{arm_key}.png"
+
+    def reliability_figure(self, arm_key: str, classifier_key: str) -> Path:
+        """The arm's reliability diagram (calibration of its probabilities, every seed's test images)."""
+        return self.figures_dir / f"reliability-{arm_key}--{classifier_key}.png"
 
     # ---- fitted synthesizers ---------------------------------------------------------------------
     @property

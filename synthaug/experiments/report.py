@@ -1,16 +1,25 @@
-"""``synthaug experiment report DIR``: results.csv, report.md and figures from an experiment directory.
+"""``synthaug experiment report DIR``: results.csv, comparisons.json, report.md and figures from an
+experiment directory.
 
-- ``results.csv``: one row per cell (arm x classifier x seed) with every measure, per-class precision,
-  recall and F1, the training counts; cells that did not run carry the reason. Nothing in it depends
-  on timing, so an interrupted and resumed experiment writes the same file as an uninterrupted one.
-- ``report.md``: the table as the papers print it (mean ± std over seeds, the 95% interval of the
-  headline measure), what the run can resolve (interval widths), for every synthesizer arm the paired
-  comparison against the strongest classical baseline of the same classifier (over seeds and by
-  paired bootstrap over the test images, :mod:`synthaug.experiments.stats`) with its verdict, per-class
-  F1, confusion matrices summed over seeds, the cells not run and why, and a Time section: each
-  stage of the last run (data, fits, balances, cells, quality, the report) with its seconds, and the
-  run's total wall time.
-- ``figures/``: the headline measure per arm with 95% error bars; the summed confusion matrices.
+- ``results.csv``: one row per cell (arm x classifier x seed) with every measure, the threshold-free
+  measures and calibration of its class probabilities (``auc``, ``auprc``, ``ece``, ``brier``; empty
+  where a cell kept no probabilities), per-class precision, recall and F1, the training counts; cells
+  that did not run carry the reason. Nothing in it depends on timing, so an interrupted and resumed
+  experiment writes the same file as an uninterrupted one.
+- ``comparisons.json``: one entry per synthesizer arm x classifier x baseline named before the run
+  (the spec's ``compare_to``): the paired comparison of the headline measure (over seeds, by
+  bootstrap over the test set, by bootstrap over seeds and test set), its Holm-adjusted p-value,
+  verdict and sentence, and the same for ROC-AUC and AUPRC (``threshold_free``)
+  (:mod:`synthaug.experiments.compare`).
+- ``report.md``: the verdicts first (with how many comparisons were corrected and how, what the
+  bootstrap resampled, and the strongest classical baseline for information), the table as the
+  papers print it (mean ± std over seeds, a bootstrap interval of the headline measure that stays in
+  [0, 1]), the threshold-free measures and calibration with their comparisons, per-class F1 with
+  intervals, confusion matrices summed over seeds, the training sets, the quality of the synthetic
+  images, the cells not run and why, and a Time section: each stage of the last run with its seconds,
+  and the run's total wall time.
+- ``figures/``: the headline measure per arm with its interval; the summed confusion matrices; a
+  reliability diagram per arm and classifier (every seed's test images).
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ from typing import Any
 import numpy as np
 
 from synthaug.errors import SynthaugError
-from synthaug.experiments import stats
+from synthaug.experiments import compare, stats
 from synthaug.experiments.layout import Layout
 from synthaug.experiments.spec import JOINT, Arm, Cell, ClassifierArm, Spec, grid
 from synthaug.kit.files import atomic_path
-from synthaug.pipeline.metrics import MEASURES, POSITIVE_MEASURES, confusion_measures
+from synthaug.pipeline.metrics import MEASURES, PROBABILITY_MEASURES, confusion_measures, probability_measures
 
 
 def spec_from_dict(values: dict[str, Any]) -> Spec:
@@ -66,15 +75,19 @@ class Row:
     predictions: Path | None = None
     seconds: float = 0.0
     network: str = ""
+    store: Path | None = None  # the cell's store: its test split holds the test images' patient ids
 
     @property
     def group(self) -> tuple[str, str]:
         return self.cell.arm.key, self.cell.classifier_key
 
 
-def collect(out: str | Path) -> tuple[Spec, list[Row]]:
+def collect(out: str | Path, loader: compare.Predictions | None = None) -> tuple[Spec, list[Row]]:
+    """The spec and one :class:`Row` per cell; ``loader`` reads the cells' predictions (the
+    threshold-free measures and calibration come from their class probabilities)."""
     out = Path(out)
     layout = Layout(out)
+    loader = loader or compare.Predictions()
     spec, _ = load_experiment(out)
     not_run = json.loads(layout.not_run_json.read_text()) if layout.not_run_json.is_file() else {}
     rows = []
@@ -90,11 +103,26 @@ def collect(out: str | Path) -> tuple[Spec, list[Row]]:
         names = list(metrics["per_class"])
         cm = np.asarray(metrics["confusion"], np.int64)
         positive = names.index(spec.positive) if spec.positive in names else None
-        measures = confusion_measures(cm, positive)
-        measures["auc"] = (metrics.get("roc_auc") or {}).get("macro")
-        rows.append(Row(cell, "done", "", names, cm, measures, metrics["per_class"], result["train_counts"],
-                        out / result["predictions"], result.get("seconds", 0.0), result.get("network", "")))
+        row = Row(cell, "done", "", names, cm, confusion_measures(cm, positive), metrics["per_class"],
+                  result["train_counts"], out / result["predictions"], result.get("seconds", 0.0),
+                  result.get("network", ""), out / result["store"] if result.get("store") else None)
+        row.measures.update(_probability_measures(row, metrics, positive, loader))
+        rows.append(row)
     return spec, rows
+
+
+def _probability_measures(row: Row, metrics: dict, positive: int | None, loader: compare.Predictions) -> dict:
+    """auc, auprc, ece, brier of the cell's class probabilities; a cell whose predictions are gone or
+    kept none: the ROC-AUC of its metrics.json where it is the same measure, the rest missing (None)."""
+    test = loader.of(row)
+    if test is not None and test.probabilities is not None:
+        return probability_measures(test.y, test.probabilities, positive)
+    roc = metrics.get("roc_auc") or {}
+    if positive is None or len(row.class_names) == 2:  # macro one-vs-rest = the positive class's for 2 classes
+        auc = roc.get("macro")
+    else:
+        auc = (roc.get("per_class") or {}).get(row.class_names[positive])
+    return {"auc": auc, "auprc": None, "ece": None, "brier": None}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,7 +130,7 @@ def collect(out: str | Path) -> tuple[Spec, list[Row]]:
 # ---------------------------------------------------------------------------------------------
 def results_csv(spec: Spec, rows: list[Row]) -> str:
     classes = next((r.class_names for r in rows if r.status == "done"), [])
-    measures = [m for m in [*MEASURES, "auc"] if any(m in r.measures for r in rows)]
+    measures = [m for m in MEASURES if any(m in r.measures for r in rows)] + list(PROBABILITY_MEASURES)
     head = ["experiment", "preset", "cell", "arm", "arm_label", "baseline", "synthesizer", "strategy", "classifier",
             "classifier_label", "network", "seed", "status", "reason", "n_test", "n_train", "n_synthetic", *measures,
             *(f"{k}[{c}]" for c in classes for k in ("precision", "recall", "f1"))]
@@ -147,76 +175,6 @@ def group_interval(members: list[Row], measure: str) -> dict | None:
     return stats.mean_interval(values)
 
 
-def strongest_baseline(spec: Spec, done: dict[tuple[str, str], list[Row]], classifier_key: str,
-                       network: str) -> tuple[str, str] | None:
-    """The classical arm with the best mean headline measure, trained with the same classifier (for a
-    joint-classifier arm: any classifier of the same network)."""
-    candidates = []
-    for (arm_key, clf_key), members in done.items():
-        arm = spec.arm(arm_key)
-        if not arm.baseline:
-            continue
-        if classifier_key == JOINT:
-            if not members or members[0].network != network:
-                continue
-        elif clf_key != classifier_key:
-            continue
-        interval = group_interval(members, spec.headline)
-        if interval is not None:
-            candidates.append((interval["mean"], arm_key, clf_key))
-    if not candidates:
-        return None
-    _, arm_key, clf_key = max(candidates, key=lambda c: c[0])
-    return arm_key, clf_key
-
-
-def compare(spec: Spec, arm_rows: list[Row], base_rows: list[Row]) -> tuple[dict | None, dict | None]:
-    """(paired comparison over seeds, paired bootstrap over test images) of arm against baseline."""
-    from synthaug.pipeline.evaluate import read_predictions
-
-    base_by_seed = {r.cell.seed: r for r in base_rows}
-    common = [(base_by_seed[r.cell.seed], r) for r in arm_rows if r.cell.seed in base_by_seed]
-    if not common:
-        return None, None
-    measure = spec.headline
-    seed_cmp = stats.paired_seed_comparison([b.measures[measure] for b, _ in common],
-                                            [a.measures[measure] for _, a in common])
-    pairs = []
-    for base, arm in common:
-        y_b, p_b, o_b = read_predictions(base.predictions, base.class_names)
-        y_a, p_a, o_a = read_predictions(arm.predictions, arm.class_names)
-        if o_b != o_a or not np.array_equal(y_a, y_b):
-            return seed_cmp, None  # not the same test images: no pairing by image
-        pairs.append((y_a, p_b, p_a))
-    names = common[0][1].class_names
-    positive = names.index(spec.positive) if spec.positive in names else None
-    boot = stats.paired_bootstrap(pairs, measure, positive if measure in POSITIVE_MEASURES else None,
-                                  num_classes=len(names))
-    return seed_cmp, boot
-
-
-def comparisons(spec: Spec, rows: list[Row]) -> list[dict[str, Any]]:
-    done = groups(rows)
-    out = []
-    for (arm_key, clf_key), members in done.items():
-        arm = spec.arm(arm_key)
-        if arm.baseline:
-            continue
-        base = strongest_baseline(spec, done, clf_key, members[0].network)
-        if base is None:
-            out.append({"arm": arm_key, "classifier": clf_key, "baseline": None,
-                        "sentence": f"{arm.label} ({_clf_label(spec, clf_key)}): no classical baseline ran with "
-                                    f"this classifier, so nothing to compare against."})
-            continue
-        seed_cmp, boot = compare(spec, members, done[base])
-        base_label = f"{spec.arm(base[0]).label}, the strongest classical baseline"
-        sentence = stats.verdict_sentence(f"{arm.label} ({_clf_label(spec, clf_key)})", base_label, spec.headline,
-                                          seed_cmp, boot)
-        out.append({"arm": arm_key, "classifier": clf_key, "baseline": base, "seed": seed_cmp, "bootstrap": boot,
-                    "verdict": stats.verdict(seed_cmp, boot), "sentence": sentence})
-    return out
-
-
 def ranking(spec: Spec, done: dict[tuple[str, str], list[Row]]) -> list[str]:
     """Per classifier: which arm had the best mean headline measure, and by how much it led the next."""
     out = []
@@ -251,51 +209,25 @@ def _cell_text(interval: dict | None) -> str:
 
 
 def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: list[dict[str, Any]],
-                    figures: dict[str, str], out: Path | None = None) -> str:
-    """report.md; ``out``: the experiment directory, whose quality/ measures get a section when present."""
+                    figures: dict[str, str], out: Path | None = None, *,
+                    loader: compare.Predictions | None = None, intervals: dict | None = None) -> str:
+    """report.md; ``out``: the experiment directory, whose quality/ measures get a section when present;
+    ``loader``: the cells' predictions (read again when not given); ``intervals``: the headline
+    measure's interval per arm and classifier (:func:`compare.arm_interval`; computed when not given)."""
+    loader = loader or compare.Predictions()
     done = groups(rows)
     first = next((r for r in rows if r.status == "done"), None)
+    if intervals is None:
+        intervals = {group: compare.arm_interval(spec, members, spec.headline, loader)
+                     for group, members in done.items()}
+    unit = compare.resampled_unit(rows, loader)
     lines = _header_lines(spec, first, saved.get("command"))
-
-    # the verdicts first: the question the experiment answers
-    lines += ["## Does synthesis beat classical balancing?", ""]
-    lines += [f"- {sentence}" for sentence in ranking(spec, done)]
-    if comps:
-        lines += [f"- {c['sentence']}" for c in comps]
-    else:
-        lines.append("No synthesizer arm finished, so there is nothing to compare.")
-    lines += ["", _resolution(spec, done, comps), ""]
-
-    # the paper's table
-    lines += [f"## Results ({spec.headline} is the headline measure)", "",
-              "| arm | classifier | seeds | " + " | ".join(spec.measures) + f" | 95% interval of {spec.headline} |",
-              "|---|---|---:|" + "---:|" * len(spec.measures) + "---|"]
-    for (arm_key, clf_key), members in done.items():
-        head = group_interval(members, spec.headline)
-        ci = "n/a (1 seed)" if head is None or head["low"] is None else \
-            f"{head['low']:.3f} to {head['high']:.3f} (±{head['half_width']:.3f})"
-        lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | {len(members)} | " +
-                     " | ".join(_cell_text(group_interval(members, m)) for m in spec.measures) + f" | {ci} |")
-    lines += ["", "Mean ± standard deviation over seeds; the interval is the 95% Student-t interval of the mean.", ""]
-    if "headline" in figures:
-        lines += [f"![{spec.headline}]({figures['headline']})", ""]
-
-    lines += _class_lines(spec, done, first, figures)
-
-    # training sets
-    lines += ["## Training sets (seed 0)", "", "| arm | training images per class | of which synthetic |",
-              "|---|---|---|"]
-    seen = set()
-    for r in rows:
-        if r.status == "done" and r.cell.seed == 0 and r.cell.arm.key not in seen:
-            seen.add(r.cell.arm.key)
-            lines.append(f"| {r.cell.arm.label} | {_counts(r.counts['train'])} | {_counts(r.counts['synthetic'])} |")
-    lines.append("")
-    lines += [f"![{key}]({path})" for key, path in figures.items() if key.startswith("samples-")]
-    lines.append("")
-
+    lines += _verdict_lines(spec, done, comps, intervals, unit)  # the question the experiment answers
+    lines += _results_lines(spec, done, intervals, unit, figures)
+    lines += _probability_lines(spec, done, comps, first, figures)
+    lines += _class_lines(spec, done, first, figures, loader)
+    lines += _training_lines(rows, figures)
     lines += _quality_lines(spec, done, out)
-
     missing = [r for r in rows if r.status != "done"]
     if missing:
         lines += ["## Cells not run", "", "| cell | status | why |", "|---|---|---|"]
@@ -303,6 +235,140 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
         lines.append("")
     lines += time_lines(rows, saved)
     return "\n".join(lines)
+
+
+def _verdict_lines(spec: Spec, done: dict, comps: list[dict], intervals: dict, unit: dict | None) -> list[str]:
+    """Which arm won, the strongest classical baseline (information), how the verdicts were reached and
+    each named pair's sentence, what the bootstrap resampled and what the run can resolve."""
+    lines = ["## Does synthesis beat classical balancing?", ""]
+    lines += [f"- {sentence}" for sentence in ranking(spec, done)]
+    lines += [f"- {sentence}" for sentence in _strongest_lines(spec, done)]
+    if comps:
+        lines += ["", _method_text(spec, comps, unit), ""]
+        lines += [f"- {c['sentence']}" for c in comps]
+    else:
+        lines += ["", "No synthesizer arm finished, so there is nothing to compare."]
+    return lines + ["", _unit_text(unit), "", _resolution(spec, intervals, comps), ""]
+
+
+def _strongest_lines(spec: Spec, done: dict) -> list[str]:
+    out = []
+    for clf_key in dict.fromkeys(c for _, c in done if c != JOINT):
+        found = compare.strongest_baseline(spec, done, clf_key, "")
+        if found is not None:
+            out.append(f"Strongest classical baseline with {_clf_label(spec, clf_key)}, for information only (the "
+                       f"baseline arm with the best mean {spec.headline}, picked after the run on the same test "
+                       f"images; the verdicts below compare the pairs named before the run): "
+                       f"{spec.arm(found[0]).label} ({found[2]:.3f}).")
+    return out
+
+
+def _method_text(spec: Spec, comps: list[dict], unit: dict | None) -> str:
+    named = ", ".join(spec.arm(k).label for k in spec.baselines_compared())
+    seeds = max((int(c.get("seeds") or 0) for c in comps), default=0)
+    if seeds < 2:
+        return (f"Each synthesizer arm is compared with each baseline named before the run (compare_to: {named}) "
+                f"on {spec.headline}. With 1 seed no verdict is given (*not judged*): the difference comes with its "
+                f"95% paired bootstrap interval over the test set, which covers test-set noise only, not training "
+                f"variance. Run 2 or more seeds (`--seeds N`) for verdicts.")
+    counts: dict[str, int] = {}
+    for c in comps:
+        if c.get("holm_comparisons"):
+            counts[c["baseline"][1]] = int(c["holm_comparisons"])
+    tables = "; ".join(f"{_clf_label(spec, k)}: {m} comparison{'s' if m != 1 else ''}" for k, m in counts.items())
+    what = (unit or {}).get("unit", "image")
+    return (f"Each synthesizer arm is compared with each baseline named before the run (compare_to: {named}) on "
+            f"{spec.headline} ({tables}). The p-value of each pair comes from a paired bootstrap that resamples "
+            f"the seeds and the test {what}s of each seed drawn; the p-values of a table's comparisons are "
+            f"corrected for multiplicity with Holm's method. A verdict (*helped* / *hurt*) needs the "
+            f"Holm-adjusted p-value below 0.05 and the 95% t interval over seeds on the same side of 0; "
+            f"otherwise the arms *cannot be told apart*. Intervals are not adjusted.")
+
+
+def _unit_text(unit: dict | None) -> str:
+    if unit is None:
+        return "Bootstrap unit: none (no cell kept its test predictions)."
+    if unit["unit"] == "patient":
+        return (f"Bootstrap unit: the patient. The test split of seed {unit['seed']} holds {unit['images']} "
+                f"images of {unit['patients']} patients; images of one patient are not independent, so the "
+                f"bootstraps draw a patient's images together (a cluster bootstrap).")
+    if unit["patients"] is None:
+        return ("Bootstrap unit: the test image (the stores holding the test images' patient ids are gone, so "
+                "images of one patient cannot be drawn together).")
+    return (f"Bootstrap unit: the test image. The data gives every test image of seed {unit['seed']} its own "
+            f"patient id ({unit['images']} images, {unit['patients']} patients), so images are patients.")
+
+
+def _interval_text(interval: dict | None) -> str:
+    if interval is None or interval.get("low") is None:
+        return "n/a"
+    return f"{interval['low']:.3f} to {interval['high']:.3f}"
+
+
+def _results_lines(spec: Spec, done: dict, intervals: dict, unit: dict | None, figures: dict[str, str]) -> list[str]:
+    """The paper's table: mean ± std over seeds of each measure and the headline measure's interval."""
+    lines = [f"## Results ({spec.headline} is the headline measure)", "",
+             "| arm | classifier | seeds | " + " | ".join(spec.measures) + f" | 95% interval of {spec.headline} |",
+             "|---|---|---:|" + "---:|" * len(spec.measures) + "---|"]
+    for (arm_key, clf_key), members in done.items():
+        lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | {len(members)} | " +
+                     " | ".join(_cell_text(group_interval(members, m)) for m in spec.measures) +
+                     f" | {_interval_text(intervals.get((arm_key, clf_key)))} |")
+    what = (unit or {}).get("unit", "image")
+    text = (f"Mean ± standard deviation over seeds. The interval is the 95% percentile interval of a bootstrap "
+            f"that resamples the seeds and the test {what}s of each seed drawn (1 seed: the test {what}s alone, "
+            f"which covers test-set noise only); it stays inside [0, 1].")
+    if any(i is not None and i.get("method") == "logit t" for i in intervals.values()):
+        text += " Arms whose cells kept no predictions get a t interval on the logit scale instead."
+    lines += ["", text, ""]
+    if "headline" in figures:
+        lines += [f"![{spec.headline}]({figures['headline']})", ""]
+    return lines
+
+
+def _probability_lines(spec: Spec, done: dict, comps: list[dict], first: Row | None,
+                       figures: dict[str, str]) -> list[str]:
+    """AUC, AUPRC, ECE and Brier per arm, their definitions, the paired AUC/AUPRC comparisons and the
+    reliability diagrams."""
+    if first is None:
+        return []
+    names = list(PROBABILITY_MEASURES)
+    lines = ["## Threshold-free measures and calibration", "",
+             "| arm | classifier | seeds | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
+    for (arm_key, clf_key), members in done.items():
+        lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | {len(members)} | " +
+                     " | ".join(_cell_text(group_interval(members, m)) for m in names) + " |")
+    positive = spec.positive if spec.positive in first.class_names else None
+    binary = positive is not None and len(first.class_names) == 2
+    about = f"of {positive} against the rest" if positive else "the macro mean of the one-vs-rest values"
+    lines += ["", f"Mean ± standard deviation over seeds (n/a: a cell kept no class probabilities). auc: ROC-AUC "
+                  f"{about}; auprc: average precision {about}; ece: expected calibration error over 15 equal-width "
+                  f"bins of the " + (f"{positive} probability" if binary else "top-class confidence") +
+              "; brier: Brier score " + (f"of the {positive} probability (0 to 1)." if binary else
+                                         "summed over the classes (0 to 2)."), ""]
+    free = [c["threshold_free"][m] for c in comps for m in c.get("threshold_free", {})]
+    if free:
+        lines += ["Paired comparisons of the threshold-free measures, by the same rule as the verdicts above "
+                  "(Holm's correction over each table's comparisons of the measure):", ""]
+        lines += [f"- {c['sentence']}" for c in free] + [""]
+    shown = [f"![reliability {key[len('reliability-'):]}]({path})" for key, path in figures.items()
+             if key.startswith("reliability-")]
+    if shown:
+        lines += ["Reliability diagrams (every seed's test images):", "", " ".join(shown), ""]
+    return lines
+
+
+def _training_lines(rows: list[Row], figures: dict[str, str]) -> list[str]:
+    lines = ["## Training sets (seed 0)", "", "| arm | training images per class | of which synthetic |",
+             "|---|---|---|"]
+    seen = set()
+    for r in rows:
+        if r.status == "done" and r.cell.seed == 0 and r.cell.arm.key not in seen:
+            seen.add(r.cell.arm.key)
+            lines.append(f"| {r.cell.arm.label} | {_counts(r.counts['train'])} | {_counts(r.counts['synthetic'])} |")
+    lines.append("")
+    lines += [f"![{key}]({path})" for key, path in figures.items() if key.startswith("samples-")]
+    return lines + [""]
 
 
 def _header_lines(spec: Spec, first: Row | None, command: str | None) -> list[str]:
@@ -329,17 +395,24 @@ def _header_lines(spec: Spec, first: Row | None, command: str | None) -> list[st
 
 
 def _class_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], first: Row | None,
-                 figures: dict[str, str]) -> list[str]:
-    """Per-class F1 (mean over seeds) and the confusion matrices summed over seeds."""
+                 figures: dict[str, str], loader: compare.Predictions) -> list[str]:
+    """Per-class F1 (mean over seeds, with its interval) and the confusion matrices summed over seeds."""
     lines: list[str] = []
     if first is not None:
         classes = first.class_names
-        lines += ["## Per-class F1 (mean over seeds)", "", "| arm | classifier | " + " | ".join(classes) + " |",
-                  "|---|---|" + "---:|" * len(classes)]
+        lines += ["## Per-class F1 (mean over seeds, 95% interval)", "",
+                  "| arm | classifier | " + " | ".join(classes) + " |", "|---|---|" + "---:|" * len(classes)]
         for (arm_key, clf_key), members in done.items():
-            lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | " + " | ".join(
-                f"{np.mean([r.per_class[c]['f1'] for r in members]):.3f}" for c in classes) + " |")
-        lines += ["", "## Confusion matrices (summed over seeds; rows true, columns predicted)", ""]
+            cells = []
+            for i, c in enumerate(classes):
+                interval = compare.arm_interval(spec, members, "f1", loader, i, per_class=True)
+                mean = np.mean([r.per_class[c]["f1"] for r in members])
+                cells.append(f"{mean:.3f}" + ("" if interval is None or interval.get("low") is None else
+                                              f" ({interval['low']:.2f} to {interval['high']:.2f})"))
+            lines.append(f"| {spec.arm(arm_key).label} | {_clf_label(spec, clf_key)} | " + " | ".join(cells) + " |")
+        lines += ["", "The interval: the bootstrap of the results table (seeds and test units; 1 seed: test "
+                      "units alone).", "",
+                  "## Confusion matrices (summed over seeds; rows true, columns predicted)", ""]
         for (arm_key, clf_key), members in done.items():
             cm = sum(r.confusion for r in members)
             figure = figures.get(f"{arm_key}--{clf_key}")
@@ -373,19 +446,19 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{c} {n}" for c, n in counts.items())
 
 
-def _resolution(spec: Spec, done: dict, comps: list[dict]) -> str:
-    widths = [i["half_width"] for m in done.values()
-              if (i := group_interval(m, spec.headline)) and i["half_width"] is not None]
-    boots = [c["bootstrap"]["half_width"] for c in comps if c.get("bootstrap")]
+def _resolution(spec: Spec, intervals: dict, comps: list[dict]) -> str:
+    widths = [i["half_width"] for i in intervals.values() if i is not None and i.get("half_width") is not None]
+    pairs = [(c.get("seed_bootstrap") or c.get("bootstrap") or {}).get("half_width") for c in comps]
+    pairs = [w for w in pairs if w is not None]
     parts = []
     if widths:
-        parts.append(f"the 95% interval of an arm's mean {spec.headline} over {spec.seeds} seeds has a median "
-                     f"half-width of ±{float(np.median(widths)):.3f}")
-    if boots:
+        parts.append(f"the 95% interval of an arm's mean {spec.headline} has a median half-width of "
+                     f"±{float(np.median(widths)):.3f}")
+    if pairs:
         parts.append(f"the paired bootstrap interval of a difference between two arms has a median half-width of "
-                     f"±{float(np.median(boots)):.3f}")
+                     f"±{float(np.median(pairs)):.3f}")
     if not parts:
-        return "With one seed and no paired comparison, this run gives no interval: it cannot tell arms apart."
+        return "This run gives no interval: it cannot tell arms apart."
     return ("What this run can resolve: " + "; ".join(parts) +
             ". Differences smaller than these are within the noise of this run.")
 
@@ -417,7 +490,10 @@ def time_lines(rows: list[Row], saved: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------------
-def headline_figure(spec: Spec, done: dict[tuple[str, str], list[Row]], path: Path) -> Path:
+def headline_figure(spec: Spec, done: dict[tuple[str, str], list[Row]], path: Path,
+                    intervals: dict[tuple[str, str], dict | None] | None = None) -> Path:
+    """The headline measure's mean per arm (and classifier) with its interval (:func:`compare.arm_interval`,
+    or the group's t interval where ``intervals`` has none)."""
     from synthaug.pipeline.report import pyplot, save_figure
 
     plt = pyplot()
@@ -426,22 +502,48 @@ def headline_figure(spec: Spec, done: dict[tuple[str, str], list[Row]], path: Pa
     width = 0.8 / max(1, len(clfs))
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(arms), 3.8))
     for j, clf in enumerate(clfs):
-        xs, means, errors = [], [], []
+        xs, means, below, above = [], [], [], []
         for i, arm in enumerate(arms):
-            interval = group_interval(done.get((arm, clf), []), spec.headline)
-            if interval is None:
+            mean = group_interval(done.get((arm, clf), []), spec.headline)
+            if mean is None:
                 continue
+            interval = (intervals or {}).get((arm, clf)) or mean
             xs.append(i + (j - (len(clfs) - 1) / 2) * width)
-            means.append(interval["mean"])
-            errors.append(interval["half_width"] or 0.0)
-        ax.bar(xs, means, width * 0.9, yerr=errors, capsize=4, label=_clf_label(spec, clf))
+            means.append(mean["mean"])
+            below.append(0.0 if interval.get("low") is None else max(0.0, mean["mean"] - interval["low"]))
+            above.append(0.0 if interval.get("high") is None else max(0.0, interval["high"] - mean["mean"]))
+        ax.bar(xs, means, width * 0.9, yerr=[below, above], capsize=4, label=_clf_label(spec, clf))
     ax.set_xticks(range(len(arms)), [spec.arm(a).label for a in arms], rotation=20, ha="right")
     ax.set_ylabel(spec.headline)
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{spec.name} ({spec.preset}): mean over seeds, 95% interval")
+    ax.set_title(f"{spec.name} ({spec.preset}): mean over seeds, 95% bootstrap interval")
     if len(clfs) > 1:
         ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def reliability_figures(spec: Spec, done: dict[tuple[str, str], list[Row]], out: Path,
+                        loader: compare.Predictions) -> dict[str, str]:
+    """A reliability diagram per arm and classifier whose cells all kept class probabilities."""
+    from synthaug.experiments.figures import reliability_diagram
+    from synthaug.pipeline.metrics import calibration_bins, expected_calibration_error
+
+    layout = Layout(out)
+    figures = {}
+    for (arm_key, clf_key), members in done.items():
+        tests = [loader.of(r) for r in members]
+        if any(t is None or t.probabilities is None for t in tests):
+            continue
+        y = np.concatenate([t.y for t in tests])
+        probabilities = np.concatenate([t.probabilities for t in tests])
+        names = members[0].class_names
+        positive = names.index(spec.positive) if spec.positive in names else None
+        path = layout.reliability_figure(arm_key, clf_key)
+        title = f"{spec.arm(arm_key).label}, {_clf_label(spec, clf_key)} ({len(members)} seeds pooled)"
+        reliability_diagram(calibration_bins(y, probabilities, positive), path, title=title,
+                            ece=expected_calibration_error(y, probabilities, positive))
+        figures[f"reliability-{arm_key}--{clf_key}"] = layout.link(path)
+    return figures
 
 
 def sample_grids(spec: Spec, out: Path) -> dict[str, str]:
@@ -476,12 +578,14 @@ def write_report(out: str | Path, *, clock=None) -> Path:
     started = time.perf_counter()
     out = Path(out)
     layout = Layout(out)
-    spec, rows = collect(out)
+    loader = compare.Predictions()
+    spec, rows = collect(out, loader)
     _, saved = load_experiment(out)
     done = groups(rows)
+    intervals = {group: compare.arm_interval(spec, members, spec.headline, loader) for group, members in done.items()}
     figures: dict[str, str] = {}
     if done:
-        headline_figure(spec, done, layout.headline_figure)
+        headline_figure(spec, done, layout.headline_figure, intervals)
         figures["headline"] = layout.link(layout.headline_figure)
         for (arm_key, clf_key), members in done.items():
             path = layout.confusion_figure(arm_key, clf_key)
@@ -489,7 +593,8 @@ def write_report(out: str | Path, *, clock=None) -> Path:
                            title=f"{arm_key}, {clf_key}")
             figures[f"{arm_key}--{clf_key}"] = layout.link(path)
         figures.update(sample_grids(spec, out))
-    comps = comparisons(spec, rows)
+        figures.update(reliability_figures(spec, done, out, loader))
+    comps = compare.comparisons(spec, done, loader)
     with atomic_path(layout.results_csv) as tmp:
         tmp.write_text(results_csv(spec, rows))
     with atomic_path(layout.comparisons_json) as tmp:
@@ -498,5 +603,5 @@ def write_report(out: str | Path, *, clock=None) -> Path:
         clock.record("report", time.perf_counter() - started)
         saved = {**saved, "stages": clock.stages, "seconds": clock.stop()}
     with atomic_path(layout.report_md) as tmp:
-        tmp.write_text(report_markdown(spec, rows, saved, comps, figures, out))
+        tmp.write_text(report_markdown(spec, rows, saved, comps, figures, out, loader=loader, intervals=intervals))
     return layout.report_md

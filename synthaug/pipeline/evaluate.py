@@ -100,3 +100,24 @@ def read_predictions(path: str | Path, class_names) -> tuple[np.ndarray, np.ndar
                 raise SynthaugError(f"{path}: class {exc.args[0]!r} is not one of {', '.join(class_names)}") from None
             origins.append(row["origin"])
     return np.asarray(labels, np.int64), np.asarray(predictions, np.int64), origins
+
+
+def read_probabilities(path: str | Path, class_names) -> np.ndarray | None:
+    """The class probabilities of a predictions file, ``(n, K)`` in store order and class order; None
+    when the file has no ``p[CLASS]`` column for every class (or no file): the threshold-free measures
+    and calibration of that run are then missing, not guessed."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    columns = [f"p[{name}]" for name in class_names]
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not set(columns) <= set(reader.fieldnames or ()):
+            return None
+        try:
+            rows = [[float(row[c]) for c in columns] for row in reader]
+        except (TypeError, ValueError):
+            raise SynthaugError(f"{path}: a class probability is not a number") from None
+    return np.asarray(rows, float).reshape(len(rows), len(columns))
