@@ -45,20 +45,28 @@ baseline = true
 synthesizer = "augment"
 label = "a synthesizer"
 
+{extra}
 [classifiers.small]
 classifier = "resnet50"
 recipe = {{ epochs = 1 }}
 """
 
+JOINT_ARM = """
+[arms.joint]
+synthesizer = "xpgan"
+measure = "joint"
+label = "xpgan's C"
+"""
+
 PATIENTS, PER_PATIENT = 40, 3
 #: share of patients an arm gets right, per seed: the synthesizer clearly better at every seed
 RATES = {"unbalanced": (0.55, 0.6, 0.5), "duplicate": (0.6, 0.65, 0.6), "augment": (0.65, 0.6, 0.6),
-         "synthetic": (0.95, 0.9, 0.95)}
+         "synthetic": (0.95, 0.9, 0.95), "joint": (0.6, 0.62, 0.64)}
 
 
-def write_spec(tmp_path: Path, compare_to: str = '["duplicate", "augment"]') -> Path:
+def write_spec(tmp_path: Path, compare_to: str = '["duplicate", "augment"]', extra: str = "") -> Path:
     path = tmp_path / "constructed.toml"
-    path.write_text(SPEC.format(compare_to=compare_to))
+    path.write_text(SPEC.format(compare_to=compare_to, extra=extra))
     return path
 
 
@@ -148,7 +156,7 @@ def test_compare_to_names_the_baselines_before_the_run(tmp_path):
 
 def _without_compare_to(tmp_path: Path) -> Path:
     path = tmp_path / "default.toml"
-    path.write_text("\n".join(line for line in SPEC.format(compare_to="x").splitlines()
+    path.write_text("\n".join(line for line in SPEC.format(compare_to="x", extra="").splitlines()
                               if not line.startswith("compare_to")))
     return path
 
@@ -219,7 +227,7 @@ def test_threshold_free_measures_and_calibration_per_cell(constructed):
     assert "15 equal-width bins of the covid probability" in section
     assert "Brier score of the covid probability" in section
     assert all(free["sentence"] in section for c in comps for free in c["threshold_free"].values())
-    for arm in RATES:
+    for arm in ("unbalanced", "duplicate", "augment", "synthetic"):
         figure = constructed / "figures" / f"reliability-{arm}--small.png"
         assert figure.stat().st_size > 1000 and f"(figures/reliability-{arm}--small.png)" in section
 
@@ -236,3 +244,23 @@ def test_intervals_of_the_table_and_per_class_f1_stay_inside_0_1(constructed):
         interval = cell.split("(")[1].rstrip(") ")
         low, high = (float(x) for x in interval.split(" to "))
         assert 0.0 <= low <= high <= 1.0
+
+
+def test_a_jointly_trained_classifier_is_compared_with_the_baselines_of_its_network(tmp_path):
+    """quan2021's XPGAN C: its cells have no classifier of the spec; it is compared with the named
+    baselines trained by a classifier of the same network, in the same table (one Holm family)."""
+    from synthaug.experiments.report import write_report
+
+    out = tmp_path / "exp"
+    build(out, write_spec(tmp_path, extra=JOINT_ARM))
+    write_report(out)
+    comps = json.loads((out / "comparisons.json").read_text())
+    assert [(c["arm"], c["classifier"], c["baseline"]) for c in comps] == [
+        ("synthetic", "small", ["duplicate", "small"]), ("synthetic", "small", ["augment", "small"]),
+        ("joint", "joint", ["duplicate", "small"]), ("joint", "joint", ["augment", "small"])]
+    assert {c["holm_comparisons"] for c in comps} == {4}
+    joint = comps[2:]
+    assert all(c["verdict"] == "cannot be told apart" for c in joint)  # about the baselines' rates: no difference
+    assert all(c["verdict"] == "helped" for c in comps[:2])
+    assert "xpgan's C (its jointly trained classifier) vs duplicate" in joint[0]["sentence"]
+    assert "small: 4 comparisons" in (out / "report.md").read_text()
