@@ -9,17 +9,26 @@
 - Precision / recall / density / coverage follow Naeem et al. 2020 (k nearest neighbours among the
   real features set the radius of each real sample's ball); written here in a few lines of torch and
   checked against the authors' ``prdc`` package in the tests.
+- FID and PRDC depend on the sizes of the two sets (1,126 synthetic images against 60 real ones bias
+  precision up and recall down, and FID's bias is in 1/N of each set), so both are computed on
+  ``SUBSAMPLES`` random subsamples of the larger set at the smaller set's size, and reported as the
+  mean and the standard deviation over subsamples (:func:`subsample_draws`; sets of equal size are
+  used whole, once).
 - The classifier two-sample test (Lopez-Paz & Oquab 2017): a small network (scikit-learn's MLP on
-  standardised features) learns to tell real from synthetic under stratified k-fold cross-validation,
-  so every image is scored by a network that never saw it; its ROC-AUC (0.5: cannot be told apart,
-  1.0: always told apart) gets a bootstrap interval over images. Its ROC-AUC is the one of
-  :mod:`synthaug.pipeline.metrics`, the home of every classification measure.
+  standardised features) learns to tell real from synthetic under stratified k-fold cross-validation
+  **grouped by source** (scikit-learn's ``StratifiedGroupKFold``): images of one group (copies of one
+  source image, a synthetic image and the patient it was made from, images of one patient) are never
+  split between the folds a network trains on and the fold it scores, or copies in training would
+  teach it the very images it is asked about. Every image is scored by a network that never saw it or
+  its group; the scores are averaged over ``REPEATS`` random fold assignments, and the ROC-AUC (0.5:
+  cannot be told apart, 1.0: always told apart) gets a bootstrap interval over groups. Its ROC-AUC is
+  the one of :mod:`synthaug.pipeline.metrics`, the home of every classification measure.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +38,19 @@ from synthaug.pipeline.metrics import binary_roc_auc, pairwise_auc
 
 #: Below this many images in either set a measure is not computed (it says why instead).
 MIN_IMAGES = 4
+#: Random equal-size subsamples FID and PRDC are averaged over when the two sets differ in size.
+SUBSAMPLES = 10
+#: Random fold assignments (and network initialisations) the two-sample test's scores are averaged over
+#: on small sets: on 40 + 40 images one assignment's AUC varies with the assignment by about 0.05, five
+#: average that down to about 0.03. Fewer on large sets (:func:`repeats_for`), where it varies less.
+REPEATS = 5
+#: Images whose training a repeat of the two-sample test may cost (5 repeats up to 400 images).
+REPEAT_IMAGES = 2000
+
+
+def repeats_for(images: int, repeats: int = REPEATS) -> int:
+    """Fold assignments to average over for ``images`` images: ``repeats``, fewer past ``REPEAT_IMAGES``."""
+    return max(1, min(repeats, REPEAT_IMAGES // max(images, 1)))
 
 
 def _torch_features(x: np.ndarray):
@@ -61,13 +83,39 @@ def fid(real: np.ndarray, fake: np.ndarray) -> float:
     return float(metric.compute())
 
 
-def fid_with_error(real: np.ndarray, fake: np.ndarray, rounds: int = 50, seed: int = 0) -> dict[str, float]:
-    """FID and its bootstrap standard error (both sets resampled with replacement, ``rounds`` times)."""
+def subsample_draws(n_real: int, n_fake: int, subsamples: int = SUBSAMPLES,
+                    seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(real rows, synthetic rows)`` of ``subsamples`` random draws (without replacement) of the larger
+    set at the smaller set's size, the smaller set whole; one draw of both sets whole when they are of
+    equal size. The same draws for a seed, whichever measure asks."""
+    n = min(n_real, n_fake)
+    if n_real == n_fake:
+        return [(np.arange(n_real), np.arange(n_fake))]
+    rng = np.random.default_rng([seed, n_real, n_fake])
+
+    def draw(size: int) -> np.ndarray:
+        return np.sort(rng.choice(size, n, replace=False)) if size > n else np.arange(size)
+
+    return [(draw(n_real), draw(n_fake)) for _ in range(subsamples)]
+
+
+def _spread(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def fid_with_error(real: np.ndarray, fake: np.ndarray, rounds: int = 50, seed: int = 0,
+                   subsamples: int = SUBSAMPLES) -> dict[str, Any]:
+    """FID at equal set sizes: the mean (``value``) and standard deviation (``std``) over
+    :func:`subsample_draws`, and a bootstrap standard error (``se``: both sets resampled with
+    replacement at the smaller set's size, ``rounds`` times); ``value_all``: FID of the sets whole."""
     rng = np.random.default_rng(seed)
-    value = fid(real, fake)
-    boots = [fid(real[rng.integers(0, len(real), len(real))], fake[rng.integers(0, len(fake), len(fake))])
-             for _ in range(rounds)]
-    return {"value": value, "se": float(np.std(boots, ddof=1)) if rounds > 1 else float("nan")}
+    n = min(len(real), len(fake))
+    values = [fid(real[r], fake[f]) for r, f in subsample_draws(len(real), len(fake), subsamples, seed)]
+    boots = [fid(real[rng.integers(0, len(real), n)], fake[rng.integers(0, len(fake), n)]) for _ in range(rounds)]
+    return {"value": float(np.mean(values)), "std": _spread(values),
+            "se": float(np.std(boots, ddof=1)) if rounds > 1 else float("nan"),
+            "size": int(n), "subsamples": len(values),
+            "value_all": values[0] if len(real) == len(fake) else fid(real, fake)}
 
 
 def principal_components(features: np.ndarray, dims: int) -> np.ndarray:
@@ -163,44 +211,123 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, float]:
     }
 
 
+def prdc_subsampled(real: np.ndarray, fake: np.ndarray, k: int = 5, subsamples: int = SUBSAMPLES,
+                    seed: int = 0) -> dict[str, Any]:
+    """:func:`prdc` at equal set sizes: each figure's mean over :func:`subsample_draws` (flat, as
+    :func:`prdc` gives them) and its standard deviation over them (``prdc_std``)."""
+    runs = [prdc(real[r], fake[f], k) for r, f in subsample_draws(len(real), len(fake), subsamples, seed)]
+    keys = ("precision", "recall", "density", "coverage")
+    return {**{key: float(np.mean([run[key] for run in runs])) for key in keys}, "k": runs[0]["k"],
+            "prdc_std": {key: _spread([run[key] for run in runs]) for key in keys}}
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """ROC-AUC of the synthetic (1) against the real (0) images' scores."""
     return binary_roc_auc(labels == 1, scores)
 
 
+def group_codes(groups: np.ndarray | None, n: int, prefix: str) -> np.ndarray:
+    """``groups`` as strings, or one group per image (``prefix`` + its position) when None."""
+    if groups is None:
+        return np.asarray([f"\0{prefix}{i}" for i in range(n)], dtype=object)
+    groups = np.asarray(groups).astype(str).astype(object)
+    if groups.shape != (n,):
+        raise ValueError(f"{groups.shape[0]} group keys for {n} images")
+    return groups
+
+
+def cluster_sampler(codes: np.ndarray) -> Callable[[np.random.Generator], np.ndarray]:
+    """A draw of positions for a bootstrap over whole groups: as many groups as there are, drawn with
+    replacement, each with all its members (one image per group: the ordinary bootstrap over images)."""
+    _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    if counts.size == 0 or counts.max() == 1:
+        return lambda rng: rng.integers(0, codes.size, codes.size)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        picked = rng.integers(0, counts.size, counts.size)
+        sizes = counts[picked]
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return order[np.repeat(starts[picked], sizes) + offsets]
+
+    return draw
+
+
 def bootstrap_auc_interval(labels: np.ndarray, scores: np.ndarray, rounds: int = 1000, seed: int = 0,
-                           level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the ROC-AUC over images resampled within each group (stratified)."""
+                           level: float = 0.95, groups: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile interval of the ROC-AUC over images resampled within each set (stratified); with
+    ``groups``, over whole groups resampled within each set (a cluster bootstrap: copies of one image
+    are one observation, not several)."""
     rng = np.random.default_rng(seed)
+    codes = group_codes(groups, labels.size, "")
     pos, neg = scores[labels == 1], scores[labels == 0]
+    draw_pos, draw_neg = cluster_sampler(codes[labels == 1]), cluster_sampler(codes[labels == 0])
     values = np.empty(rounds)
     for r in range(rounds):
-        values[r] = pairwise_auc(pos[rng.integers(0, pos.size, pos.size)], neg[rng.integers(0, neg.size, neg.size)])
+        values[r] = pairwise_auc(pos[draw_pos(rng)], neg[draw_neg(rng)])
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 
 
-def two_sample_test(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Classifier two-sample test: cross-validated ROC-AUC of real (0) vs synthetic (1) and its interval."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+def grouped_folds(labels: np.ndarray, codes: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds that keep every group whole (``StratifiedGroupKFold``); empty folds dropped.
+    Raises ValueError when some training part would lack one of the two sets."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    _, numbers = np.unique(codes, return_inverse=True)
+    with warnings.catch_warnings():  # "the least populated class has only n members": counted in images
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        splits = [(a, b) for a, b in splitter.split(np.zeros(labels.size), labels, numbers) if b.size]
+    if any(np.unique(labels[a]).size < 2 for a, _ in splits):
+        raise ValueError("a training fold would hold images of one set only")
+    return splits
+
+
+def _skipped_test(reason: str, counts: dict[str, int]) -> dict[str, Any]:
+    return {"auc": None, "low": None, "high": None, "skipped": reason, **counts}
+
+
+def two_sample_test(real: np.ndarray, fake: np.ndarray, *, folds: int = 5, seed: int = 0,
+                    real_groups: np.ndarray | None = None, fake_groups: np.ndarray | None = None,
+                    repeats: int | None = None) -> dict[str, Any]:
+    """Classifier two-sample test: ROC-AUC of real (0) vs synthetic (1) under cross-validation grouped
+    by ``real_groups`` / ``fake_groups`` (keys per image; None: every image its own group; a key shared
+    across the sets is one group), the scores averaged over ``repeats`` fold assignments (default
+    :func:`repeats_for` the image count); its interval is a bootstrap over groups. Skipped (``auc``
+    None) when a set has fewer than 2 groups."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import cross_val_predict
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     x = np.concatenate([real, fake]).astype(np.float64)
     y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
-    folds = max(2, min(folds, len(real), len(fake)))
-    network = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=500,
-                                                            early_stopping=False, random_state=seed))
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = cross_val_predict(network, x, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                                   method="predict_proba")[:, 1]
-    low, high = bootstrap_auc_interval(y, scores, seed=seed)
-    return {"auc": auc(y, scores), "low": low, "high": high, "folds": folds, "real": int(len(real)),
-            "synthetic": int(len(fake)), "network": "MLP(64) on standardised features, scikit-learn"}
+    codes = np.concatenate([group_codes(real_groups, len(real), "r"), group_codes(fake_groups, len(fake), "s")])
+    sizes = {"real_groups": int(np.unique(codes[y == 0]).size), "synthetic_groups": int(np.unique(codes[y == 1]).size)}
+    counts = {"real": int(len(real)), "synthetic": int(len(fake)), **sizes}
+    folds = min(folds, *sizes.values())
+    if folds < 2:
+        return _skipped_test("needs at least 2 groups (sources or patients) in each set", counts)
+    repeats = repeats_for(y.size) if repeats is None else repeats
+    scores = np.zeros(y.size)
+    for repeat in range(repeats):
+        try:
+            splits = grouped_folds(y, codes, folds, seed + repeat)
+        except ValueError as error:
+            return _skipped_test(f"no grouped folds: {error}", counts)
+        network = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=500,
+                                                                early_stopping=False, random_state=seed + repeat))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            scores += cross_val_predict(network, x, y, cv=splits, method="predict_proba")[:, 1]
+    scores /= repeats
+    low, high = bootstrap_auc_interval(y, scores, seed=seed, groups=codes)
+    return {"auc": auc(y, scores), "low": low, "high": high, "folds": folds, "repeats": repeats, **counts,
+            "grouped": "folds and interval by source image or patient (StratifiedGroupKFold)",
+            "network": "MLP(64) on standardised features, scikit-learn"}
 
 
 @contextmanager
@@ -223,12 +350,19 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fidelity(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, k: int = 5, fid_rounds: int = 50) -> dict[str, Any]:
-    """Every feature-space measure of ``fake`` against ``real`` (None where a set is too small)."""
+def fidelity(real: np.ndarray, fake: np.ndarray, *, seed: int = 0, k: int = 5, fid_rounds: int = 50,
+             subsamples: int = SUBSAMPLES, real_groups: np.ndarray | None = None,
+             fake_groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Every feature-space measure of ``fake`` against ``real`` (None where a set is too small); the
+    groups are the two-sample test's (:func:`two_sample_test`)."""
     if min(len(real), len(fake)) < MIN_IMAGES:
         return {"skipped": f"needs at least {MIN_IMAGES} images in each set (real {len(real)}, synthetic {len(fake)})"}
+    larger = "real" if len(real) > len(fake) else "synthetic" if len(fake) > len(real) else None
+    subsampled = {"size": int(min(len(real), len(fake))), "of": larger,
+                  "subsamples": len(subsample_draws(len(real), len(fake), subsamples, seed))}
     with one_thread():
-        return {"n_real": int(len(real)), "n_synthetic": int(len(fake)),
-                "fid": fid_with_error(real, fake, fid_rounds, seed), "fid_inf": fid_infinity(real, fake, seed=seed),
-                "kid": kid(real, fake, seed=seed),
-                **prdc(real, fake, k), "two_sample": two_sample_test(real, fake, seed=seed)}
+        return {"n_real": int(len(real)), "n_synthetic": int(len(fake)), "subsampled": subsampled,
+                "fid": fid_with_error(real, fake, fid_rounds, seed, subsamples),
+                "fid_inf": fid_infinity(real, fake, seed=seed),
+                "kid": kid(real, fake, seed=seed), **prdc_subsampled(real, fake, k, subsamples, seed),
+                "two_sample": two_sample_test(real, fake, seed=seed, real_groups=real_groups, fake_groups=fake_groups)}
