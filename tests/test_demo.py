@@ -1,7 +1,8 @@
-"""`synthaug demo` end to end on the tiny preset: a four-arm experiment (unbalanced, duplicate, augment,
-the synthesizer) on one split; counts, the shared test split, measures that follow from the confusion
-matrices, the comparison printed, the same results for the same seed, every stage timed (printed,
-recorded in experiment.json, shown in the report's Time section)."""
+"""`synthaug demo` end to end on the tiny preset: a six-arm experiment (unbalanced, duplicate, augment,
+a class-weighted loss, a class-balanced sampler, the synthesizer) on one split; counts, the shared test
+split, measures that follow from the confusion matrices, the comparison printed, the same results for
+the same seed, every stage timed (printed, recorded in experiment.json, shown in the report's Time
+section)."""
 
 import csv
 import json
@@ -16,7 +17,10 @@ from synthaug.cli import main
 from synthaug.kit import progress
 
 CLASSES = ["covid", "normal", "viral"]  # ctsim's classes, in order
-ARMS = ["unbalanced", "duplicate", "augment", "synthesis"]
+ARMS = ["unbalanced", "duplicate", "augment", "weighted_loss", "balanced_sampler", "synthesis"]
+STORES = ["unbalanced", "duplicate", "augment", "synthesis"]  # the loss and sampler arms train on the unbalanced store
+SYNTH = ARMS.index("synthesis")
+LABELS = {"synthesis": "pix2pix", "weighted_loss": "class-weighted loss", "balanced_sampler": "class-balanced sampler"}
 
 
 def _run_demo(out, *args: str, quiet: bool = True) -> list[dict]:
@@ -53,15 +57,15 @@ def tiny_demo(tmp_path_factory):
     return out, _run_demo(out, quiet=False)
 
 
-def test_demo_tiny_runs_four_arms_on_one_test_split(tiny_demo):
+def test_demo_tiny_runs_every_arm_on_one_test_split(tiny_demo):
     out, rows = tiny_demo
     assert [r["arm"] for r in rows] == ARMS and {r["status"] for r in rows} == {"done"}
-    assert rows[3]["synthesizer"] == "pix2pix"  # the best registered synthesizer
-    stores = {arm: out / "stores" / f"{arm}-seed0.h5" for arm in ARMS}
+    assert rows[SYNTH]["synthesizer"] == "pix2pix"  # the best registered synthesizer
+    stores = {arm: out / "stores" / f"{arm}-seed0.h5" for arm in STORES}
     train = {arm: read_store(path, "train") for arm, path in stores.items()}
     test = {arm: read_store(path, "test") for arm, path in stores.items()}
     # every arm is measured on the same real test images: 2 per class (tiny preset)
-    for arm in ARMS[1:]:
+    for arm in STORES[1:]:
         assert list(test[arm].origin) == list(test["unbalanced"].origin)
         np.testing.assert_array_equal(test[arm].images, test["unbalanced"].images)
     assert test["unbalanced"].counts() == {c: 2 for c in CLASSES} and set(test["unbalanced"].synth) == {"real"}
@@ -92,7 +96,7 @@ def test_demo_measures_follow_from_the_confusion_matrices(tiny_demo):
         assert float(row["recall"]) == pytest.approx(recall[0], abs=1e-6)  # covid sensitivity
         negatives = cm[1:].sum()
         assert float(row["specificity"]) == pytest.approx((negatives - cm[1:, 0].sum()) / negatives, abs=1e-6)
-        label = {"synthesis": "pix2pix"}.get(row["arm"], row["arm"])
+        label = LABELS.get(row["arm"], row["arm"])
         accuracy, macro_f1 = float(row["accuracy"]), float(row["macro_f1"])
         assert f"| {label} | resnet50 from scratch | 1 | {accuracy:.3f} | {macro_f1:.3f} |" in report
     assert "best mean macro_f1" in report  # which arm won, and by how much
@@ -124,11 +128,11 @@ def test_demo_measures_the_synthetic_images_and_reports_their_quality(tiny_demo)
 
 def test_demo_runs_are_complete_run_directories(tiny_demo):
     out, rows = tiny_demo
-    run = out / "cells" / rows[3]["cell"] / "run"
+    run = out / "cells" / rows[SYNTH]["cell"] / "run"
     result = CliRunner().invoke(main, ["--quiet", "evaluate", "--run", str(run)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["accuracy"] == pytest.approx(float(rows[3]["accuracy"]), abs=1e-6)
+    assert metrics["accuracy"] == pytest.approx(float(rows[SYNTH]["accuracy"]), abs=1e-6)
 
 
 def test_demo_same_seed_same_results(tiny_demo, tmp_path):
@@ -189,11 +193,11 @@ def test_rerunning_the_demo_keeps_the_seconds_each_reused_stage_took(tiny_demo, 
 def test_demo_with_a_volume_synthesizer_projects_ctsim_cts_of_training_patients_only(tmp_path):
     out = tmp_path / "report"
     rows = _run_demo(out, "--synth", "drr")
-    assert rows[3]["synthesizer"] == "drr"
+    assert rows[SYNTH]["synthesizer"] == "drr"
     train, test = read_store(out / "stores" / "synthesis-seed0.h5", "train"), \
         read_store(out / "stores" / "synthesis-seed0.h5", "test")
     made = train.synth == "drr"
-    assert made.sum() == int(rows[3]["n_synthetic"]) > 0 and all(o.startswith("ctsim:") for o in train.origin[made])
+    assert made.sum() == int(rows[SYNTH]["n_synthetic"]) > 0 and all(o.startswith("ctsim:") for o in train.origin[made])
     # the CTs are the radiographs' own patients; none of the test patients' was projected
     assert set(train.patient_ids[made]) <= set(train.patient_ids[~made])
     assert not set(train.patient_ids[made]) & set(test.patient_ids)

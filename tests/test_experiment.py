@@ -109,7 +109,8 @@ def test_bundled_specs_resolve_in_every_preset():
             assert spec.preset == preset and spec.arms and spec.classifiers
     liang = load_spec("liang2021", preset="demo")
     assert liang.split == {"test_per_class": 100}  # the demo preset resolves 5-point differences
-    assert [a.key for a in liang.arms] == ["unbalanced", "original", "augment", "pix2pix"]
+    assert [a.key for a in liang.arms] == ["unbalanced", "original", "augment", "duplicate_no_augment", "weighted_loss",
+                                           "balanced_sampler", "pix2pix"]
     assert {c.recipe["mode"] for c in liang.classifiers} == {"scratch", "transfer"}
     quan = load_spec("quan2021", preset="paper")
     assert quan.binary == "covid" and quan.split == {"test_fraction": 0.2} and quan.headline == "f1"
@@ -136,10 +137,10 @@ def liang_tiny(tmp_path_factory):
 def test_liang_tiny_writes_every_cell_and_reports_the_transfer_cells_as_not_run(liang_tiny):
     out, output = liang_tiny
     rows = read_results(out)
-    assert len(rows) == 4 * 2 * 2  # arms x classifiers x seeds
+    assert len(rows) == 7 * 2 * 2  # arms x classifiers x seeds
     done = [r for r in rows if r["status"] == "done"]
     not_run = [r for r in rows if r["status"] == "not run"]
-    assert {r["classifier"] for r in done} == {"scratch"} and len(done) == 8
+    assert {r["classifier"] for r in done} == {"scratch"} and len(done) == 14
     assert {r["classifier"] for r in not_run} == {"transfer"}
     assert all("--weights resnet50=PATH" in r["reason"] for r in not_run)
     report = (out / "report.md").read_text()
@@ -175,7 +176,7 @@ def test_every_measure_in_results_follows_from_the_predictions(liang_tiny):
     head = list(rows[0])
     measures = head[head.index("n_synthetic") + 1:]
     done = [r for r in rows if r["status"] == "done"]
-    assert len(done) == 8
+    assert len(done) == 14
     for row in done:
         cell = json.loads((out / "cells" / row["cell"] / "cell.json").read_text())
         with open(out / cell["predictions"], newline="") as fh:
@@ -220,8 +221,10 @@ def test_all_arms_of_a_seed_share_the_test_images_and_the_counts_follow_the_stra
     by_arm = {r["arm"]: r for r in rows if r["seed"] == "0"}
     assert int(by_arm["unbalanced"]["n_synthetic"]) == 0
     assert int(by_arm["unbalanced"]["n_train"]) == 5 + 10 + 10 - 6
-    for arm in ("original", "augment", "pix2pix"):  # covid 3 -> 8, normal and viral 8 each
+    for arm in ("original", "augment", "duplicate_no_augment", "pix2pix"):  # covid 3 -> 8, normal and viral 8 each
         assert int(by_arm[arm]["n_train"]) == 24 and int(by_arm[arm]["n_synthetic"]) == 5
+    for arm in ("weighted_loss", "balanced_sampler"):  # the unbalanced split, used another way
+        assert (by_arm[arm]["n_train"], by_arm[arm]["n_synthetic"]) == (by_arm["unbalanced"]["n_train"], "0")
 
 
 def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tiny):
@@ -386,9 +389,12 @@ def test_experiment_show_prints_the_resolved_spec_with_its_arms_and_classifiers(
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
     assert shown["name"] == "liang2021" and shown["preset"] == "tiny" and shown["seeds"] == 1
-    assert [a["key"] for a in shown["arms"]] == ["unbalanced", "original", "augment", "pix2pix"]
-    assert [(a["synthesizer"], a["baseline"]) for a in shown["arms"]] == [
-        (None, True), ("duplicate", True), ("augment", True), ("pix2pix", False)]
+    assert [a["key"] for a in shown["arms"]] == ["unbalanced", "original", "augment", "duplicate_no_augment",
+                                                 "weighted_loss", "balanced_sampler", "pix2pix"]
+    assert [(a["synthesizer"], a["baseline"], a.get("recipe")) for a in shown["arms"]] == [
+        (None, True, None), ("duplicate", True, None), ("augment", True, None),
+        ("duplicate", True, {"augment": False}), (None, True, {"loss_weights": "balanced"}),
+        (None, True, {"sampler": "balanced"}), ("pix2pix", False, None)]
     assert [(c["key"], c["classifier"], c["recipe"]["mode"]) for c in shown["classifiers"]] == [
         ("scratch", "resnet50", "scratch"), ("transfer", "resnet50", "transfer")]
     assert shown["data"]["size"] == 32 and shown["split"] == {"test_per_class": 2}  # the tiny preset applied

@@ -207,3 +207,115 @@ def test_balanced_recipes_raise_the_minority_recall_on_an_imbalanced_easy_proble
         recall[name] = evaluate(run)["per_class"]["covid"]["recall"]
     assert recall["none"] <= 0.3, recall
     assert min(recall["weighted"], recall["sampler"], recall["logit"]) >= 0.6, recall
+
+
+# ---------------------------------------------------------------------------------------------
+# an experiment arm's own recipe
+# ---------------------------------------------------------------------------------------------
+ARM_SPEC = """
+name = "recipes"
+seeds = 1
+measures = ["macro_f1", "recall"]
+positive = "covid"
+
+[data]
+source = "ctsim"
+size = 32
+options = { preset = "tiny", counts = { covid = 5, normal = 10, viral = 10 } }
+
+[split]
+test_per_class = 2
+
+[arms.unbalanced]
+strategy = "none"
+
+[arms.weighted]
+label = "class-weighted loss"
+strategy = "none"
+baseline = true
+recipe = { loss_weights = "balanced", classifier_options = { growth = 8 } }
+
+[arms.sampler]
+label = "class-balanced sampler"
+strategy = "none"
+baseline = true
+recipe = { sampler = "balanced" }
+
+[arms.plain_duplicate]
+label = "duplicate, no augmentation"
+synthesizer = "duplicate"
+baseline = true
+recipe = { augment = false }
+
+[classifiers.small]
+classifier = "resnet50"
+recipe = { epochs = 1, batch_size = 8, classifier_options = { width = 0.25 } }
+"""
+
+
+def test_an_arms_recipe_is_merged_over_its_classifiers_and_checked_as_theirs(tmp_path):
+    from synthaug.experiments.spec import grid, load_spec
+
+    path = tmp_path / "recipes.toml"
+    path.write_text(ARM_SPEC.replace(", classifier_options = { growth = 8 }", ""))
+    spec = load_spec(path)
+    recipes = {c.arm.key: c.recipe for c in grid(spec)}
+    small = {"epochs": 1, "batch_size": 8, "classifier_options": {"width": 0.25}}
+    assert recipes == {"unbalanced": small, "weighted": {**small, "loss_weights": "balanced"},
+                       "sampler": {**small, "sampler": "balanced"}, "plain_duplicate": {**small, "augment": False}}
+    shown = spec.to_dict()["arms"]  # experiment.json: an arm without a recipe is written as before the key
+    assert "recipe" not in shown[0] and shown[1]["recipe"] == {"loss_weights": "balanced"}
+    assert all(a.baseline for a in spec.arms)
+    # a nested table merges key by key (classifier_options keeps the classifier's width); a TrainConfig
+    # refusal of the merged recipe names the arm and the classifier it was merged over
+    path.write_text(ARM_SPEC)
+    merged = {c.arm.key: c.recipe for c in grid(load_spec(path))}["weighted"]
+    assert merged["classifier_options"] == {"width": 0.25, "growth": 8}
+    for old, new, message in [
+        ('recipe = { sampler = "balanced" }', 'recipe = { sampler = "classes" }',
+         "arms.sampler.recipe (over classifiers.small.recipe): sampler must be one of none, balanced; got 'classes'"),
+        ('recipe = { sampler = "balanced" }', 'recipe = { sampler_kind = "balanced" }',
+         "arms.sampler.recipe (over classifiers.small.recipe): unknown training option 'sampler_kind'"),
+        ('recipe = { sampler = "balanced" }', 'recipe = { logit_adjust = -1 }',
+         "arms.sampler.recipe (over classifiers.small.recipe): logit_adjust must be a number >= 0"),
+        ('recipe = { sampler = "balanced" }', 'recipe = { seed = 3 }',
+         "arms.sampler.recipe.seed: set by the experiment"),
+        ('recipe = { sampler = "balanced" }', 'recipe = { mode = "finetune" }',
+         "arms.sampler.recipe.mode: the schedule is the classifier's"),
+        ('recipe = { sampler = "balanced" }', 'recipe = "balanced"', "arms.sampler.recipe: expected a table"),
+    ]:
+        path.write_text(ARM_SPEC.replace(old, new))
+        with pytest.raises(SynthaugError) as caught:
+            load_spec(path)
+        assert message in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+
+
+def test_a_joint_arm_takes_no_recipe(tmp_path):
+    from synthaug.experiments.spec import check_arm
+
+    with pytest.raises(SynthaugError, match="arms.c.recipe: measure = \"joint\" trains no fresh classifier"):
+        check_arm("c", {"synthesizer": "xpgan", "measure": "joint", "recipe": {"sampler": "balanced"}})
+
+
+def test_an_experiment_trains_each_arm_by_its_recipe(tmp_path):
+    from synthaug.experiments.runner import run_experiment
+    from synthaug.experiments.spec import load_spec
+
+    path = tmp_path / "recipes.toml"
+    path.write_text(ARM_SPEC.replace(", classifier_options = { growth = 8 }", ""))
+    out = run_experiment(load_spec(path), tmp_path / "exp", device="cpu")
+    manifests = {arm: json.loads((out / "cells" / f"{arm}--small--seed0" / "run" / "manifest.json").read_text())
+                 for arm in ("unbalanced", "weighted", "sampler", "plain_duplicate")}
+    config = {arm: {k: m["config"][k] for k in ("loss_weights", "sampler", "augment", "epochs")}
+              for arm, m in manifests.items()}
+    assert config == {"unbalanced": {"loss_weights": "none", "sampler": "none", "augment": True, "epochs": 1},
+                      "weighted": {"loss_weights": "balanced", "sampler": "none", "augment": True, "epochs": 1},
+                      "sampler": {"loss_weights": "none", "sampler": "balanced", "augment": True, "epochs": 1},
+                      "plain_duplicate": {"loss_weights": "none", "sampler": "none", "augment": False, "epochs": 1}}
+    # the loss and sampler arms train on the unbalanced store itself; their weights are its counts'
+    assert manifests["weighted"]["data"]["sha256"] == manifests["unbalanced"]["data"]["sha256"]
+    counts = manifests["weighted"]["recipe"]["class_counts"]
+    n, k = sum(counts.values()), len(counts)
+    assert manifests["weighted"]["recipe"]["loss_weights"] == pytest.approx({c: n / (k * m) for c, m in counts.items()})
+    assert "recipe" not in manifests["unbalanced"] and "recipe" not in manifests["plain_duplicate"]
+    assert manifests["sampler"]["recipe"]["sampler"] == "balanced"

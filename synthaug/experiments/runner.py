@@ -271,7 +271,7 @@ class Experiment:
         else:
             run = self.layout.run_dir(cell)
             clf = cell.classifier
-            config = TrainConfig.from_dict({**clf.recipe, "classifier": clf.classifier, "seed": cell.seed,
+            config = TrainConfig.from_dict({**cell.recipe, "classifier": clf.classifier, "seed": cell.seed,
                                             "device": self.device, "positive_class": self.spec.positive,
                                             "weights": weights_for(self.weights, clf.classifier)
                                             if clf.needs_weights else None})

@@ -9,7 +9,8 @@ strategies and measures. Each error names the key, e.g. ``arms.pix2pix.options: 
 
 Presets (``[presets.NAME]``) are overrides merged into the spec: ``seeds``, ``data``, ``split``
 (replaced whole), ``arms.KEY`` / ``classifiers.KEY`` (merged into the arm or classifier of that key),
-and ``recipe`` (merged into every classifier's recipe).
+and ``recipe`` (merged into every classifier's recipe). An arm's own ``recipe`` (e.g. ``{ loss_weights =
+"balanced" }``) is merged over its classifier's in each of its cells (:attr:`Cell.recipe`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "head
 DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
-ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note")
+ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe")
 CLASSIFIER_KEYS = ("label", "classifier", "recipe", "note")
 PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "recipe", "quality")
 #: ``[quality]``: how many seeds' stores get ``synthaug quality`` (0: none), and its feature network.
@@ -59,6 +60,7 @@ class Arm:
     baseline: bool = False  # a classical arm: the comparisons measure synthesis against the strongest of these
     measure: str = "classifier"
     note: str = ""
+    recipe: dict = field(default_factory=dict)  # training options merged over each classifier's recipe
 
     @property
     def store_key(self) -> str:
@@ -107,7 +109,11 @@ class Spec:
         return list(self.compare_to) if self.compare_to is not None else [a.key for a in self.arms if a.baseline]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for arm in out["arms"]:  # an arm without a recipe reads as one from before the key (experiment.json)
+            if not arm["recipe"]:
+                del arm["recipe"]
+        return out
 
     def identity(self) -> dict[str, Any]:
         """What must not change when an experiment directory is run again (the seed count may grow)."""
@@ -125,6 +131,11 @@ class Cell:
     arm: Arm
     classifier: ClassifierArm | None  # None: the synthesizer's jointly trained classifier
     seed: int
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The cell's training recipe: the arm's ``recipe`` merged over its classifier's."""
+        return _merge(self.classifier.recipe, self.arm.recipe) if self.classifier is not None else {}
 
     @property
     def classifier_key(self) -> str:
@@ -288,6 +299,7 @@ def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin:
         raise SynthaugError(f"{Path(origin).name}: the spec names no arms ([arms.NAME] tables)")
     if not classifiers and any(a.measure == "classifier" for a in arms):
         raise SynthaugError(f"{Path(origin).name}: the spec names no classifiers ([classifiers.NAME] tables)")
+    check_arm_recipes(arms, classifiers)
     return Spec(name=name, title=table.get("title", name), description=table.get("description", ""),
                 paper=table.get("paper", ""), preset=preset, seeds=seeds, measures=measures, headline=headline,
                 positive=positive, data=data, binary=binary, split=split, arms=arms, classifiers=classifiers,
@@ -388,12 +400,25 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
     baseline = value.get("baseline", synth is None)
     if not isinstance(baseline, bool):
         raise SynthaugError(f"{where}.baseline: expected true or false; got {baseline!r}")
+    recipe = dict(_keys(value.get("recipe", {}), tuple(value.get("recipe", {})), f"{where}.recipe"))
+    if recipe and measure == JOINT:
+        raise SynthaugError(f"{where}.recipe: measure = \"joint\" trains no fresh classifier for a recipe to apply to")
+    if "mode" in recipe:
+        raise SynthaugError(f"{where}.recipe.mode: the schedule is the classifier's (classifiers.NAME.recipe); an "
+                            f"arm's recipe changes how its training split is used (loss_weights, sampler, augment...)")
     return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
-               str(value.get("note", "")))
+               str(value.get("note", "")), recipe)
+
+
+def check_arm_recipes(arms: list[Arm], classifiers: list[ClassifierArm]) -> None:
+    """Each arm's ``recipe`` merged over every classifier's, checked through TrainConfig as theirs are."""
+    for arm in arms:
+        for clf in classifiers if arm.recipe else ():
+            _check_recipe(Cell(arm, clf, 0).recipe, clf.classifier, f"arms.{arm.key}.recipe",
+                          f" (over classifiers.{clf.key}.recipe)")
 
 
 def check_classifier(key: str, value: dict[str, Any]) -> ClassifierArm:
-    from synthaug.pipeline.train import TrainConfig
     from synthaug.registry import get_registry
 
     where = f"classifiers.{key}"
@@ -406,9 +431,17 @@ def check_classifier(key: str, value: dict[str, Any]) -> ClassifierArm:
     except SynthaugError as exc:
         raise SynthaugError(f"{where}.classifier: {exc}") from None
     recipe = dict(_keys(value.get("recipe", {}), tuple(value.get("recipe", {})), f"{where}.recipe"))
+    _check_recipe(recipe, name, f"{where}.recipe")
+    return ClassifierArm(key, str(value.get("label", key)), name, recipe, str(value.get("note", "")))
+
+
+def _check_recipe(recipe: dict[str, Any], name: str, where: str, over: str = "") -> None:
+    """A recipe for classifier ``name`` checked through TrainConfig; the options the experiment sets refused."""
+    from synthaug.pipeline.train import TrainConfig
+
     for fixed in ("classifier", "seed", "weights", "device"):
         if fixed in recipe:
-            raise SynthaugError(f"{where}.recipe.{fixed}: set by the experiment (classifier, seed, --weights, "
+            raise SynthaugError(f"{where}.{fixed}: set by the experiment (classifier, seed, --weights, "
                                 f"--device), not by the recipe")
     probe = {**recipe, "classifier": name}
     if recipe.get("mode") in WEIGHTED_MODES:
@@ -416,8 +449,7 @@ def check_classifier(key: str, value: dict[str, Any]) -> ClassifierArm:
     try:
         TrainConfig.from_dict(probe)
     except SynthaugError as exc:
-        raise SynthaugError(f"{where}.recipe: {exc}") from None
-    return ClassifierArm(key, str(value.get("label", key)), name, recipe, str(value.get("note", "")))
+        raise SynthaugError(f"{where}{over}: {exc}") from None
 
 
 def parse_weights(values: tuple[str, ...] | list[str]) -> dict[str, str]:
