@@ -11,7 +11,11 @@ and 40 synthetic images in every case:
 - ``halves``: the 40 put-aside real images: new patients, never in train or test. Every measure
   must call them real: they are what a perfect synthesizer would make;
 - ``twin``: ctsim's lesion-free twins of the 40 training patients (same patient and shot, no
-  lesions) under their patients' ids: paired truth in the store.
+  lesions) under their patients' ids: paired truth in the store;
+- ``duplicate`` again, in dup5.h5 (``--strategy covid=200``): each training image copied four times,
+  160 synthetic images: copies of one source in several folds are what made the two-sample test leak;
+- ``translate``: the 8 real *normal* training images, each twice with a faint lesion added and
+  labelled covid (what pix2pix does to its sources): near-copies of another class's images.
 
 Sizes: 40 a set is what keeps the statistical assertions below meaningful (each bound says how
 often it would fail for a perfect synthesizer) while the 152 patients simulate in about 35 s on
@@ -41,8 +45,8 @@ COVID = "covid"
 # ---- the constructed stores ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    """dup.h5, aug.h5 (``synthaug.balance``) and mix.h5 (noise, halves and twins, ``write_store``)
-    sharing one real train/test split."""
+    """dup.h5, dup5.h5, aug.h5 (``synthaug.balance``) and mix.h5 (noise, halves, twins and translations,
+    ``write_store``) sharing one real train/test split."""
     root = tmp_path_factory.mktemp("quality")
     with measures.one_thread():  # see ``measured``
         data = synthaug.load_images("ctsim", None, size=32, preset="tiny", counts=COUNTS)
@@ -52,6 +56,9 @@ def stores(tmp_path_factory):
     options = {"strategy": {COVID: 2 * PER_SET}, "test_fraction": 0.5, "seed": 0}
     dup = synthaug.balance(base, "duplicate", out=root / "dup.h5", **options)
     aug = synthaug.balance(base, "augment", out=root / "aug.h5", **options)
+    dup5 = synthaug.balance(base, "duplicate", out=root / "dup5.h5", **{**options, "strategy": {COVID: 5 * PER_SET}})
+    assert dup5.train.counts(synthetic=True)[COVID] == 4 * PER_SET
+    assert np.array_equal(dup5.train.images[dup5.train.synth == "real"], dup.train.images[dup.train.synth == "real"])
     assert dup.train.counts(synthetic=True)[COVID] == aug.train.counts(synthetic=True)[COVID] == PER_SET
     assert dup.train.counts(synthetic=False)[COVID] == dup.test.counts()[COVID] == PER_SET
     real = dup.train.subset(np.flatnonzero(dup.train.synth == "real"))
@@ -67,8 +74,26 @@ def stores(tmp_path_factory):
     assert real.extras["has_twin"][own].all()
     twins = real.subset(own).with_provenance(images=real.extras["twin"][own], source_index=np.full(own.size, -1),
                                              synth=np.full(own.size, "twin", dtype=object))
-    write_store(root / "mix.h5", {"train": ImageSet.concat([real, noise, new, twins]), "test": dup.test})
-    return {"dup": root / "dup.h5", "aug": root / "aug.h5", "mix": root / "mix.h5"}
+    translated = translations(real, label, data.class_index("normal"))
+    write_store(root / "mix.h5", {"train": ImageSet.concat([real, noise, new, twins, translated]), "test": dup.test})
+    return {"dup": root / "dup.h5", "dup5": root / "dup5.h5", "aug": root / "aug.h5", "mix": root / "mix.h5"}
+
+
+def translations(real: ImageSet, label: int, source_label: int) -> ImageSet:
+    """Each real training image of ``source_label`` twice, with a faint blob (a "lesion": peak 0.15, 3 px
+    wide, somewhere in the middle half) added, labelled ``label``: a pix2pix-like translation of one
+    class into another that keeps its sources. ``real`` comes first in the store, so its rows are the
+    sources' rows of the training split."""
+    rng = np.random.default_rng(3)
+    sources = np.repeat(np.flatnonzero(real.labels == source_label), 2)
+    yy, xx = np.mgrid[:32, :32]
+    images = real.images[sources].copy()
+    for image in images:
+        cy, cx = rng.uniform(8, 24, 2)
+        image += 0.15 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 3.0 ** 2))
+    return real.subset(sources).with_provenance(
+        images=np.clip(images, 0, 1).astype(np.float32), labels=np.full(sources.size, label),
+        synth=np.full(sources.size, "translate", dtype=object), source_index=sources)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +106,7 @@ def measured(stores):
     with measures.one_thread():
         dup = quality(stores["dup"], classes=[COVID])
         results = {"dup": dup}
-        for name in ("aug", "mix"):
+        for name in ("aug", "mix", "dup5"):
             results[name] = quality(stores[name], classes=[COVID], features=dup.net)
     return results
 
@@ -92,20 +117,15 @@ def group(result, synthesizer):
 
 
 def row(result, synthesizer):
-    """The figures of one synthesizer's covid images (``"real (train)"``: the real reference), flat."""
+    """The figures of one synthesizer's covid images (``"real (train)"``: the real reference), flat: the
+    row of quality.json's table (``report.table_row``)."""
+    from synthaug.assess.report import table_row
+
     if synthesizer == "real (train)":
-        fid, memo = result.classes[COVID].reference, {}
-    else:
-        g = group(result, synthesizer)
-        fid, memo = g.fidelity, g.memorisation
-    out = {"fid": fid["fid"]["value"], "fid_se": fid["fid"]["se"], "fid_inf": fid["fid_inf"]["value"],
-           "fid_inf_se": fid["fid_inf"]["se"], "kid": fid["kid"]["value"], "kid_std": fid["kid"]["std"],
-           "auc": fid["two_sample"]["auc"], "auc_low": fid["two_sample"]["low"],
-           "auc_high": fid["two_sample"]["high"],
-           **{k: fid[k] for k in ("precision", "recall", "density", "coverage")}}
-    for space, m in memo.items():
-        out[f"copies_{space}"], out[f"near_copies_{space}"] = m["copies"], m["near_copies"]
-    return out
+        return table_row(synthesizer, COVID, result.classes[COVID].train_rows.size, result.classes[COVID].reference,
+                         None)
+    g = group(result, synthesizer)
+    return table_row(g.synthesizer, g.class_name, g.rows.size, g.fidelity, g.memorisation)
 
 
 def null_tail(h: int, r: int, rank: int, k: int) -> float:
@@ -131,10 +151,10 @@ def test_duplicate_is_all_copies_of_its_sources(measured, stores):
     assert r["copies_features"] == r["copies_pixels"] == 1.0
     assert r["near_copies_features"] == r["near_copies_pixels"] == 1.0
     train = read_store(stores["dup"], "train", images=False)
-    cs = result.classes[COVID]
     for space in ("features", "pixels"):
         memo = g.memorisation[space]
-        assert np.array_equal(cs.train_rows[memo["nearest"]], train.source_index[g.rows])  # found its source
+        assert np.array_equal(memo["nearest_row"], train.source_index[g.rows])  # found its source
+        assert set(memo["nearest_class"]) == {COVID} and memo["nearest_other_class"] == 0.0
         assert memo["synthetic_distance"].max() < 1e-3 * memo["copy_threshold"]
     # each training image copied once: the synthetic set *is* the training set, so its fidelity
     # figures are the real reference's (up to the order of summation)
@@ -159,8 +179,7 @@ def test_augment_is_near_copies(measured, stores):
     result = measured["aug"]
     g, r = group(result, "augment"), row(result, "augment")
     train = read_store(stores["aug"], "train", images=False)
-    cs = result.classes[COVID]
-    found = {space: np.mean(cs.train_rows[g.memorisation[space]["nearest"]] == train.source_index[g.rows])
+    found = {space: np.mean(g.memorisation[space]["nearest_row"] == train.source_index[g.rows])
              for space in ("features", "pixels")}
     assert found["pixels"] == 1.0 and found["features"] >= 0.7
     assert r["near_copies_pixels"] >= 0.5 and r["copies_pixels"] >= 0.45
@@ -221,9 +240,97 @@ def test_twins_have_paired_truth(measured, stores):
     assert g.paired["synthetic"]["psnr"] == pytest.approx(np.mean(10 * np.log10(1 / mse)), abs=1e-3)
     assert 0.3 < g.paired["synthetic"]["ssim"] < 1  # lesions change the lungs only
     # the nearest training image of a twin is its own patient's
-    cs = measured["mix"].classes[COVID]
-    nearest = train.patient_ids[cs.train_rows[g.memorisation["pixels"]["nearest"]]]
+    nearest = train.patient_ids[g.memorisation["pixels"]["nearest_row"]]
     assert np.mean(nearest == train.patient_ids[g.rows]) >= 0.9
+
+
+def test_copies_of_each_source_score_the_reference_auc(measured, stores):
+    """dup5: each of the 40 covid training images copied 4 times. Folds over images put copies of one
+    source on both sides, the network learns those very images, and copies score far above the
+    real training images themselves (issue #26: 0.99 against 0.63 on the demo); folds grouped by
+    source score them as the training images they are. The reference row and the copies row share
+    T and R, so what differs is the folds and the weights of the copies: within 0.1."""
+    result = measured["dup5"]
+    g, r, reference = group(result, "duplicate"), row(result, "duplicate"), row(result, "real (train)")
+    test = g.fidelity["two_sample"]
+    assert (test["real"], test["synthetic"], test["real_groups"], test["synthetic_groups"]) == (40, 160, 40, 40)
+    assert test["repeats"] == 5 and test["folds"] == 5
+    assert abs(r["auc"] - reference["auc"]) <= 0.1, (r["auc"], reference["auc"])
+    cs = result.classes[COVID]
+    with measures.one_thread():  # the control: the same features under the old folds over images
+        leaky = measures.two_sample_test(cs.test_features, g.features, seed=0, repeats=1)
+    assert leaky["auc"] > reference["auc"] + 0.2 and leaky["auc"] >= 0.8, leaky["auc"]
+    # grouped by source, the bootstrap resamples 40 sources, not 160 images: a wider interval
+    assert r["auc_high"] - r["auc_low"] > leaky["high"] - leaky["low"]
+    # FID and PRDC on 40 of the 160 (ten draws): the copies' recall was 0.725 on all 160 (their
+    # k-NN balls shrink around a source's other copies), the reference's 1.0
+    assert g.fidelity["subsampled"] == {"size": 40, "subsamples": 10, "of": "synthetic"}
+    everything = measures.prdc(cs.test_features, g.features)
+    assert everything["recall"] <= reference["recall"] - 0.2
+    assert r["recall"] >= reference["recall"] - 0.1 and r["recall_std"] > 0 and r["fid_std"] > 0
+    assert r["precision"] == reference["precision"] == 1.0
+
+
+def test_translations_of_another_class_are_near_copies(measured, stores):
+    """The pix2pix-like set: covid images that are normal training images with a faint lesion. The
+    nearest training image of every one, of any class, is its normal source; they are copies
+    (closer than any real covid test image comes to a training image: RMS at most 0.025 against
+    0.061 for the 5th percentile of the test images here). A search among the covid training images
+    only (before issue #26) finds no copy, and 3 of the 16 as near-copies (of covid patients that
+    happen to look alike: ctsim's patients are one CT deformed)."""
+    from synthaug.assess import memorise
+
+    result = measured["mix"]
+    g, r = group(result, "translate"), row(result, "translate")
+    train = read_store(stores["mix"], "train", images=False)
+    pixels = g.memorisation["pixels"]
+    assert g.rows.size == 16 and np.array_equal(pixels["nearest_row"], train.source_index[g.rows])
+    assert set(pixels["nearest_class"]) == {"normal"} and pixels["nearest_classes"] == {"normal": 16}
+    assert r["near_copies_pixels"] == r["near_copies_other_class_pixels"] == 1.0
+    assert r["copies_pixels"] == r["copies_other_class_pixels"] == r["nearest_other_class_pixels"] == 1.0
+    assert pixels["synthetic_distance"].max() < pixels["near_threshold"]
+    # the control: within the class, as before
+    real = result.real_train
+    covid = real.labels == train.class_names.index(COVID)
+    data = open_store(stores["mix"], "train")
+    try:
+        thumbs = memorise.thumbnails(data, g.rows)
+    finally:
+        data.close()
+    within = memorise.memorisation(thumbs, result.classes[COVID].test_pixels, real.pixels[covid],
+                                   real.pixels_flipped[covid], rms=True)
+    assert within["copies"] == 0.0 and within["near_copies"] <= 0.25
+    # and the groups of the two-sample test: the 8 normal sources
+    assert g.fidelity["two_sample"]["synthetic_groups"] == 8
+
+
+def test_synthetic_groups_follow_sources_and_patients(stores):
+    """Copies of one image share their source's patient; an image made from a volume (source_index
+    >= 0 that is no image of the split) its own patient; an image made from nothing whose patient id
+    is no patient of the store (acgan names all its images "acgan") stands alone."""
+    from synthaug.assess.run import synthetic_groups
+
+    data = open_store(stores["mix"], "train")
+    try:
+        synth = np.asarray(data.synth).astype(str)
+        source_index = read_store(stores["mix"], "train", images=False).source_index
+        known = {str(p) for p in np.asarray(data.patient_ids)[synth == "real"]}
+        rows = {name: np.flatnonzero(synth == name) for name in ("translate", "twin", "noise")}
+        keys = {name: synthetic_groups(data, r, source_index, known) for name, r in rows.items()}
+        sources = source_index[rows["translate"]]
+        assert list(keys["translate"]) == [f"patient:{p}" for p in np.asarray(data.patient_ids)[sources]]
+        assert np.unique(keys["translate"]).size == 8
+        twin_patients = np.asarray(data.patient_ids)[rows["twin"]]
+        assert list(keys["twin"]) == [f"patient:{p}" for p in twin_patients]  # known patients
+        assert list(keys["noise"]) == [f"image:{r}" for r in rows["noise"]]  # "noise-i": no patient of the store
+        acgan_like = synthetic_groups(data, rows["noise"], np.full(len(synth), -1), {"someone"})
+        assert np.unique(acgan_like).size == rows["noise"].size
+        volume = source_index.copy()
+        volume[rows["noise"]] = 0  # "made from volume 0" (not an image: its origin differs)
+        assert list(synthetic_groups(data, rows["noise"], volume, set())) == [
+            f"patient:noise-{i}" for i in range(rows["noise"].size)]
+    finally:
+        data.close()
 
 
 def test_null_tail_matches_simulation():
@@ -335,7 +442,74 @@ def test_fid_infinity_sees_a_shift_and_no_difference():
 def test_two_sample_test_auc():
     rng = np.random.default_rng(0)
     with measures.one_thread():
-        same = measures.two_sample_test(rng.normal(size=(80, 32)), rng.normal(size=(80, 32)))
-        apart = measures.two_sample_test(rng.normal(size=(80, 32)), rng.normal(1.0, 1.0, size=(80, 32)))
+        # one fold assignment (the default averages five: test_copies_of_each_source_score_the_reference_auc)
+        same = measures.two_sample_test(rng.normal(size=(80, 32)), rng.normal(size=(80, 32)), repeats=1)
+        apart = measures.two_sample_test(rng.normal(size=(80, 32)), rng.normal(1.0, 1.0, size=(80, 32)), repeats=1)
     assert abs(same["auc"] - 0.5) <= 3 * math.sqrt(161 / (12 * 80 * 80)) and same["low"] < 0.5 < same["high"]
     assert apart["auc"] >= 0.95 and apart["low"] > 0.9
+
+
+def test_grouped_folds_keep_groups_whole_and_skip_single_groups():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(30, 8)), rng.normal(size=(60, 8))
+    fake_groups = np.repeat([f"src{i}" for i in range(12)], 5)
+    y = np.r_[np.zeros(30, int), np.ones(60, int)]
+    codes = np.r_[measures.group_codes(None, 30, "r"), measures.group_codes(fake_groups, 60, "s")]
+    splits = measures.grouped_folds(y, codes, 5, seed=0)
+    held = np.concatenate([test for _, test in splits])
+    assert np.array_equal(np.sort(held), np.arange(90))  # a partition
+    for train, test in splits:
+        assert not set(codes[train]) & set(codes[test])  # no group on both sides
+        assert set(y[train]) == {0, 1}
+    with measures.one_thread():
+        one = measures.two_sample_test(real, fake, fake_groups=np.full(60, "only"))
+    assert one["auc"] is None and "at least 2 groups" in one["skipped"] and one["synthetic_groups"] == 1
+
+
+def test_cluster_bootstrap_counts_groups_not_images():
+    """Each score repeated 5 times: over images the interval is that of 5 times the data (narrower by
+    about sqrt(5)); over groups it is the interval of the distinct scores."""
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(0.5, 1, 30), rng.normal(0, 1, 30)
+    labels = np.r_[np.ones(150, int), np.zeros(150, int)]
+    scores = np.r_[np.repeat(pos, 5), np.repeat(neg, 5)]
+    groups = np.r_[np.repeat(np.arange(30), 5), 100 + np.repeat(np.arange(30), 5)]
+    distinct = measures.bootstrap_auc_interval(np.r_[np.ones(30, int), np.zeros(30, int)], np.r_[pos, neg])
+    images = measures.bootstrap_auc_interval(labels, scores)
+    clusters = measures.bootstrap_auc_interval(labels, scores, groups=groups)
+    width = lambda i: i[1] - i[0]  # noqa: E731
+    assert width(clusters) == pytest.approx(width(distinct), rel=0.15)
+    assert width(images) < 0.6 * width(clusters)
+    draw = measures.cluster_sampler(np.array(["a", "b", "a", "c", "b", "a"], dtype=object))
+    for _ in range(20):
+        picked = draw(np.random.default_rng(_))
+        counts = {k: int(np.isin(picked, v).sum()) for k, v in {"a": [0, 2, 5], "b": [1, 4], "c": [3]}.items()}
+        assert counts["a"] % 3 == 0 and counts["b"] % 2 == 0 and sum(counts.values()) == picked.size
+
+
+def test_fid_and_prdc_compare_equal_sizes():
+    """40 real against 400 synthetic images of one 64-dimensional Gaussian: FID on all 440 is biased
+    by the sizes (about 39 here), the mean over ten 40-image subsamples is what 40 against 40 scores
+    (about 51); coverage on all 400 is 1.0 for any real set (every real image has a synthetic one in
+    its ball), at equal size it is the 40-against-40 figure."""
+    rng = np.random.default_rng(0)
+    whole, subsampled, equal, coverage_whole, coverage_sub, coverage_equal = [], [], [], [], [], []
+    with measures.one_thread():
+        for _ in range(4):
+            real, fake, other = rng.normal(size=(40, 64)), rng.normal(size=(400, 64)), rng.normal(size=(40, 64))
+            fid = measures.fid_with_error(real, fake, rounds=2)
+            assert fid["size"] == 40 and fid["subsamples"] == 10 and fid["std"] > 0
+            whole.append(fid["value_all"])
+            subsampled.append(fid["value"])
+            equal.append(measures.fid(real, other))
+            coverage_whole.append(measures.prdc(real, fake)["coverage"])
+            coverage_sub.append(measures.prdc_subsampled(real, fake)["coverage"])
+            coverage_equal.append(measures.prdc(real, other)["coverage"])
+    assert np.mean(subsampled) == pytest.approx(np.mean(equal), rel=0.1)
+    assert np.mean(whole) < 0.85 * np.mean(equal)
+    assert np.mean(coverage_whole) == 1.0 and abs(np.mean(coverage_sub) - np.mean(coverage_equal)) < 0.05
+    # equal sizes: the sets whole, once, and the same draws for a seed whichever measure asks
+    same = measures.subsample_draws(40, 40)
+    assert len(same) == 1 and np.array_equal(same[0][0], np.arange(40))
+    a, b = measures.subsample_draws(40, 400, seed=3), measures.subsample_draws(40, 400, seed=3)
+    assert all(np.array_equal(x[1], y[1]) and x[1].size == 40 and np.unique(x[1]).size == 40 for x, y in zip(a, b))

@@ -102,6 +102,18 @@ def test_json_table_has_the_reference_and_group_rows(measured):
     assert duplicate["copies_features"] == 1.0
     assert table[3]["copies_pixels"] == 0.0
     assert {"fid", "fid_inf", "kid", "precision", "coverage", "auc", "auc_low"} <= set(duplicate)
+    # issue #26: equal-size FID / PRDC, grouped two-sample test, memorisation across classes
+    reference = table[0]  # 12 real training images against 10 test images: 10 draws of 10 of the 12
+    assert (reference["subsample_size"], reference["subsamples"]) == (10, 10) and reference["fid_std"] > 0
+    assert (duplicate["subsample_size"], duplicate["subsamples"], duplicate["fid_std"]) == (10, 1, 0.0)
+    assert {"precision_std", "recall_std", "density_std", "coverage_std"} <= set(duplicate)
+    assert duplicate["nearest_other_class_pixels"] == duplicate["near_copies_other_class_pixels"] == 0.0
+    assert (duplicate["auc_real_groups"], duplicate["auc_synthetic_groups"]) == (10, 10)
+    group = data["groups"][0]
+    assert group["fidelity"]["subsampled"] == {"size": 10, "subsamples": 1, "of": None}
+    assert group["fidelity"]["two_sample"]["grouped"].startswith("folds and interval by source")
+    assert group["memorisation"]["pixels"]["nearest_classes"] == {ODD: 10}
+    assert set(data["method"]) == {"two_sample", "fid_prdc", "memorisation"}
     assert data["groups"][0]["synthesizer"] == COPIES and data["store"] == str(result.store)
     assert run.summary_rows is report.summary_rows  # one table, re-exported by run
 
@@ -117,6 +129,13 @@ def test_nearest_csv_names_the_copied_rows(measured):
     assert [int(r["feature_nearest_row"]) for r in duplicates] == list(copied)
     assert all(r["class"] == ODD and r["copy"] == "True" and float(r["pixel_distance"]) < 1e-6 for r in duplicates)
     assert duplicates[0]["origin"] == "img0.png" and duplicates[0]["pixel_mirrored"] == "False"
+    assert all(r["pixel_nearest_class"] == r["feature_nearest_class"] == ODD for r in duplicates)
+    assert all(r["pixel_nearest_class"] in CLASSES for r in rows)
+    with open(out / "nearest.csv", newline="") as fh:  # the columns of before come first, in their order
+        header = next(csv.reader(fh))
+    assert header[:12] == ["synthesizer", "class", "row", "origin", "feature_nearest_row", "feature_distance",
+                           "feature_mirrored", "pixel_nearest_row", "pixel_distance", "pixel_mirrored", "copy",
+                           "near_copy"]
     assert all(r["copy"] == "False" for r in rows if r["synthesizer"] == FRESH)
 
 
@@ -128,12 +147,53 @@ def test_markdown_has_the_table_words_and_escaped_names(measured):
     assert ODD not in text  # never unescaped: it would split the table's cells
     assert f"**{COPIES}/{escaped}**: 100 % of the synthetic images are copies of training images" in text
     assert "FID∞" in text and "two-sample AUC" in text
+    assert "grouped by source" in text and "subsampled to the smaller's size" in text and "of *any* class" in text
     assert "only comparable between stores that share that real training split" in text
     for figure in (out / "figures").iterdir():
         assert f"](figures/{figure.name})" in text
     # the copies against their patient's real image: identical
     # the copies share their sources' patient ids, but a copy against its own source is no paired truth
     assert "## Paired truth" not in text
+
+
+def without_issue_26(data):
+    """A quality.json as written before issue #26: no subsampling, groups or classes of the nearest image."""
+    def strip(fidelity):
+        if "skipped" in fidelity:
+            return fidelity
+        fidelity = {k: v for k, v in fidelity.items() if k not in ("subsampled", "prdc_std")}
+        fidelity["fid"] = {"value": fidelity["fid"]["value"], "se": fidelity["fid"]["se"]}
+        fidelity["two_sample"] = {k: fidelity["two_sample"][k] for k in ("auc", "low", "high", "folds")}
+        return fidelity
+
+    old = {k: v for k, v in data.items() if k not in ("table", "method")}
+    old["classes"] = {c: {**info, "reference": strip(info["reference"])} for c, info in data["classes"].items()}
+    old["groups"] = [{**g, "fidelity": strip(g["fidelity"]),
+                      "memorisation": {space: {k: v for k, v in m.items() if k in ("copies", "near_copies")}
+                                       for space, m in g["memorisation"].items()}} for g in data["groups"]]
+    return old
+
+
+def test_a_quality_json_from_before_issue_26_still_reads(measured, tmp_path):
+    """The table of an older quality.json (no spreads, groups or nearest classes) comes out with the
+    columns it has; quality.md's cells and the experiment report's show dashes for the rest."""
+    from synthaug.assess.report import summary_rows, table_cells
+    from synthaug.experiments.quality import _cells
+
+    _, out, *_ = measured
+    old = without_issue_26(json.loads((out / "quality.json").read_text()))
+    rows = summary_rows(old)
+    assert [r["synthesizer"] for r in rows] == ["real (train)", "real (train)", COPIES, FRESH]
+    assert "fid_std" not in rows[2] and "nearest_other_class_pixels" not in rows[2] and rows[2]["copies_pixels"] == 1.0
+    cells = table_cells(rows[2])
+    assert cells[3] == "–" and cells[7] == number_of(rows[2]["precision"]) and cells[-2:] == ["–", "–"]
+    assert _cells(rows[2])[-2:] == ["100%", "100%"]
+
+
+def number_of(value):
+    from synthaug.assess.report import number
+
+    return number(value, 2)
 
 
 def test_saved_feature_network_gives_the_same_features(measured):

@@ -85,18 +85,21 @@ def plot_grid(path: Path, title: str, real: list, synthetic: list) -> None:
 
 
 def plot_nearest(path: Path, title: str, group, class_sets, train) -> None:
-    """The synthetic images closest to a training image (pixels), each above its nearest training image."""
+    """The synthetic images closest to a training image (pixels), each above its nearest training image (of
+    any class: another class's is named under it)."""
     pixels = group.memorisation["pixels"]
     closest = np.argsort(pixels["synthetic_distance"], kind="stable")[:SHOWN]
     columns = max(len(closest), 1)
     with new_figure(path, 2, columns, (1.3 * columns, 3.6)) as (fig, axes):
         for column, k in enumerate(closest):
             mirrored = bool(pixels["mirrored"][k])
-            nearest_row = int(class_sets.train_rows[pixels["nearest"][k]])
+            nearest_row = int(pixels["nearest_row"][k])
+            other = str(pixels["nearest_class"][k])  # searched in every class: name another class's image
             show(axes[0][column], image_of(train, group.rows[k]),
                  f"row {int(group.rows[k])}\nRMS {pixels['synthetic_distance'][k]:.3g}")
             show(axes[1][column], image_of(train, nearest_row, mirrored),
-                 f"train {nearest_row}" + (" mirrored" if mirrored else ""))
+                 f"train {nearest_row}" + (" mirrored" if mirrored else "")
+                 + ("" if other == group.class_name else f"\n{other}".replace("$", r"\$")))
         axes[0][0].set_ylabel("synthetic")
         axes[1][0].set_ylabel("nearest real")
         fig.suptitle(f"{title}: nearest training images (pixels)", fontsize=9)

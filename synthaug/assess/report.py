@@ -31,9 +31,11 @@ FEATURES_DIR = "features"
 REFERENCE = "real (train)"
 SPACES = ("features", "pixels")
 PRDC = ("precision", "recall", "density", "coverage")
+# the nearest image's class was added at the end (issue #26): readers by position keep their columns
 NEAREST_COLUMNS = ("synthesizer", "class", "row", "origin",
                    "feature_nearest_row", "feature_distance", "feature_mirrored",
-                   "pixel_nearest_row", "pixel_distance", "pixel_mirrored", "copy", "near_copy")
+                   "pixel_nearest_row", "pixel_distance", "pixel_mirrored", "copy", "near_copy",
+                   "feature_nearest_class", "pixel_nearest_class")
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -72,11 +74,17 @@ def summary_rows(result) -> list[dict[str, Any]]:
 
 def table_row(synthesizer: str, class_name: str, n: int, fidelity: Mapping[str, Any],
               memorisation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One flat row. Figures a quality.json from before issue #26 lacks (spreads over subsamples,
+    copies of other classes) are left out of its rows rather than invented."""
     row: dict[str, Any] = {"synthesizer": synthesizer, "class": class_name, "n": n}
     for space in SPACES:  # measured whatever the set sizes (one test image suffices)
         if memorisation and space in memorisation:
-            row[f"copies_{space}"] = memorisation[space]["copies"]
-            row[f"near_copies_{space}"] = memorisation[space]["near_copies"]
+            found = memorisation[space]
+            row[f"copies_{space}"] = found["copies"]
+            row[f"near_copies_{space}"] = found["near_copies"]
+            for key in ("nearest_other_class", "copies_other_class", "near_copies_other_class"):
+                if key in found:
+                    row[f"{key}_{space}"] = found[key]
     if "skipped" in fidelity:
         return {**row, "skipped": fidelity["skipped"]}
     two_sample = fidelity["two_sample"]
@@ -85,6 +93,15 @@ def table_row(synthesizer: str, class_name: str, n: int, fidelity: Mapping[str, 
                precision=fidelity["precision"], recall=fidelity["recall"], density=fidelity["density"],
                coverage=fidelity["coverage"], auc=two_sample["auc"], auc_low=two_sample["low"],
                auc_high=two_sample["high"])
+    if "std" in fidelity["fid"]:
+        row["fid_std"] = fidelity["fid"]["std"]
+    row.update({f"{key}_std": value for key, value in fidelity.get("prdc_std", {}).items()})
+    if "subsampled" in fidelity:
+        row.update(subsample_size=fidelity["subsampled"]["size"], subsamples=fidelity["subsampled"]["subsamples"])
+    if "skipped" in two_sample:
+        row["auc_skipped"] = two_sample["skipped"]
+    if "synthetic_groups" in two_sample:
+        row.update(auc_real_groups=two_sample["real_groups"], auc_synthetic_groups=two_sample["synthetic_groups"])
     return row
 
 
@@ -113,18 +130,18 @@ def write_nearest(path: Path, result, train) -> None:
         writer = csv.writer(fh)
         writer.writerow(NEAREST_COLUMNS)
         for group in result.groups:
-            train_rows = result.classes[group.class_name].train_rows
             found = [group.memorisation.get(space) for space in SPACES]
             pixels = group.memorisation.get("pixels")
             for k, row in enumerate(group.rows):
                 cells = [str(group.synthesizer), str(group.class_name), int(row), origins[row]]
                 for memo in found:  # empty cells where the class had no real images to compare with
                     cells += ["", "", ""] if memo is None else [
-                        int(train_rows[memo["nearest"][k]]), f"{memo['synthetic_distance'][k]:.6g}",
+                        int(memo["nearest_row"][k]), f"{memo['synthetic_distance'][k]:.6g}",
                         bool(memo["mirrored"][k])]
                 cells += ["", ""] if pixels is None else [
                     bool(pixels["synthetic_distance"][k] < pixels["copy_threshold"]),
                     bool(pixels["synthetic_distance"][k] < pixels["near_threshold"])]
+                cells += ["" if memo is None else str(memo["nearest_class"][k]) for memo in found]
                 writer.writerow(cells)
 
 
@@ -162,19 +179,32 @@ def interval(value: Any, low: Any, high: Any) -> str:
     return f"{number(value, 2)} [{number(low, 2)}, {number(high, 2)}]"
 
 
-TABLE_HEADER = ("synthesizer", "class", "n", "FID ± se", "FID∞ ± se", "KID ± std", *PRDC, "two-sample AUC [95 %]",
-                "copies (pixels)", "near-copies (pixels)", "copies (features)", "near-copies (features)")
+TABLE_HEADER = ("synthesizer", "class", "n", "equal n", "FID ± se", "FID∞ ± se", "KID ± std",
+                *(f"{name} ± std" for name in PRDC), "two-sample AUC [95 %]", "copies (pixels)",
+                "near-copies (pixels)", "copies (features)", "near-copies (features)",
+                "nearest of another class (pixels)", "near-copies of another class (pixels)")
+
+
+def spread(row: Mapping[str, Any], key: str) -> str:
+    """``mean ± std over subsamples``; the figure alone when the sets were used whole (of equal size,
+    or a row from before the subsampling)."""
+    std = row.get(f"{key}_std")
+    whole = std is None or row.get("subsamples") == 1
+    return number(row[key], 2) + ("" if whole else f" ± {number(std, 2)}")
 
 
 def table_cells(row: Mapping[str, Any]) -> list[str]:
     head = [escape(row["synthesizer"]), escape(row["class"]), str(row["n"])]
     if "skipped" in row:
         return head + [f"skipped: {escape(row['skipped'])}"] + [""] * (len(TABLE_HEADER) - 4)
-    return head + [with_error(row, "fid", "fid_se"), with_error(row, "fid_inf", "fid_inf_se"),
-                   with_error(row, "kid", "kid_std"), *(number(row[k], 2) for k in PRDC),
-                   interval(row["auc"], row["auc_low"], row["auc_high"]),
+    return head + [str(row.get("subsample_size", "–")), with_error(row, "fid", "fid_se"),
+                   with_error(row, "fid_inf", "fid_inf_se"), with_error(row, "kid", "kid_std"),
+                   *(spread(row, k) for k in PRDC),
+                   interval(row["auc"], row["auc_low"], row["auc_high"]) if "auc_skipped" not in row
+                   else f"skipped: {escape(row['auc_skipped'])}",
                    *(percent(row.get(f"{kind}_{space}")) for space in ("pixels", "features")
-                     for kind in ("copies", "near_copies"))]
+                     for kind in ("copies", "near_copies")),
+                   percent(row.get("nearest_other_class_pixels")), percent(row.get("near_copies_other_class_pixels"))]
 
 
 def features_words(features: Mapping[str, Any]) -> str:
@@ -192,10 +222,10 @@ def features_words(features: Mapping[str, Any]) -> str:
     return text
 
 
-def memorisation_words(memorisation: Mapping[str, Any]) -> str:
+def memorisation_words(memorisation: Mapping[str, Any], class_name: str) -> str:
     pixels = memorisation.get("pixels")
     if pixels is None:
-        return "memorisation not measured (the class lacks real training or test images)"
+        return "memorisation not measured (the class lacks real test images, or the store real training images)"
     if pixels["copies"] > 0:
         text = f"{percent(pixels['copies'])} of the synthetic images are copies of training images"
     elif pixels["near_copies"] > 0:
@@ -203,13 +233,22 @@ def memorisation_words(memorisation: Mapping[str, Any]) -> str:
     else:
         text = "no synthetic image lies closer to a training image than real test images do"
     features = memorisation.get("features")
-    return text + (f" (pixels; {percent(features['copies'])} copies in feature space)" if features else " (pixels)")
+    text += f" (pixels; {percent(features['copies'])} copies in feature space)" if features else " (pixels)"
+    others = {name: count for name, count in pixels.get("nearest_classes", {}).items() if name != class_name}
+    if others:
+        named = ", ".join(f"{escape(name)} {count}" for name, count in others.items())
+        text += (f"; the nearest training image is of another class for {percent(pixels['nearest_other_class'])} "
+                 f"of them ({named}), {percent(pixels['near_copies_other_class'])} near-copies of another "
+                 f"class's image")
+    return text
 
 
 def two_sample_words(fidelity: Mapping[str, Any]) -> str:
     if "skipped" in fidelity:
         return f"fidelity not measured: {escape(fidelity['skipped'])}"
     test = fidelity["two_sample"]
+    if "skipped" in test:
+        return f"two-sample test not run: {escape(test['skipped'])}"
     figures = interval(test["auc"], test["low"], test["high"])
     if test["low"] > 0.5:
         return f"the two-sample test tells them from real test images (AUC {figures})"
@@ -219,7 +258,7 @@ def two_sample_words(fidelity: Mapping[str, Any]) -> str:
 
 
 def group_words(group, reference: Mapping[str, Any]) -> str:
-    parts = [memorisation_words(group.memorisation), two_sample_words(group.fidelity)]
+    parts = [memorisation_words(group.memorisation, group.class_name), two_sample_words(group.fidelity)]
     if "skipped" not in group.fidelity and "skipped" not in reference:
         parts.append(f"FID∞ {with_error(group.fidelity['fid_inf'], 'value', 'se')} against "
                      f"{with_error(reference['fid_inf'], 'value', 'se')} for real training images")
@@ -230,7 +269,7 @@ def reference_warnings(result) -> list[str]:
     lines = []
     for name, class_sets in result.classes.items():
         test = class_sets.reference.get("two_sample")
-        if test and test["low"] > 0.5:
+        if test and test.get("low") is not None and test["low"] > 0.5:
             lines.append(f"> **Warning** ({escape(name)}): the two-sample test tells real *training* images from "
                          f"real test images (AUC {interval(test['auc'], test['low'], test['high'])}): the feature "
                          f"network has memorised its training images, and whatever resembles them looks unlike new "
@@ -280,13 +319,28 @@ def markdown_table(header: list[str] | tuple[str, ...], rows: list[list[str]] = 
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+METHOD_WORDS = (
+    "- FID and precision / recall / density / coverage depend on the sizes of the two sets, so the larger set "
+    "is subsampled to the smaller's size (`equal n`): FID is the mean over the subsamples (± its bootstrap "
+    "standard error), the four PRDC figures are mean ± standard deviation over the subsamples (10, seeded; "
+    "sets of equal size are used whole). FID∞ and KID use all images.",
+    "- The two-sample test's cross-validation folds are grouped by source: copies of one image, a synthetic "
+    "image and the patient it was made from, and images of one patient are never split between the folds a "
+    "network trains on and the fold it scores (otherwise copies in training teach it the very images it "
+    "scores); the interval is a bootstrap over those groups.",
+    "- Copies: synthetic images closer to a real training image (or its mirror) of *any* class than any real "
+    "test image of their class comes; near-copies: closer than 95 % of them. The class of each synthetic "
+    "image's nearest training image is in `nearest.csv`; the last two columns count those of another class "
+    "(a translation of another class's images shows there).",
+)
+
+
 def markdown(result, rows: list[dict[str, Any]], drawn: list[dict[str, str]]) -> str:
     lines = [f"# Quality of the synthetic images in {escape(result.store)}", "", features_words(result.features), "",
              "## Measures", "",
              "Synthetic images against the class's real test images; the `real (train)` rows measure the real "
-             "training images the same way: what a perfect synthesizer would score. Copies: synthetic images "
-             "closer to a training image (or its mirror) than any real test image comes; near-copies: closer than "
-             "95 % of them.", "", *markdown_table(TABLE_HEADER, [table_cells(row) for row in rows]), ""]
+             "training images the same way: what a perfect synthesizer would score.", "", *METHOD_WORDS, "",
+             *markdown_table(TABLE_HEADER, [table_cells(row) for row in rows]), ""]
     warnings = reference_warnings(result)
     lines += [*warnings, ""] if warnings else []
     lines += ["## In plain words", "", *(group_words(g, result.classes[g.class_name].reference)
