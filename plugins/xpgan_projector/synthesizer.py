@@ -480,10 +480,12 @@ class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
                        "batch_size": cfg.batch_size, "device": self.state.get("device", "auto"),
                        "positive_class": None, "seed": self.seed,
                        # all of C trains from its start (as `synthaug train --mode finetune`/`scratch`), Adam,
-                       # lr annealed to 0 over the joint steps; no augmentation of real CXRs
+                       # lr annealed to 0 over the joint steps; no augmentation of real CXRs, no validation split
                        "mode": "finetune" if cfg.classifier_weights else "scratch", "lr": cfg.lr,
                        "scheduler": "cosine", "poses_per_volume": cfg.poses_per_volume,
-                       "classifier_weights": cfg.classifier_weights},
+                       "classifier_weights": cfg.classifier_weights, "augment": False, "val_fraction": 0.0},
+            # how C's training differs from a fresh `synthaug train` classifier's (the report's joint rows)
+            "recipe_differs": recipe_differs(cfg, self.state["steps"]),
             "classifier": {"name": cfg.classifier},
             # C's starting point: the ImageNet file's path, sha256 and what matched, or null (random init)
             "weights": self.state.get("classifier_weights"),
@@ -504,6 +506,21 @@ class XPGANSynthesizer(TrainableSynthesizer, _FromVolumes):
                                                           len(synth.state["class_names"]), pretrained=False)
             synth.classifier.load_state_dict(load_checkpoint(best)["model"])
         return synth
+
+
+def recipe_differs(cfg: XPGANConfig, steps: int) -> str:
+    """How C's training differs from that of a fresh classifier trained by ``synthaug train`` on a
+    store (an experiment's other arms), stated because it cannot be removed inside the joint objective:
+    a validation split would withhold real images from G and D as well (another fit, other images), C's
+    batch is G's and D's, and without a validation split there is no best epoch to choose."""
+    start = "from the ImageNet weights of classifier_weights" if cfg.classifier_weights else "from random weights"
+    return (f"C is trained jointly with G and D, not by `synthaug train`: on every real training image (no "
+            f"validation split held out) and on G's images of the CT volumes, {cfg.batch_size} real + "
+            f"{cfg.batch_size} generated images per step, {steps} joint steps, Adam at lr {cfg.lr:g} annealed "
+            f"to 0 over the steps, {start}, no augmentation; it keeps its final weights. A fresh classifier "
+            f"trains on its store's training images alone, holds out its recipe's val_fraction (default 10%) "
+            f"of the real ones (whole patients), keeps the epoch with the best validation macro-F1, and "
+            f"trains at its recipe's batch size (default 32).")
 
 
 def _share(world, batch_size: int) -> float:
