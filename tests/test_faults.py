@@ -127,7 +127,7 @@ def test_fit_killed_mid_fit_resumes_to_the_uninterrupted_generator(kaggle, tmp_p
     out = tmp_path / "run" / "ckpt"
     assert kill_when([*args, "--out", out], appears(tmp_path / "run" / "ckpt.work", "train_state*.pt")) == "ready"
     cli(*args, "--out", out)  # the default work directory OUT.work holds the state: it resumes, then goes
-    hashes = [json.loads((d / "synthesizer.json").read_text())["hashes"] for d in (tmp_path / "ref", out)]
+    hashes = [json.loads((d / "synthesizer.json").read_text())["weights"] for d in (tmp_path / "ref", out)]
     assert hashes[0] == hashes[1]
     assert not (tmp_path / "run" / "ckpt.work").exists() and temporaries(tmp_path) == []
 
