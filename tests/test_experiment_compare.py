@@ -264,3 +264,16 @@ def test_a_jointly_trained_classifier_is_compared_with_the_baselines_of_its_netw
     assert all(c["verdict"] == "helped" for c in comps[:2])
     assert "xpgan's C (its jointly trained classifier) vs duplicate" in joint[0]["sentence"]
     assert "small: 4 comparisons" in (out / "report.md").read_text()
+
+
+def test_the_report_says_when_a_table_has_too_many_comparisons_for_the_bootstrap(tmp_path):
+    from synthaug.experiments import report
+
+    spec = load_spec(write_spec(tmp_path))
+    many = [{"seeds": 3, "holm_comparisons": 60, "baseline": ["augment", "small"]}]
+    text = report._method_text(spec, many, None)
+    assert "a table of 60 comparisons cannot reach 0.05 after Holm's correction" in text
+    few = [{"seeds": 3, "holm_comparisons": 6, "baseline": ["augment", "small"]}]
+    assert "cannot reach" not in report._method_text(spec, few, None)
+    one_seed = [{"seeds": 1, "holm_comparisons": 0, "baseline": ["augment", "small"]}]
+    assert "With 1 seed no verdict is given" in report._method_text(spec, one_seed, None)

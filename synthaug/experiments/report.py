@@ -277,12 +277,18 @@ def _method_text(spec: Spec, comps: list[dict], unit: dict | None) -> str:
             counts[c["baseline"][1]] = int(c["holm_comparisons"])
     tables = "; ".join(f"{_clf_label(spec, k)}: {m} comparison{'s' if m != 1 else ''}" for k, m in counts.items())
     what = (unit or {}).get("unit", "image")
-    return (f"Each synthesizer arm is compared with each baseline named before the run (compare_to: {named}) on "
+    text = (f"Each synthesizer arm is compared with each baseline named before the run (compare_to: {named}) on "
             f"{spec.headline} ({tables}). The p-value of each pair comes from a paired bootstrap that resamples "
             f"the seeds and the test {what}s of each seed drawn; the p-values of a table's comparisons are "
             f"corrected for multiplicity with Holm's method. A verdict (*helped* / *hurt*) needs the "
             f"Holm-adjusted p-value below 0.05 and the 95% t interval over seeds on the same side of 0; "
             f"otherwise the arms *cannot be told apart*. Intervals are not adjusted.")
+    smallest = 2 / (compare.N_BOOT + 1)  # every draw on one side
+    if counts and max(counts.values()) * smallest >= 0.05:
+        text += (f" With {compare.N_BOOT:,} draws the smallest p-value is {smallest:.4f}, so a table of "
+                 f"{max(counts.values())} comparisons cannot reach 0.05 after Holm's correction: name fewer "
+                 f"baselines in compare_to.")
+    return text
 
 
 def _unit_text(unit: dict | None) -> str:
