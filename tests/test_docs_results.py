@@ -140,7 +140,7 @@ def test_demo_tables_hold_the_runs_numbers(tables, demo_run, tmp_path):
     text = page.read_text()
     assert outside(text) == outside(before)
     line = "Measured at commit abc1234 + uncommitted changes on 2026-12-01 (2 CPU cores) by `docs/results/demo.sh`."
-    results = list(csv.DictReader(open(demo_run / "results.csv", newline="")))
+    results = [r for r in csv.DictReader(open(demo_run / "results.csv", newline="")) if r["status"] == "done"]
     got = block(text, "demo-table")
     assert got[:2] == [line, ""]
     assert cells(got[2]) == ["training set", "images per class", "accuracy", "macro-F1", "covid recall",
@@ -175,9 +175,8 @@ def test_demo_tables_hold_the_runs_numbers(tables, demo_run, tmp_path):
 
 
 def test_seeds_table_means_std_and_interval(tables, tmp_path):
-    from scipy import stats as scipy_stats
-
     from synthaug.experiments.spec import load_spec
+    from synthaug.experiments.stats import proportion_interval
 
     spec = load_spec("liang2021", preset="tiny", seeds=3)
     rng = np.random.default_rng(1)
@@ -188,7 +187,7 @@ def test_seeds_table_means_std_and_interval(tables, tmp_path):
     fake_experiment(run, spec, confusions, counts, CLASSES)
     page = tmp_path / "experiments.md"
     page.write_text(page_with(["liang2021-table"]))
-    tables.write("liang2021", run, page)
+    tables.write("liang2021", run, page, "liang2021-table")
     got = block(page.read_text(), "liang2021-table")
     assert got[0].endswith("by `docs/results/liang2021.sh`.")
     assert cells(got[2])[1:3] == ["accuracy", "macro-F1"]
@@ -205,27 +204,34 @@ def test_seeds_table_means_std_and_interval(tables, tmp_path):
             values = [float(r[m]) for r in mine]
             text = f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
             expected.append(f"**{text}**" if m == "macro_f1" and arm == best else text)
-        values = [float(r["macro_f1"]) for r in mine]
-        half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(values) / 3 ** 0.5
-        expected.append(f"{statistics.mean(values) - half:.3f} to {statistics.mean(values) + half:.3f}")
+        # without predictions the report's interval is the logit-scale t interval of the seeds' values
+        interval = proportion_interval([float(r["macro_f1"]) for r in mine])
+        assert 0 <= interval["low"] <= interval["high"] <= 1
+        expected.append(f"{interval['low']:.3f} to {interval['high']:.3f}")
         assert row[1:] == expected
 
 
 def test_comparisons_table_signs_and_verdicts(tables, tmp_path):
     run = tmp_path / "quan"
     run.mkdir()
-    found = [{"arm": "covidgan", "classifier": "densenet121",
-              "bootstrap": {"diff": 0.0012, "low": -0.0149, "high": 0.0171}, "verdict": "cannot be told apart"},
-             {"arm": "drr", "classifier": "densenet121",
-              "bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102}, "verdict": "hurt"},
-             {"arm": "xpgan", "classifier": "densenet121", "baseline": None, "sentence": "no baseline"}]
+    base = ["xray_only", "densenet121"]
+    found = [{"arm": "covidgan", "classifier": "densenet121", "baseline": base, "p_holm": 0.9123,
+              "seed_bootstrap": {"diff": 0.0012, "low": -0.0149, "high": 0.0171}, "verdict": "cannot be told apart"},
+             {"arm": "drr", "classifier": "densenet121", "baseline": ["augment", "densenet121"], "p_holm": 0.0041,
+              "seed_bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102}, "verdict": "hurt"},
+             {"arm": "drr", "classifier": "densenet121", "baseline": base, "p_holm": 1.0,
+              "seed": {"diff": 0.002, "low": None, "high": None},
+              "verdict": "not judged"},
+             {"arm": "xpgan", "classifier": "densenet121", "baseline": None, "verdict": None,
+              "sentence": "no baseline"}]
     (run / "comparisons.json").write_text(json.dumps(found))
     page = tmp_path / "p.md"
     page.write_text(page_with(["quan2021-comparisons"]))
     tables.write("quan2021", run, page, "quan2021-comparisons")
     rows = [cells(r) for r in block(page.read_text(), "quan2021-comparisons")[4:]]
-    assert rows == [["+DRR", "−0.030 (−0.052 to −0.010)", "hurt"],
-                    ["acgan", "+0.001 (−0.015 to +0.017)", "cannot be told apart"]]
+    assert rows == [["+DRR", "augment", "−0.030 (−0.052 to −0.010)", "0.004", "hurt"],
+                    ["+DRR", "xray_only", "+0.002", "1.000", "not judged"],
+                    ["acgan", "xray_only", "+0.001 (−0.015 to +0.017)", "0.912", "cannot be told apart"]]
 
 
 def test_quality_tables(tables, tmp_path):

@@ -165,12 +165,22 @@ def mean_text(rows: list[dict[str, str]], measure: str) -> str:
     return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
-def interval_text(rows: list[dict[str, str]], measure: str) -> str:
+def report_intervals(run: Path, measure: str) -> dict[tuple[str, str], dict | None]:
+    """The report's interval of each (arm, classifier)'s mean ``measure``: the bootstrap over seeds and
+    test units (synthaug.experiments.compare.arm_interval), inside [0, 1] for a proportion."""
     sys.path.insert(0, str(ROOT))
-    from synthaug.experiments.stats import mean_interval
+    from synthaug.experiments import compare
+    from synthaug.experiments.report import collect, groups
 
-    found = mean_interval([float(r[measure]) for r in rows])
-    return "n/a (1 seed)" if found["low"] is None else f"{found['low']:.3f} to {found['high']:.3f}"
+    spec, rows = collect(run)
+    loader = compare.Predictions()
+    return {group: compare.arm_interval(spec, members, measure, loader) for group, members in groups(rows).items()}
+
+
+def interval_text(found: dict | None) -> str:
+    if not found or found.get("low") is None:
+        return "n/a"
+    return f"{found['low']:.3f} to {found['high']:.3f}"
 
 
 def ordered(groups: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, str]]:
@@ -181,19 +191,24 @@ def ordered(groups: dict[str, Any], labels: dict[str, str]) -> list[tuple[str, s
 
 def seeds_table(run: Path, labels: dict[str, str], columns: list[tuple[str, str]], headline: str,
                 interval_header: str) -> list[str]:
-    """liang2021 / quan2021: arm | mean ± std per measure (the headline's best in bold) | its t interval."""
+    """liang2021 / quan2021: arm | mean ± std per measure (the headline's best in bold) | the report's
+    interval of the headline (bootstrap over seeds and test units)."""
     groups = arm_groups(run)
     arms = ordered(groups, labels)
-    cells = [[label, *(mean_text(groups[k], m) for _, m in columns), interval_text(groups[k], headline)]
-             for k, label in arms]
+    intervals = report_intervals(run, headline)
+    cells = [[label, *(mean_text(groups[k], m) for _, m in columns),
+              interval_text(intervals.get((k, groups[k][0]["classifier"])))] for k, label in arms]
     column = 1 + [m for _, m in columns].index(headline)
     bold_max(cells, column, [mean_std(groups[k], headline)[0] for k, _ in arms])
     return table(["arm", *(h for h, _ in columns), interval_header], ["---", *["---:"] * len(columns), "---"], cells)
 
 
 LIANG_LABELS = {"unbalanced": "unbalanced", "original": "original (covid duplicated)",
-                "augment": "augment (flip + 5° rotation)", "pix2pix": "pix2pix (normal → covid)"}
+                "augment": "augment (flip + 5° rotation)", "duplicate_no_augment": "duplicate, no augmentation",
+                "weighted_loss": "class-weighted loss", "balanced_sampler": "class-balanced sampler",
+                "pix2pix": "pix2pix (normal → covid)"}
 QUAN_LABELS = {"xray_only": "X-ray only", "duplicate": "duplicate", "augment": "augment (flip + 5° rotation)",
+               "weighted_loss": "class-weighted loss", "balanced_sampler": "class-balanced sampler",
                "drr": "+DRR (one per CT volume)", "covidgan": "+COVID GAN (acgan)",
                "xpgan": "+XPGAN images, fresh DenseNet121", "xpgan_c": "XPGAN, its jointly trained C"}
 QUAN_SHORT = {"drr": "+DRR", "covidgan": "acgan", "xpgan": "XPGAN images", "xpgan_c": "XPGAN's C"}
@@ -210,19 +225,35 @@ def quan2021_table(run: Path) -> list[str]:
                                           ("covid F1", "f1"), ("accuracy", "accuracy")], "f1", "95% interval of F1")
 
 
-def quan2021_comparisons(run: Path) -> list[str]:
-    """Each synthesizer arm against the strongest classical baseline: the paired bootstrap difference of
-    the headline measure, its interval and the verdict (comparisons.json)."""
+def comparisons_table(run: Path, short: dict[str, str], measure_header: str) -> list[str]:
+    """Every synthesizer arm against every baseline the spec named (comparisons.json): the mean
+    difference of the headline over the seeds with its seed x test-unit bootstrap interval, the
+    Holm-adjusted p-value over the table's pairs, and the verdict."""
     path = layout(run).comparisons_json
     if not path.is_file():
         raise Refused(f"{path}: missing (the run did not finish; run the script again)")
-    found = {c["arm"]: c for c in json.loads(path.read_text()) if c.get("bootstrap")}
+    found = [c for c in json.loads(path.read_text()) if c.get("verdict") is not None]
+    order = list(short)
+    found.sort(key=lambda c: (order.index(c["arm"]) if c["arm"] in order else len(order), c["arm"],
+                              c["baseline"][0] if c.get("baseline") else ""))
     rows = []
-    for arm in [k for k in QUAN_SHORT if k in found] + [k for k in found if k not in QUAN_SHORT]:
-        boot = found[arm]["bootstrap"]
-        rows.append([QUAN_SHORT.get(arm, arm), f"{signed(boot['diff'])} ({signed(boot['low'])} to "
-                     f"{signed(boot['high'])})", found[arm]["verdict"]])
-    return table(["synthesizer", "F1 difference (paired bootstrap interval)", "verdict"], ["---"] * 3, rows)
+    for c in found:
+        interval = c.get("seed_bootstrap") or c.get("seed") or {}
+        diff, low, high = interval.get("diff"), interval.get("low"), interval.get("high")
+        span = f"{signed(diff)} ({signed(low)} to {signed(high)})" if low is not None else signed(diff)
+        p = c.get("p_holm")
+        rows.append([short.get(c["arm"], c["arm"]), (c.get("baseline") or ["?"])[0], span,
+                     "n/a" if p is None else f"{p:.3f}", c["verdict"]])
+    return table(["synthesizer", "baseline", f"{measure_header} difference (95% interval)", "Holm p", "verdict"],
+                 ["---", "---", "---", "---:", "---"], rows)
+
+
+def quan2021_comparisons(run: Path) -> list[str]:
+    return comparisons_table(run, QUAN_SHORT, "F1")
+
+
+def liang2021_comparisons(run: Path) -> list[str]:
+    return comparisons_table(run, {"pix2pix": "pix2pix"}, "macro-F1")
 
 
 # the demo --------------------------------------------------------------------------------------
@@ -381,7 +412,7 @@ def pix2pix_measures(run: Path, target: str = "covid") -> list[str]:
 # ---- the families: script name -> table name -> maker ---------------------------------------------
 FAMILIES: dict[str, dict[str, Callable[[Path], list[str]]]] = {
     "demo": {"demo-table": demo_table, "demo-quality": demo_quality, "demo-time": demo_time},
-    "liang2021": {"liang2021-table": liang2021_table},
+    "liang2021": {"liang2021-table": liang2021_table, "liang2021-comparisons": liang2021_comparisons},
     "quan2021": {"quan2021-table": quan2021_table, "quan2021-comparisons": quan2021_comparisons},
     "quality": {"quality-table": quality_table, "quality-feature-epochs": quality_feature_epochs},
     "pix2pix": {"pix2pix-measures": pix2pix_measures},
