@@ -1,10 +1,11 @@
 """``synthaug demo``: the main job on the built-in data set, as a small experiment.
 
-One split of ctsim (simulated covid/normal/viral radiographs from a real chest CT), four arms: the
-unbalanced training split, balanced by ``duplicate``, by ``augment`` and by the chosen synthesizer
-(default: the best registered, ``pix2pix`` > ``augment`` > ``duplicate``); one ResNet50 each, all
-measured on the same real test images; the report says which arm won, by how much, and whether the
-synthesizer beat the strongest classical arm (:mod:`synthaug.experiments.report`).
+One split of ctsim (simulated covid/normal/viral radiographs from a real chest CT), six arms: the
+unbalanced training split, the same split with a class-weighted loss and with a class-balanced
+sampler, balanced by ``duplicate``, by ``augment`` and by the chosen synthesizer (default: the best
+registered, ``pix2pix`` > ``augment`` > ``duplicate``); one ResNet50 each, all measured on the same
+real test images; the report says which arm won, by how much, and whether the synthesizer beat each
+classical baseline (:mod:`synthaug.experiments.report`).
 
 Presets (``demo.toml``): ``tiny`` (tests, seconds), ``demo`` (2 CPU cores: 64 px, 100 test images per
 class), ``paper`` (liang2021's sizes: 224 px, 60 test images per class, 60 epochs; a GPU).

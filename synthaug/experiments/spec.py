@@ -57,7 +57,7 @@ class Arm:
     synthesizer: str | None  # None: nothing is generated (strategy "none")
     strategy: Any = "auto"
     options: dict = field(default_factory=dict)
-    baseline: bool = False  # a classical arm: the comparisons measure synthesis against the strongest of these
+    baseline: bool = False  # a classical arm: compare_to defaults to these; synthesis is compared with each
     measure: str = "classifier"
     note: str = ""
     recipe: dict = field(default_factory=dict)  # training options merged over each classifier's recipe
