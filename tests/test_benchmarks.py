@@ -49,6 +49,17 @@ def test_every_benchmark_has_a_smoke_run():
     assert scripts == tested
 
 
+def test_ddpm_smoke():
+    result = run_benchmark("ddpm.py", "--size", "16", "--channels", "8,16", "--batch", "2", "--train-steps", "1",
+                           "--sample-batch", "2", "--ddim-steps", "2", "--repeats", "1")
+    assert result["benchmark"] == "ddpm" and result["channels"] == [8, 16] and result["size"] == 16
+    train, sample = result["train"], result["sample"]
+    assert train["batch"] == 2 and len(train["step_s"]["synthaug"]) == len(train["step_s"]["reference"]) == 1
+    assert sample["batch"] == 2 and sample["ddim_steps"] == 2 and len(sample["run_s"]["reference"]) == 1
+    for row in (train, sample):
+        assert positive(row["synthaug_img_s"]) and positive(row["reference_img_s"]) and positive(row["ratio"])
+
+
 def test_demo_smoke():
     result = run_benchmark("demo.py", "--preset", "tiny")
     stages = result["stages"]
