@@ -12,21 +12,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.experiments import stats
-from synthaug.experiments.spec import JOINT, Spec
+from synthaug.experiments.spec import JOINT, Cell, Spec
 from synthaug.pipeline.metrics import POSITIVE_MEASURES, THRESHOLD_FREE
 
-if TYPE_CHECKING:
-    from synthaug.experiments.report import Row
-
 N_BOOT = 2000
+
+
+@dataclass
+class Row:
+    """One cell: its place in the grid and, when it ran, its measures and predictions."""
+
+    cell: Cell
+    status: str  # "done" | "not run" | "not finished"
+    reason: str = ""
+    class_names: list[str] = field(default_factory=list)
+    confusion: np.ndarray | None = None
+    measures: dict[str, float] = field(default_factory=dict)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    predictions: Path | None = None
+    seconds: float = 0.0
+    network: str = ""
+    store: Path | None = None  # the cell's store: its test split holds the test images' patient ids
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.cell.arm.key, self.cell.classifier_key
+
 
 
 @dataclass

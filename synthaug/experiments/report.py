@@ -28,7 +28,6 @@ import csv
 import io
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ import numpy as np
 
 from synthaug.errors import SynthaugError
 from synthaug.experiments import compare, stats
+from synthaug.experiments.compare import Row
 from synthaug.experiments.layout import Layout
-from synthaug.experiments.spec import JOINT, Arm, Cell, ClassifierArm, Spec, grid
+from synthaug.experiments.spec import JOINT, Arm, ClassifierArm, Spec, grid
 from synthaug.kit.files import atomic_path
 from synthaug.pipeline.metrics import MEASURES, PROBABILITY_MEASURES, confusion_measures, probability_measures
 
@@ -58,28 +58,6 @@ def load_experiment(out: str | Path) -> tuple[Spec, dict[str, Any]]:
         return spec_from_dict(saved["spec"]), saved
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SynthaugError(f"{path}: not a synthaug experiment file ({exc})") from None
-
-
-@dataclass
-class Row:
-    """One cell: its place in the grid and, when it ran, its measures and predictions."""
-
-    cell: Cell
-    status: str  # "done" | "not run" | "not finished"
-    reason: str = ""
-    class_names: list[str] = field(default_factory=list)
-    confusion: np.ndarray | None = None
-    measures: dict[str, float] = field(default_factory=dict)
-    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
-    counts: dict[str, Any] = field(default_factory=dict)
-    predictions: Path | None = None
-    seconds: float = 0.0
-    network: str = ""
-    store: Path | None = None  # the cell's store: its test split holds the test images' patient ids
-
-    @property
-    def group(self) -> tuple[str, str]:
-        return self.cell.arm.key, self.cell.classifier_key
 
 
 def collect(out: str | Path, loader: compare.Predictions | None = None) -> tuple[Spec, list[Row]]:
