@@ -80,7 +80,11 @@ def restore(state: ProcessState) -> None:
     if saved["cuda_rng"] is not None:
         torch.cuda.set_rng_state_all(saved["cuda_rng"])
     torch.set_default_dtype(saved["default_dtype"])
-    torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["deterministic_warn_only"])
+    if (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) != \
+            (saved["deterministic"], saved["deterministic_warn_only"]):
+        # only when changed: setting it imports torch._inductor (and sympy) on first use, seconds of
+        # imports that a Ctrl-C arriving during a restore would cut in half, breaking the next restore
+        torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["deterministic_warn_only"])
     torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
     torch.set_float32_matmul_precision(saved["matmul_precision"])
