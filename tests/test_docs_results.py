@@ -218,7 +218,8 @@ def test_comparisons_table_signs_and_verdicts(tables, tmp_path):
     found = [{"arm": "covidgan", "classifier": "densenet121", "baseline": base, "p_holm": 0.9123,
               "seed_bootstrap": {"diff": 0.0012, "low": -0.0149, "high": 0.0171}, "verdict": "cannot be told apart"},
              {"arm": "drr", "classifier": "densenet121", "baseline": ["augment", "densenet121"], "p_holm": 0.0041,
-              "seed_bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102}, "verdict": "hurt"},
+              "seed_bootstrap": {"diff": -0.0304, "low": -0.0521, "high": -0.0102}, "verdict": "hurt",
+              "seed": {"diff": -0.03, "low": -0.061, "high": -0.004}},
              {"arm": "drr", "classifier": "densenet121", "baseline": base, "p_holm": 1.0,
               "seed": {"diff": 0.002, "low": None, "high": None},
               "verdict": "not judged"},
@@ -229,9 +230,9 @@ def test_comparisons_table_signs_and_verdicts(tables, tmp_path):
     page.write_text(page_with(["quan2021-comparisons"]))
     tables.write("quan2021", run, page, "quan2021-comparisons")
     rows = [cells(r) for r in block(page.read_text(), "quan2021-comparisons")[4:]]
-    assert rows == [["+DRR", "augment", "−0.030 (−0.052 to −0.010)", "0.004", "hurt"],
-                    ["+DRR", "xray_only", "+0.002", "1.000", "not judged"],
-                    ["acgan", "xray_only", "+0.001 (−0.015 to +0.017)", "0.912", "cannot be told apart"]]
+    assert rows == [["+DRR", "augment", "−0.030 (−0.052 to −0.010)", "−0.061 to −0.004", "0.004", "hurt"],
+                    ["+DRR", "xray_only", "+0.002", "n/a", "1.000", "not judged"],
+                    ["acgan", "xray_only", "+0.001 (−0.015 to +0.017)", "n/a", "0.912", "cannot be told apart"]]
 
 
 def test_quality_tables(tables, tmp_path):

@@ -241,11 +241,13 @@ def comparisons_table(run: Path, short: dict[str, str], measure_header: str) -> 
         interval = c.get("seed_bootstrap") or c.get("seed") or {}
         diff, low, high = interval.get("diff"), interval.get("low"), interval.get("high")
         span = f"{signed(diff)} ({signed(low)} to {signed(high)})" if low is not None else signed(diff)
+        seed = c.get("seed") or {}
+        over_seeds = f"{signed(seed['low'])} to {signed(seed['high'])}" if seed.get("low") is not None else "n/a"
         p = c.get("p_holm")
-        rows.append([short.get(c["arm"], c["arm"]), (c.get("baseline") or ["?"])[0], span,
+        rows.append([short.get(c["arm"], c["arm"]), (c.get("baseline") or ["?"])[0], span, over_seeds,
                      "n/a" if p is None else f"{p:.3f}", c["verdict"]])
-    return table(["synthesizer", "baseline", f"{measure_header} difference (95% interval)", "Holm p", "verdict"],
-                 ["---", "---", "---", "---:", "---"], rows)
+    return table(["synthesizer", "baseline", f"{measure_header} difference (seed x test-unit bootstrap)",
+                  "t interval over seeds", "Holm p", "verdict"], ["---", "---", "---", "---", "---:", "---"], rows)
 
 
 def quan2021_comparisons(run: Path) -> list[str]:
