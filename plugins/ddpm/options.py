@@ -10,7 +10,7 @@ from synthaug import SynthaugError
 #: built-in 64 px data in minutes on 2 cores (docs/ddpm.md has the measured times); ``paper``: a
 #: 256 px-class U-Net with attention, hours on a GPU.
 PRESETS: dict[str, dict] = {
-    "cpu": {"channels": (16, 32, 64), "res_blocks": 1, "attention": False, "epochs": 30, "batch_size": 16,
+    "cpu": {"channels": (16, 32, 64), "res_blocks": 1, "attention": False, "epochs": 15, "batch_size": 16,
             "lr": 1e-3, "ema_decay": 0.995, "steps": 20},
     "paper": {"channels": (64, 128, 256, 256, 512), "res_blocks": 2, "attention": True, "epochs": 200,
               "batch_size": 16, "lr": 1e-4, "ema_decay": 0.9999, "steps": 50},
@@ -35,7 +35,7 @@ class DDPMConfig:
     res_blocks: int | None = None  # residual blocks per level (None: cpu 1, paper 2)
     attention: bool | None = None  # self-attention at the two coarsest levels below full size (None: cpu off,
     # paper on); MONAI's middle block always has one
-    epochs: int | None = None  # passes over the real training images (None: cpu 30, paper 200)
+    epochs: int | None = None  # passes over the real training images (None: cpu 15, paper 200)
     batch_size: int | None = None  # real images per step, shared out among torchrun processes (None: 16)
     lr: float | None = None  # Adam learning rate (None: cpu 1e-3, paper 1e-4)
     ema_decay: float | None = None  # decay of the weights' EMA that sampling uses, warmed up as
