@@ -58,6 +58,7 @@ def test_ddpm_smoke():
     assert sample["batch"] == 2 and sample["ddim_steps"] == 2 and len(sample["run_s"]["reference"]) == 1
     for row in (train, sample):
         assert positive(row["synthaug_img_s"]) and positive(row["reference_img_s"]) and positive(row["ratio"])
+        assert positive(row["ratio_fastest"])
 
 
 def test_demo_smoke():
