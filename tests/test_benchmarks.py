@@ -69,7 +69,7 @@ def test_demo_smoke():
     assert sum(n.startswith("fit ") for n in names) == 1  # pix2pix, the one arm that learns
     assert sorted(n for n in names if n.startswith("balance ")) == [
         f"balance {arm}-seed0" for arm in ("augment", "duplicate", "synthesis", "unbalanced")]
-    assert sum(n.startswith("cell ") for n in names) == 4
+    assert sum(n.startswith("cell ") for n in names) == 6  # the demo's six arms
     assert all(s >= 0 for s in stages.values()) and positive(result["total_seconds"])
     assert set(result["seconds_by_kind"]) == {"data", "fit", "balance", "cell", "quality", "report"}
     assert result["cell"].startswith("unbalanced--") and stages[f"cell {result['cell']}"] == result["cell_seconds"]
