@@ -18,12 +18,13 @@ import torch
 from synthaug import ImageSet, SynthaugError
 from synthaug.contract.types import REAL
 from synthaug.kit.device import resolve_device
+from synthaug.kit.figures import class_grid
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
 from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training, shape_text
 
 from .networks import Discriminator, Generator, acgan_geometry
-from .training import ACGANNets, from_model, resize, sample_grid, to_model
+from .training import ACGANNets, from_model, resize, to_model
 
 #: Columns of the per-epoch sample grid (one row per class).
 GRID_COLUMNS = 6
@@ -169,7 +170,7 @@ class ACGAN(TrainableSynthesizer):
         with torch.no_grad():
             images = from_model(generator.eval()(z.repeat(k, 1).to(training.device), labels.to(training.device)))
         generator.train()
-        sample_grid(images, k, path)
+        class_grid(images, k, path)
 
     def finish(self, training: Training) -> None:
         nets = training.modules["nets"]

@@ -79,16 +79,3 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
     x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp(0, 1).numpy()
-
-
-def sample_grid(images: np.ndarray, rows: int, path) -> None:
-    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class (RGB for three channels,
-    otherwise grey: the channel mean, as every figure shows images)."""
-    from PIL import Image
-
-    from synthaug.kit.figures import viewable
-
-    n, c, h, w = images.shape
-    cols = n // rows
-    grid = images[:rows * cols].reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
-    Image.fromarray((viewable(grid) * 255 + 0.5).astype(np.uint8)).save(path)

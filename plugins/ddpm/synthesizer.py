@@ -21,6 +21,7 @@ from synthaug import ImageSet, SynthaugError
 from synthaug.contract.types import REAL
 from synthaug.kit import progress
 from synthaug.kit.device import resolve_device
+from synthaug.kit.figures import class_grid
 from synthaug.kit.gan import from_tanh_range, fused_adam, to_tanh_range
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
@@ -155,7 +156,7 @@ class DDPM(TrainableSynthesizer):
         rows = [from_tanh_range(diffusion.sample(unet, noise, label, k, steps=min(FIGURE_STEPS, self.config.steps),
                                                  guidance=self.config.guidance, bf16=training.bf16))
                 for label in range(k)]
-        sample_grid(np.concatenate(rows), k, path)
+        class_grid(np.concatenate(rows), k, path)
 
     def finish(self, training: Training) -> None:
         self.unet = training.modules["ema"].model.eval()
@@ -218,16 +219,3 @@ class DDPM(TrainableSynthesizer):
         info = super().describe()
         info.update(class_names=list(self.class_names or ()), epochs_trained=len(self.history))
         return info
-
-
-def sample_grid(images: np.ndarray, rows: int, path) -> None:
-    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class (RGB for three channels,
-    otherwise grey: the channel mean, as every figure shows images)."""
-    from PIL import Image
-
-    from synthaug.kit.figures import viewable
-
-    n, c, h, w = images.shape
-    cols = n // rows
-    grid = images[:rows * cols].reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
-    Image.fromarray((viewable(grid) * 255 + 0.5).astype(np.uint8)).save(path)

@@ -38,3 +38,16 @@ def viewable(image):
     if array.ndim != 3:
         raise ValueError(f"expected one (C, H, W) image; got shape {array.shape}")
     return array.transpose(1, 2, 0) if array.shape[0] == 3 else array.mean(axis=0)
+
+
+def class_grid(images, rows: int, path: str | Path) -> None:
+    """PNG of ``images`` in [0, 1], (rows·cols, C, H, W), one row per class (RGB for three channels,
+    otherwise grey: the channel mean, as every figure shows images): the per-epoch sample grid of the
+    class-conditional synthesizers (acgan, ddpm)."""
+    import numpy as np
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    cols = n // rows
+    grid = images[:rows * cols].reshape(rows, cols, c, h, w).transpose(2, 0, 3, 1, 4).reshape(c, rows * h, cols * w)
+    Image.fromarray((viewable(grid) * 255 + 0.5).astype(np.uint8)).save(path)
