@@ -21,7 +21,7 @@ from synthaug.kit.device import resolve_device
 from synthaug.kit.figures import class_grid
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
-from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training, shape_text
+from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training
 
 from .networks import Discriminator, Generator, acgan_geometry
 from .training import ACGANNets, from_model, resize, to_model
@@ -202,15 +202,7 @@ class ACGAN(TrainableSynthesizer):
                       volumes=None, run=DEFAULT_RUN) -> ImageSet:
         """Images ``rows`` of the ``n`` new images of ``target``, sampled from noise (``generate`` joins the
         chunks); no source image (``source_index`` -1)."""
-        if self.generator is None:
-            raise SynthaugError("acgan is not fitted: call fit() or load a checkpoint")
-        if tuple(train.class_names) != tuple(self.class_names) or train.image_shape != tuple(self.image_shape):
-            raise SynthaugError(f"acgan was trained on {shape_text(self.image_shape)} images of classes "
-                                f"{', '.join(self.class_names)}; got {shape_text(train.image_shape)} images of "
-                                f"{', '.join(train.class_names)}")
-        if not np.any((train.synth == REAL) & (train.labels == train.class_index(target))):
-            raise SynthaugError(f"acgan learns class {target!r} from its real training images; "
-                                f"the training split has no real {target!r} images")
+        self.check_sampling(train, target)
         images = self.sample(target, n, seed, rows, run.device)
         k = len(images)
         return ImageSet(images, np.full(k, train.class_index(target)), train.class_names, np.full(k, "acgan"),

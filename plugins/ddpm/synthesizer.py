@@ -25,7 +25,7 @@ from synthaug.kit.figures import class_grid
 from synthaug.kit.gan import from_tanh_range, fused_adam, to_tanh_range
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
 from synthaug.kit.sampling import chunk_rows
-from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training, shape_text
+from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training
 
 from .diffusion import CHANNELS_LAST, Diffusion, initial_noise
 from .networks import EMA, build_unet, check_size
@@ -189,15 +189,7 @@ class DDPM(TrainableSynthesizer):
     def generate_part(self, train: ImageSet, target: str, n: int, *, seed: int, rows: slice,
                       volumes=None, run=DEFAULT_RUN) -> ImageSet:
         """Images ``rows`` of the ``n`` new images of ``target`` (``generate`` joins the chunks)."""
-        if self.unet is None:
-            raise SynthaugError("ddpm is not fitted: call fit() or load a checkpoint")
-        if tuple(train.class_names) != tuple(self.class_names) or train.image_shape != tuple(self.image_shape):
-            raise SynthaugError(f"ddpm was trained on {shape_text(self.image_shape)} images of classes "
-                                f"{', '.join(self.class_names)}; got {shape_text(train.image_shape)} images of "
-                                f"{', '.join(train.class_names)}")
-        if not np.any((train.synth == REAL) & (train.labels == train.class_index(target))):
-            raise SynthaugError(f"ddpm learns class {target!r} from its real training images; "
-                                f"the training split has no real {target!r} images")
+        self.check_sampling(train, target)
         images = self.sample(target, n, seed, rows, run.device, shown=run.progress)
         k = len(images)
         return ImageSet(images, np.full(k, train.class_index(target)), train.class_names, np.full(k, "ddpm"),

@@ -217,6 +217,19 @@ class TrainableSynthesizer(Synthesizer):
             self._read_state(train, volumes, run, part)
         self._check_memory(train, volumes, run)
 
+    def check_sampling(self, train, target: str) -> None:
+        """The refusals of a synthesizer that samples a class from noise (acgan, ddpm): not fitted, data of
+        other classes or shape than the fit's, no real images of ``target`` to have learnt it from."""
+        if not self.fitted:
+            raise SynthaugError(f"{self.name} is not fitted: call fit() or load a checkpoint")
+        if tuple(train.class_names) != tuple(self.class_names) or train.image_shape != tuple(self.image_shape):
+            raise SynthaugError(f"{self.name} was trained on {shape_text(self.image_shape)} images of classes "
+                                f"{', '.join(self.class_names)}; got {shape_text(train.image_shape)} images of "
+                                f"{', '.join(train.class_names)}")
+        if not np.any((train.synth == REAL) & (train.labels == train.class_index(target))):
+            raise SynthaugError(f"{self.name} learns class {target!r} from its real training images; "
+                                f"the training split has no real {target!r} images")
+
     def _check_fitted_data(self, train) -> None:
         if self.image_shape is not None and tuple(self.image_shape) != tuple(train.image_shape):
             raise SynthaugError(f"{self.name} checkpoint was trained on {shape_text(self.image_shape)} images; "
