@@ -37,7 +37,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     then replaces ``test_per_class``), balance the rest, and write ``out`` (if given).
 
     ``synth_checkpoint``: a directory written by :func:`synthaug.fit_synthesizer` (fitted beside the same
-    test split) used instead of fitting. ``device``: where the synthesizer fits and generates (``auto``,
+    test split) used instead of fitting; ``synth_options`` may then set its sampling options (ddpm's
+    ``guidance``, ``steps``), and any other option only to the fitted value. ``device``: where the synthesizer fits and generates (``auto``,
     ``cpu``, ``cuda``, ``cuda:N``; None: its own, ``auto`` unless an option set it). See
     :func:`synthaug.pipeline.balance.balance` for the rest.
     """
@@ -49,7 +50,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
         if not isinstance(synthesizer, str):
             synthesizer = synthesizer.name
         _, test, _ = split_test(data, test_per_class, seed, fraction=test_fraction)
-        synthesizer = load_fitted(synth_checkpoint, synthesizer, test)
+        synthesizer = load_fitted(synth_checkpoint, synthesizer, test).with_sampling_options(synth_options or {})
+        synth_options = None
     result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class,
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, source=source,
                                   test_fraction=test_fraction, run=run)

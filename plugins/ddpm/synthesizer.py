@@ -53,8 +53,9 @@ class DDPM(TrainableSynthesizer):
     accepted_channels = None  # the U-Net's first and last convolutions take the data's channel count
     splits_generation = True  # image k comes from the seed and k alone (generate_part)
     reads_lazily = True  # the real images are read a chunk at a time
-    #: options that change no trained weight: a state saved with others resumes
-    resumable_options = ("guidance", "steps", "sample_batch", "figure_every")
+    #: how a fitted ddpm samples: a loaded one takes new values, and arms differing only in them share a fit
+    sampling_options = ("guidance", "steps", "sample_batch")
+    resumable_options = ("figure_every",)  # figures of the fit change no trained weight
 
     def __init__(self, config=None, **options):
         super().__init__(config, **options)

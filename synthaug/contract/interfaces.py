@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
@@ -109,6 +109,11 @@ class Synthesizer(Configurable, ABC):
     #: of a training run, docs/training.md); an experiment arm with ``measure = "joint"``
     #: evaluates it there. ``None``: no classifier of its own.
     classifier_run: ClassVar[str | None] = None
+    #: Options that change only what ``generate`` makes from a fitted synthesizer, never what ``fit``
+    #: learns (ddpm's ``guidance`` and ``steps``). A fitted (loaded) synthesizer takes new values for them
+    #: (:meth:`with_sampling_options`: ``balance --synth-checkpoint DIR -o guidance=4``), experiment
+    #: arms that differ only in them share one fit, and a saved training state resumes across them.
+    sampling_options: ClassVar[tuple[str, ...]] = ()
     #: What a trainable synthesizer's ``fit`` estimated and measured of its peak memory (the record of
     #: ``synthaug.kit.memory.check_memory``, completed by ``finish_record``): ``save`` writes it,
     #: ``describe`` gives the estimate. None: not trained here.
@@ -123,6 +128,26 @@ class Synthesizer(Configurable, ABC):
     def fit(self, train: ImageSet, volumes: VolumeSet | None = None, *, run: RunContext = DEFAULT_RUN) -> None:
         """Learn from the training split (default: nothing to learn). ``run``: the seed, device, work
         directory and torchrun world of this run (:class:`~synthaug.RunContext`)."""
+
+    def with_sampling_options(self, options: Mapping[str, Any]) -> "Synthesizer":
+        """This (fitted) synthesizer with new values of its :attr:`sampling_options`, checked by its
+        ``Config`` as at construction. Any other option must keep the fitted value: a new one would need
+        a new fit, and is refused in one line."""
+        options = dict(options)
+        if not options:
+            return self
+        where = f"{self.kind} {self.name!r}"
+        now = config_dict(self.config)
+        config = make_config(self.Config, {**now, **options}, where)
+        after = config_dict(config)
+        for key in sorted(options):
+            if key not in self.sampling_options and after.get(key) != now.get(key):
+                allowed = ", ".join(self.sampling_options) or "none"
+                raise SynthaugError(f"{where} is fitted with {key}={now.get(key)!r}; {key}={options[key]!r} "
+                                    f"would need a new fit (a fitted {self.name} takes new values only for "
+                                    f"its sampling options: {allowed})")
+        self.config = config
+        return self
 
     def sources_per_class(self, train: ImageSet, volumes: VolumeSet | None = None) -> dict[str, int]:
         """How many sources ``generate`` draws from per class of ``train``: the size of strategy

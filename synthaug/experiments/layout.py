@@ -117,8 +117,13 @@ class Layout:
         return self.out / FITS
 
     def fit_dir(self, arm: Arm, seed: int) -> Path:
-        """Named by the synthesizer and a hash of its options: arms that fit the same one share it."""
-        text = json.dumps({"synthesizer": arm.synthesizer, "options": arm.options}, sort_keys=True)
+        """Named by the synthesizer and a hash of its options but its sampling options (which change no
+        fit): arms that fit the same one share it."""
+        from synthaug.registry import get_registry
+
+        sampling = get_registry().entry("synthesizer", arm.synthesizer).resolve().sampling_options
+        options = {k: v for k, v in arm.options.items() if k not in sampling}
+        text = json.dumps({"synthesizer": arm.synthesizer, "options": options}, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]
         return self.fits_dir / _seeded(f"{arm.synthesizer}-{digest}", seed)
 

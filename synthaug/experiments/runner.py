@@ -123,8 +123,12 @@ class Experiment:
             saved = json.loads(path.read_text())
             now = json.loads(json.dumps(self.spec.identity(), default=str))
             before = {k: v for k, v in saved.get("spec", {}).items() if k not in NOT_IDENTITY}
-            if before != now:
-                differing = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            differing = sorted(k for k in set(before) | set(now) if k != "arms" and before.get(k) != now.get(k))
+            arms_now = {a["key"]: a for a in now.get("arms", [])}
+            for arm in before.get("arms", []):  # a rerun may add arms; each earlier one must be the same
+                if arms_now.get(arm["key"]) != arm:
+                    differing.append(f"arms.{arm['key']}" + ("" if arm["key"] in arms_now else " (not in this spec)"))
+            if differing:
                 raise SynthaugError(f"{self.out} holds another experiment ({', '.join(differing)} differ); "
                                     f"choose another --out or run it with the same spec and options")
         elif self.out.exists() and any(self.out.iterdir()):
@@ -228,8 +232,8 @@ class Experiment:
         path = self.layout.store(arm, seed)
         name = f"balance {path.stem}"
         if path.is_file():
-            fit = self.layout.fit_dir(arm, seed)
-            if arm.synthesizer is not None and fit.is_dir():  # the store was made with this fit: its stage
+            fit = None if arm.synthesizer is None else self.layout.fit_dir(arm, seed)
+            if fit is not None and fit.is_dir():  # the store was made with this fit: its stage
                 self.clock.reused(*_fit_stage(fit))
             self.clock.reused(name, self.layout.store_record(path), "balance_seconds")
             return path
@@ -242,7 +246,7 @@ class Experiment:
                         **self.split_options())
             else:
                 balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
-                        synth_options=None if checkpoint else self.synth_options(arm), volumes=volumes,
+                        synth_options=self.synth_options(arm), volumes=volumes,
                         synth_checkpoint=checkpoint, source=self.spec.data, device=self.device,
                         **self.split_options())
         return path

@@ -292,8 +292,8 @@ def check_spec(table: dict[str, Any], data: dict[str, Any], preset: str, origin:
     elif not (isinstance(split["test_fraction"], float) and 0 < split["test_fraction"] < 1):
         raise SynthaugError(f"split.test_fraction: expected a number in (0, 1); got {split['test_fraction']!r}")
     data = check_data(data)
-    arms = [check_arm(key, value) for key, value in _keys(table.get("arms", {}), tuple(table.get("arms", {})),
-                                                          "arms").items()]
+    arms = [check_arm(key, value) for key, value in expand_sweeps(_keys(table.get("arms", {}),
+                                                                        tuple(table.get("arms", {})), "arms"))]
     classifiers = [check_classifier(key, value) for key, value in table.get("classifiers", {}).items()]
     if not arms:
         raise SynthaugError(f"{Path(origin).name}: the spec names no arms ([arms.NAME] tables)")
@@ -348,6 +348,89 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
             "channels": data.get("channels", 1), "seed": _int(data.get("seed", 0), "data.seed", 0),
             "options": dict(data.get("options", {})), "volumes": data.get("volumes"),
             "volumes_dir": data.get("volumes_dir")}
+
+
+#: The arm tables whose values may be swept: a list there gives one arm per value.
+SWEPT_TABLES = ("options", "recipe")
+
+
+def expand_sweeps(arms: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Each ``(key, arm table)`` of ``arms``, a swept arm expanded into one arm per value (per
+    combination of values where several options are swept, the first varying slowest).
+
+    A synthesizer option or recipe value given as a list is a sweep (``options.guidance = [1, 2, 4]``):
+    arm ``ddpm`` becomes ``ddpm-guidance1``, ``ddpm-guidance2``, ``ddpm-guidance4``, labelled
+    ``LABEL (guidance 1)``... An option that itself takes a list (ddpm's ``channels``) is swept by a list
+    of lists. Each expanded arm is an arm like any other: compared, and counted by the multiplicity
+    correction, on its own.
+    """
+    out: list[tuple[str, dict[str, Any]]] = []
+    for key, value in arms.items():
+        swept = _swept_values(key, value) if isinstance(value, dict) else []
+        if not swept:
+            out.append((key, value))
+            continue
+        combos: list[list[tuple[str, str, Any]]] = [[]]
+        for table, name, values in swept:
+            combos = [[*combo, (table, name, v)] for combo in combos for v in values]
+        for combo in combos:
+            arm = copy.deepcopy(value)
+            for table, name, v in combo:
+                arm[table][name] = v
+            suffix = "-".join(f"{name}{_value_text(v)}" for _, name, v in combo)
+            words = ", ".join(f"{name} {v}" for _, name, v in combo)
+            arm["label"] = f"{value.get('label', key)} ({words})"
+            out.append((f"{key}-{suffix}", arm))
+    keys = [k for k, _ in out]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise SynthaugError(f"arms.{k}: two arms have this name once the sweeps are expanded; rename one")
+    return out
+
+
+def _swept_values(key: str, arm: dict[str, Any]) -> list[tuple[str, str, list]]:
+    """``(table, option, values)`` of every swept value of arm ``key``, checked to be a non-empty list."""
+    swept = []
+    for table in SWEPT_TABLES:
+        values = arm.get(table)
+        if not isinstance(values, dict):
+            continue
+        sequences = _sequence_options(arm.get("synthesizer")) if table == "options" else set()
+        for name, value in values.items():
+            if not isinstance(value, list) or (name in sequences and not all(isinstance(v, list) for v in value)):
+                continue
+            if not value:
+                raise SynthaugError(f"arms.{key}.{table}.{name}: an empty list sweeps nothing; give the values "
+                                    f"to try, e.g. [1, 2, 4]")
+            if len(set(json.dumps(v, sort_keys=True) for v in value)) < len(value):
+                raise SynthaugError(f"arms.{key}.{table}.{name}: the sweep {value!r} repeats a value")
+            swept.append((table, name, value))
+    return swept
+
+
+def _sequence_options(synthesizer: Any) -> set[str]:
+    """The options of synthesizer ``synthesizer`` whose value is itself a list (``channels``): a flat list
+    there is one value, not a sweep."""
+    from dataclasses import fields
+
+    from synthaug.registry import get_registry
+
+    if not isinstance(synthesizer, str):
+        return set()
+    try:
+        config = getattr(get_registry().entry("synthesizer", synthesizer).resolve(), "Config", None)
+    except SynthaugError:
+        return set()  # check_arm names the unknown synthesizer
+    if config is None:
+        return set()
+    return {f.name for f in fields(config)
+            if isinstance(f.default, (list, tuple)) or any(w in str(f.type) for w in ("tuple", "list"))}
+
+
+def _value_text(value: Any) -> str:
+    """A swept value as it reads in an arm's name (a file name: letters, digits, ``.`` and ``_``)."""
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in text.replace(",", "_")).lower()
 
 
 def check_strategy(value: Any, where: str) -> Any:

@@ -112,7 +112,8 @@ class TrainableSynthesizer(Synthesizer):
     trainable: ClassVar[bool] = True
     #: The option that sets the global batch size (checked to give every torchrun process an image).
     batch_option: ClassVar[str | None] = "batch_size"
-    #: Options a saved training state may differ in and still be resumed (e.g. a cache size).
+    #: Options a saved training state may differ in and still be resumed (e.g. a cache size); the
+    #: :attr:`sampling_options` may differ too.
     resumable_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Any = None, **options: Any):
@@ -313,7 +314,8 @@ class TrainableSynthesizer(Synthesizer):
         return Path(run.work_dir) / (f"train_state_{part}.pt" if part else "train_state.pt")
 
     def _fingerprint(self, train, volumes, run: RunContext, part: str, training: Training | None) -> dict:
-        options = {k: v for k, v in config_dict(self.config).items() if k not in self.resumable_options}
+        skip = (*self.resumable_options, *self.sampling_options)
+        options = {k: v for k, v in config_dict(self.config).items() if k not in skip}
         real = np.flatnonzero(train.synth == REAL)
         return json.loads(json.dumps({
             "synthesizer": self.name, "options": options, "seed": run.seed, "part": part,
