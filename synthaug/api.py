@@ -37,9 +37,10 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     then replaces ``test_per_class``), balance the rest, and write ``out`` (if given).
 
     ``synth_checkpoint``: a directory written by :func:`synthaug.fit_synthesizer` (fitted beside the same
-    test split) used instead of fitting; ``synth_options`` may then set its sampling options (ddpm's
-    ``guidance``, ``steps``), and any other option only to the fitted value. ``device``: where the synthesizer fits and generates (``auto``,
-    ``cpu``, ``cuda``, ``cuda:N``; None: its own, ``auto`` unless an option set it). See
+    test split) used instead of fitting; ``synth_options`` may then set its sampling options
+    (ddpm's ``guidance``, ``steps``), and any other option only to the fitted value. ``device``:
+    where the synthesizer fits and generates (``auto``, ``cpu``, ``cuda``, ``cuda:N``; None: its own,
+    ``auto`` unless an option set it). See
     :func:`synthaug.pipeline.balance.balance` for the rest.
     """
     run = balance_step.run_context(seed=seed, device=device, work_dir=work_dir)
@@ -92,7 +93,8 @@ _INTEGER_IMAGES = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}
 
 
 @keeps_state
-def resample(X: Any, y: Any, synth: str | Synthesizer = "augment", sampling_strategy: str | Mapping[Any, int] = "auto",
+def resample(X: Any, y: Any, synth: str | Synthesizer = "augment",
+             sampling_strategy: str | float | Mapping[Any, int] = "auto",
              seed: int = 0, synth_options: Mapping[str, Any] | None = None,
              device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """imbalanced-learn's ``fit_resample`` for images already in memory: ``(X_res, y_res)``, the images
@@ -103,10 +105,16 @@ def resample(X: Any, y: Any, synth: str | Synthesizer = "augment", sampling_stra
     ``k / 255`` grid). ``y``: integer or string labels; ``y_res`` has the same kind. No test split is
     held out: ``X`` is taken to be the caller's own training data, and all of it is balanced and
     returned. ``sampling_strategy``: the values of :func:`balance`'s ``strategy`` (``"auto"``,
-    ``"minority"``, ``"not minority"``, ``"not majority"``, ``"all"``, ``"none"``, ``"per-source"``, or a
-    dict of final counts keyed by label; a final count below a class's count drops that many of its
+    ``"minority"``, ``"not minority"``, ``"not majority"``, ``"all"``, ``"none"``, ``"per-source"``, a
+    float in (0, 1] for a binary task: the minority/majority ratio wanted, as imbalanced-learn takes it,
+    or a dict of final counts keyed by label; a final count below a class's count drops that many of its
     images, so only the rest come first).
+
+    ``X_res`` has the dtype of ``X``, as ``fit_resample`` returns: float images come back float32, uint8
+    (uint16) images uint8 (uint16), the real ones byte for byte and the synthetic ones rounded to the
+    same grid.
     """
+    given = np.asarray(X).dtype
     data, classes, flat = _image_set_from_arrays(X, y)
     if isinstance(sampling_strategy, Mapping):
         sampling_strategy = {str(label): count for label, count in sampling_strategy.items()}
@@ -114,6 +122,9 @@ def resample(X: Any, y: Any, synth: str | Synthesizer = "augment", sampling_stra
                                   synth_options=synth_options, device=device)
     balanced = result.parts.in_memory()
     images = np.asarray(balanced.images, np.float32)
+    depth = _INTEGER_IMAGES.get(given)
+    if depth is not None:  # k / (2^depth - 1) back to k: exact for the real images
+        images = np.rint(np.clip(images, 0, 1) * np.float32((1 << depth) - 1)).astype(given)
     return (images[:, 0] if flat else images), classes[balanced.labels]
 
 

@@ -110,7 +110,11 @@ def test_bundled_specs_resolve_in_every_preset():
     liang = load_spec("liang2021", preset="demo")
     assert liang.split == {"test_per_class": 100}  # the demo preset resolves 5-point differences
     assert [a.key for a in liang.arms] == ["unbalanced", "original", "augment", "duplicate_no_augment", "weighted_loss",
-                                           "balanced_sampler", "pix2pix"]
+                                           "balanced_sampler", "pix2pix", "ddpm-guidance1", "ddpm-guidance2",
+                                           "ddpm-guidance4"]
+    assert {a.options["preset"] for a in liang.arms if a.synthesizer == "ddpm"} == {"cpu"}
+    assert [a.options["guidance"] for a in load_spec("liang2021", preset="paper").arms[-3:]] == [1, 2, 4]
+    assert load_spec("liang2021", preset="paper").arms[-1].options["preset"] == "paper"
     assert {c.recipe["mode"] for c in liang.classifiers} == {"scratch", "transfer"}
     quan = load_spec("quan2021", preset="paper")
     assert quan.binary == "covid" and quan.split == {"test_fraction": 0.2} and quan.headline == "f1"
@@ -134,13 +138,16 @@ def liang_tiny(tmp_path_factory):
     return out, result.output
 
 
+SWEPT_DDPM = ("ddpm-guidance1", "ddpm-guidance2", "ddpm-guidance4")
+
+
 def test_liang_tiny_writes_every_cell_and_reports_the_transfer_cells_as_not_run(liang_tiny):
     out, output = liang_tiny
     rows = read_results(out)
-    assert len(rows) == 7 * 2 * 2  # arms x classifiers x seeds
+    assert len(rows) == 10 * 2 * 2  # arms (ddpm's guidance sweep is three) x classifiers x seeds
     done = [r for r in rows if r["status"] == "done"]
     not_run = [r for r in rows if r["status"] == "not run"]
-    assert {r["classifier"] for r in done} == {"scratch"} and len(done) == 14
+    assert {r["classifier"] for r in done} == {"scratch"} and len(done) == 20
     assert {r["classifier"] for r in not_run} == {"transfer"}
     assert all("--weights resnet50=PATH" in r["reason"] for r in not_run)
     report = (out / "report.md").read_text()
@@ -176,7 +183,7 @@ def test_every_measure_in_results_follows_from_the_predictions(liang_tiny):
     head = list(rows[0])
     measures = head[head.index("n_synthetic") + 1:]
     done = [r for r in rows if r["status"] == "done"]
-    assert len(done) == 14
+    assert len(done) == 20
     for row in done:
         cell = json.loads((out / "cells" / row["cell"] / "cell.json").read_text())
         with open(out / cell["predictions"], newline="") as fh:
@@ -221,7 +228,7 @@ def test_all_arms_of_a_seed_share_the_test_images_and_the_counts_follow_the_stra
     by_arm = {r["arm"]: r for r in rows if r["seed"] == "0"}
     assert int(by_arm["unbalanced"]["n_synthetic"]) == 0
     assert int(by_arm["unbalanced"]["n_train"]) == 5 + 10 + 10 - 6
-    for arm in ("original", "augment", "duplicate_no_augment", "pix2pix"):  # covid 3 -> 8, normal and viral 8 each
+    for arm in ("original", "augment", "duplicate_no_augment", "pix2pix", *SWEPT_DDPM):  # covid 3 -> 8, others 8
         assert int(by_arm[arm]["n_train"]) == 24 and int(by_arm[arm]["n_synthetic"]) == 5
     for arm in ("weighted_loss", "balanced_sampler"):  # the unbalanced split, used another way
         assert (by_arm[arm]["n_train"], by_arm[arm]["n_synthetic"]) == (by_arm["unbalanced"]["n_train"], "0")
@@ -232,24 +239,25 @@ def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tin
     comparisons = json.loads((out / "comparisons.json").read_text())
     # compare_to defaults to every baseline arm: pix2pix against each of them, named before the run
     baselines = load_spec("liang2021", preset="tiny").baselines_compared()
-    assert len(baselines) >= 3 and "pix2pix" not in baselines
+    synthesized = ["pix2pix", *SWEPT_DDPM]
+    assert len(baselines) >= 3 and not set(synthesized) & set(baselines)
     assert [(c["arm"], c["classifier"], c["baseline"]) for c in comparisons] == [
-        ("pix2pix", "scratch", [base, "scratch"]) for base in baselines]
+        (arm, "scratch", [base, "scratch"]) for arm in synthesized for base in baselines]
     rows = [r for r in read_results(out) if r["status"] == "done" and r["classifier"] == "scratch"]
     means = {arm: np.mean([float(r["macro_f1"]) for r in rows if r["arm"] == arm]) for arm in baselines}
     # the strongest classical baseline is information only: flagged, and named in the report
-    assert [c["baseline"][0] for c in comparisons if c["strongest_baseline"]] == [max(means, key=means.get)]
+    assert {c["baseline"][0] for c in comparisons if c["strongest_baseline"]} == {max(means, key=means.get)}
     report = (out / "report.md").read_text()
     assert "Strongest classical baseline with ResNet50 from scratch, for information only" in report
-    assert f"{len(baselines)} comparisons" in report and "Holm's method" in report
+    assert f"{len(comparisons)} comparisons" in report and "Holm's method" in report
     assert "Bootstrap unit: the test image" in report
-    pix = [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"]
     for comp in comparisons:
+        pix = [float(r["macro_f1"]) for r in rows if r["arm"] == comp["arm"]]
         base = [float(r["macro_f1"]) for r in rows if r["arm"] == comp["baseline"][0]]
         assert comp["seed"]["mean"] == pytest.approx(np.mean(pix) - np.mean(base), abs=1e-6)
         assert comp["seed"]["low"] == pytest.approx(stats.paired_seed_comparison(base, pix)["low"], abs=1e-5)
         assert comp["bootstrap"]["over_seeds"] is False and comp["seed_bootstrap"]["over_seeds"] is True
-        assert comp["p"] == comp["seed_bootstrap"]["p"] and comp["holm_comparisons"] == len(baselines)
+        assert comp["p"] == comp["seed_bootstrap"]["p"] and comp["holm_comparisons"] == len(comparisons)
         # the verdict follows the rule: the seeds' interval and the Holm-adjusted p-value on one side of 0
         side = 1 if comp["seed"]["low"] > 0 else -1 if comp["seed"]["high"] < 0 else 0
         implied = ("helped" if side > 0 else "hurt") if side and comp["p_holm"] < 0.05 else "cannot be told apart"
@@ -258,7 +266,7 @@ def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tin
         # ROC-AUC and AUPRC of covid compared by the same rule, in the report too
         assert set(comp["threshold_free"]) == {"auc", "auprc"}
         for free in comp["threshold_free"].values():
-            assert free["holm_comparisons"] == len(baselines) and free["sentence"] in report
+            assert free["holm_comparisons"] == len(comparisons) and free["sentence"] in report
     adjusted = stats.holm([c["p"] for c in comparisons])
     assert [c["p_holm"] for c in comparisons] == pytest.approx(adjusted)
 
@@ -310,9 +318,10 @@ def test_the_report_verdict_follows_the_intervals_of_constructed_predictions(lia
 
     out = with_predictions(liang_tiny, tmp_path / "exp", correct)
     write_report(out)
-    comparisons = json.loads((out / "comparisons.json").read_text())
-    m = len(load_spec("liang2021", preset="tiny").baselines_compared())
-    assert len(comparisons) == m  # against each baseline
+    everything = json.loads((out / "comparisons.json").read_text())
+    m = len(everything)  # every synthesizer arm against each baseline: Holm's correction counts them all
+    comparisons = [c for c in everything if c["arm"] == "pix2pix"]
+    assert len(comparisons) == len(load_spec("liang2021", preset="tiny").baselines_compared())
     rows = [r for r in read_results(out) if r["status"] == "done"]
     pix = [float(r["macro_f1"]) for r in rows if r["arm"] == "pix2pix"]
     assert all(v in (0.0, 1.0) for v in pix)  # the constructed predictions reached results.csv
@@ -344,7 +353,7 @@ def test_one_seed_gives_no_verdict_and_an_old_directory_is_still_reported(liang_
     write_report(out)
     comparisons = json.loads((out / "comparisons.json").read_text())
     assert {c["verdict"] for c in comparisons} == {"not judged"} and all(c["p"] is None for c in comparisons)
-    for comp in comparisons:
+    for comp in (c for c in comparisons if c["arm"] == "pix2pix"):
         assert comp["bootstrap"]["low"] > 0  # the test images alone would have said "helped"
         assert comp["sentence"].endswith("): not judged (1 seed: the interval covers test-set noise only, not "
                                          "training variance).")
@@ -390,11 +399,11 @@ def test_experiment_show_prints_the_resolved_spec_with_its_arms_and_classifiers(
     shown = json.loads(result.output)
     assert shown["name"] == "liang2021" and shown["preset"] == "tiny" and shown["seeds"] == 1
     assert [a["key"] for a in shown["arms"]] == ["unbalanced", "original", "augment", "duplicate_no_augment",
-                                                 "weighted_loss", "balanced_sampler", "pix2pix"]
+                                                 "weighted_loss", "balanced_sampler", "pix2pix", *SWEPT_DDPM]
     assert [(a["synthesizer"], a["baseline"], a.get("recipe")) for a in shown["arms"]] == [
         (None, True, None), ("duplicate", True, None), ("augment", True, None),
         ("duplicate", True, {"augment": False}), (None, True, {"loss_weights": "balanced"}),
-        (None, True, {"sampler": "balanced"}), ("pix2pix", False, None)]
+        (None, True, {"sampler": "balanced"}), ("pix2pix", False, None), *[("ddpm", False, None)] * 3]
     assert [(c["key"], c["classifier"], c["recipe"]["mode"]) for c in shown["classifiers"]] == [
         ("scratch", "resnet50", "scratch"), ("transfer", "resnet50", "transfer")]
     assert shown["data"]["size"] == 32 and shown["split"] == {"test_per_class": 2}  # the tiny preset applied

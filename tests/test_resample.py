@@ -35,7 +35,8 @@ def test_duplicate_copies_images_of_the_class_and_uint8_is_scaled():
     labels = np.where(y == "covid", 7, 2)  # integer labels come back as integers
     X_res, y_res = synthaug.resample(X8, labels, "duplicate", sampling_strategy={7: 6})
     assert X_res.shape == (11, 1, 16, 16) and y_res.dtype.kind == "i"
-    np.testing.assert_array_equal(X_res[:7], X8.astype(np.float32) / np.float32(255))
+    assert X_res.dtype == np.uint8  # uint8 in, uint8 out, as imbalanced-learn's fit_resample
+    np.testing.assert_array_equal(X_res[:7], X8)
     assert y_res.tolist() == labels.tolist() + [7] * 4
     covid = X_res[:7][labels == 7]
     assert all(any(np.array_equal(X_res[k], c) for c in covid) for k in range(7, 11))
@@ -53,3 +54,58 @@ def test_bad_input_is_named(X, y, strategy, message):
     X0, y0 = _arrays()
     with pytest.raises(SynthaugError, match=re.escape(message)):
         synthaug.resample(X0 if X is None else X, y0 if y is None else y, "duplicate", sampling_strategy=strategy)
+
+
+def test_integer_images_come_back_in_their_dtype_with_synthetic_ones_on_the_grid():
+    X, y = _arrays()
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        Xi = np.rint(X * top).astype(dtype)
+        X_res, _ = synthaug.resample(Xi, y, "augment", seed=1)
+        assert X_res.dtype == dtype and X_res.shape == (10, 16, 16)
+        np.testing.assert_array_equal(X_res[:7], Xi)
+        as_float, _ = synthaug.resample(Xi.astype(np.float32) / np.float32(top), y, "augment", seed=1)
+        np.testing.assert_allclose(X_res[7:] / top, as_float[7:], atol=0.5 / top + 1e-6)
+
+
+@pytest.mark.parametrize("ratio, covid", [(0.5, 2), (0.8, 4), (1.0, 5)])
+def test_a_float_strategy_is_imbalanced_learns_minority_to_majority_ratio(ratio, covid):
+    X, y = _arrays()  # 2 covid, 5 normal
+    _, y_res = synthaug.resample(X, y, "duplicate", sampling_strategy=ratio)
+    assert (y_res == "covid").sum() == covid == int(ratio * 5) and (y_res == "normal").sum() == 5
+
+
+@pytest.mark.parametrize("ratio, message", [
+    (0.2, "strategy 0.2: 'covid' already has 2 images for 5 'normal' (ratio 0.400); a ratio only adds images"),
+    (1.5, "strategy 1.5: a ratio is the minority/majority count wanted after balancing, in (0, 1]"),
+    (0.0, "in (0, 1]"),
+])
+def test_a_ratio_that_would_remove_images_or_lies_outside_0_1_is_refused(ratio, message):
+    X, y = _arrays()
+    with pytest.raises(SynthaugError, match=re.escape(message)):
+        synthaug.resample(X, y, "duplicate", sampling_strategy=ratio)
+
+
+def test_a_ratio_is_for_binary_tasks_and_the_cli_takes_it(tmp_path, kaggle_first):
+    from click.testing import CliRunner
+
+    from synthaug.cli import main
+
+    X, y = _arrays()
+    y3 = y.copy()
+    y3[0] = "viral"
+    with pytest.raises(SynthaugError, match=re.escape("strategy 0.5: a ratio is for a binary task (two classes, as "
+                                                      "in imbalanced-learn); this one has 3")):
+        synthaug.resample(X, y3, "duplicate", sampling_strategy=0.5)
+    result = CliRunner().invoke(main, ["--quiet", "balance", "--data", "kaggle", "--data-dir", kaggle_first,
+                                       "--size", "16", "--test-per-class", "1", "--strategy", "0.5",
+                                       "--out", str(tmp_path / "b.h5")])
+    assert result.exit_code == 2 and "a ratio is for a binary task" in result.output, result.output
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_a_spec_arm_takes_a_ratio_strategy():
+    from synthaug.experiments.spec import check_strategy
+
+    assert check_strategy(0.25, "arms.x.strategy") == 0.25 and check_strategy("0.5", "arms.x.strategy") == 0.5
+    with pytest.raises(SynthaugError, match=re.escape("arms.x.strategy: strategy 2: a ratio is the minority/majority")):
+        check_strategy(2, "arms.x.strategy")

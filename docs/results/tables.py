@@ -206,12 +206,16 @@ def seeds_table(run: Path, labels: dict[str, str], columns: list[tuple[str, str]
 LIANG_LABELS = {"unbalanced": "unbalanced", "original": "original (covid duplicated)",
                 "augment": "augment (flip + 5° rotation)", "duplicate_no_augment": "duplicate, no augmentation",
                 "weighted_loss": "class-weighted loss", "balanced_sampler": "class-balanced sampler",
-                "pix2pix": "pix2pix (normal → covid)"}
+                "pix2pix": "pix2pix (normal → covid)", "ddpm-guidance1": "ddpm, guidance 1",
+                "ddpm-guidance2": "ddpm, guidance 2", "ddpm-guidance4": "ddpm, guidance 4"}
 QUAN_LABELS = {"xray_only": "X-ray only", "duplicate": "duplicate", "augment": "augment (flip + 5° rotation)",
                "weighted_loss": "class-weighted loss", "balanced_sampler": "class-balanced sampler",
                "drr": "+DRR (one per CT volume)", "covidgan": "+COVID GAN (acgan)",
-               "xpgan": "+XPGAN images, fresh DenseNet121", "xpgan_c": "XPGAN, its jointly trained C"}
-QUAN_SHORT = {"drr": "+DRR", "covidgan": "acgan", "xpgan": "XPGAN images", "xpgan_c": "XPGAN's C"}
+               "xpgan": "+XPGAN images, fresh DenseNet121", "xpgan_c": "XPGAN, its jointly trained C",
+               "ddpm": "+ddpm (guidance 2)"}
+QUAN_SHORT = {"drr": "+DRR", "covidgan": "acgan", "xpgan": "XPGAN images", "xpgan_c": "XPGAN's C", "ddpm": "ddpm"}
+LIANG_SHORT = {"pix2pix": "pix2pix", "ddpm-guidance1": "ddpm, guidance 1", "ddpm-guidance2": "ddpm, guidance 2",
+               "ddpm-guidance4": "ddpm, guidance 4"}
 
 
 def liang2021_table(run: Path) -> list[str]:
@@ -225,14 +229,18 @@ def quan2021_table(run: Path) -> list[str]:
                                           ("covid F1", "f1"), ("accuracy", "accuracy")], "f1", "95% interval of F1")
 
 
-def comparisons_table(run: Path, short: dict[str, str], measure_header: str) -> list[str]:
+def comparisons_table(run: Path, short: dict[str, str], measure_header: str, only: tuple[str, ...] = ()) -> list[str]:
     """Every synthesizer arm against every baseline the spec named (comparisons.json): the mean
     difference of the headline over the seeds with its seed x test-unit bootstrap interval, the
-    Holm-adjusted p-value over the table's pairs, and the verdict."""
+    Holm-adjusted p-value over the run's pairs (all of them, also where ``only`` keeps the rows of some
+    arms), and the verdict."""
     path = layout(run).comparisons_json
     if not path.is_file():
         raise Refused(f"{path}: missing (the run did not finish; run the script again)")
-    found = [c for c in json.loads(path.read_text()) if c.get("verdict") is not None]
+    found = [c for c in json.loads(path.read_text()) if c.get("verdict") is not None
+             and (not only or c["arm"] in only)]
+    if only and not found:
+        raise Refused(f"{path}: no comparison of the arms {', '.join(only)} (the run did not finish?)")
     order = list(short)
     found.sort(key=lambda c: (order.index(c["arm"]) if c["arm"] in order else len(order), c["arm"],
                               c["baseline"][0] if c.get("baseline") else ""))
@@ -255,7 +263,45 @@ def quan2021_comparisons(run: Path) -> list[str]:
 
 
 def liang2021_comparisons(run: Path) -> list[str]:
-    return comparisons_table(run, {"pix2pix": "pix2pix"}, "macro-F1")
+    return comparisons_table(run, LIANG_SHORT, "macro-F1")
+
+
+# docs/ddpm.md: the ddpm arms of the liang2021 and quan2021 runs ----------------------------------
+LIANG_DDPM = ("ddpm-guidance1", "ddpm-guidance2", "ddpm-guidance4")
+
+
+# docs/results/ddpm.sh runs both specs into RUN/liang2021 and RUN/quan2021.
+def ddpm_liang2021_comparisons(run: Path) -> list[str]:
+    return comparisons_table(run / "liang2021", LIANG_SHORT, "macro-F1", only=LIANG_DDPM)
+
+
+def ddpm_liang2021_quality(run: Path) -> list[str]:
+    return demo_quality(run / "liang2021")
+
+
+def ddpm_quan2021_comparisons(run: Path) -> list[str]:
+    return comparisons_table(run / "quan2021", QUAN_SHORT, "F1", only=("ddpm",))
+
+
+def ddpm_quan2021_quality(run: Path) -> list[str]:
+    return demo_quality(run / "quan2021")
+
+
+def ddpm_times(run: Path) -> list[str]:
+    return ddpm_time(run / "liang2021", "liang2021") + ddpm_time(run / "quan2021", "quan2021")[2:]
+
+
+def ddpm_time(run: Path, spec: str) -> list[str]:
+    """Seconds of each ddpm fit and of each ddpm store's sampling (experiment.json's stages)."""
+    path = layout(run).experiment_json
+    if not path.is_file():
+        raise Refused(f"{path}: missing (the run did not finish; run the script again)")
+    stages = json.loads(path.read_text()).get("stages") or []
+    found = [s for s in stages if s["name"].startswith(("fit ddpm-", "balance ddpm")) and s.get("seconds") is not None]
+    if not found:
+        raise Refused(f"{path}: no ddpm stage recorded (the run did not finish; run the script again)")
+    rows = [[spec, f"`{s['name']}`", f"{s['seconds']:.0f} s ({s['seconds'] / 60:.1f} min)"] for s in found]
+    return table(["spec", "stage", "wall time"], ["---", "---", "---:"], rows)
 
 
 # the demo --------------------------------------------------------------------------------------
@@ -418,6 +464,9 @@ FAMILIES: dict[str, dict[str, Callable[[Path], list[str]]]] = {
     "quan2021": {"quan2021-table": quan2021_table, "quan2021-comparisons": quan2021_comparisons},
     "quality": {"quality-table": quality_table, "quality-feature-epochs": quality_feature_epochs},
     "pix2pix": {"pix2pix-measures": pix2pix_measures},
+    "ddpm": {"ddpm-time": ddpm_times, "ddpm-liang2021-comparisons": ddpm_liang2021_comparisons,
+             "ddpm-liang2021-quality": ddpm_liang2021_quality, "ddpm-quan2021-comparisons": ddpm_quan2021_comparisons,
+             "ddpm-quan2021-quality": ddpm_quan2021_quality},
 }
 
 

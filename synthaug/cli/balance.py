@@ -22,8 +22,9 @@ from synthaug.cli.common import (
 @click.option("--synth", "synth", default="augment", show_default=True, help="Synthesizer (see `synthaug plugins`).")
 @data_options
 @click.option("--strategy", default="auto", show_default=True,
-              help="auto | minority | not minority | not majority | all | none | per-source | CLASS=COUNT,... "
-                   "(final counts; below the current count trims the class).")
+              help="auto | minority | not minority | not majority | all | none | per-source | RATIO (binary: "
+                   "minority/majority wanted, in (0, 1]) | CLASS=COUNT,... (final counts; below the current count "
+                   "trims the class).")
 @test_split_options
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The run's seed: the test split, the synthesizer's training and its images (not the data).")

@@ -57,6 +57,19 @@ SECONDS = "seconds"
 _SEEDED = re.compile(r"(?P<key>.+)-seed(?P<seed>\d+)")
 
 
+def _sampling_options(synthesizer: str | None) -> tuple[str, ...]:
+    """The registered synthesizer's sampling options (none for no synthesizer or an unregistered one)."""
+    from synthaug.errors import SynthaugError
+    from synthaug.registry import get_registry
+
+    if synthesizer is None:
+        return ()
+    try:
+        return tuple(get_registry().entry("synthesizer", synthesizer).resolve().sampling_options)
+    except SynthaugError:
+        return ()
+
+
 def _seeded(key: str, seed: int) -> str:
     return f"{key}-seed{seed}"
 
@@ -119,9 +132,7 @@ class Layout:
     def fit_dir(self, arm: Arm, seed: int) -> Path:
         """Named by the synthesizer and a hash of its options but its sampling options (which change no
         fit): arms that fit the same one share it."""
-        from synthaug.registry import get_registry
-
-        sampling = get_registry().entry("synthesizer", arm.synthesizer).resolve().sampling_options
+        sampling = _sampling_options(arm.synthesizer)
         options = {k: v for k, v in arm.options.items() if k not in sampling}
         text = json.dumps({"synthesizer": arm.synthesizer, "options": options}, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -428,9 +428,9 @@ def _sequence_options(synthesizer: Any) -> set[str]:
 
 
 def _value_text(value: Any) -> str:
-    """A swept value as it reads in an arm's name (a file name: letters, digits, ``.`` and ``_``)."""
+    """A swept value as it reads in an arm's name (a file name: letters, digits, ``.``, ``-`` and ``_``)."""
     text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    return "".join(c if c.isalnum() or c in "._" else "_" for c in text.replace(",", "_")).lower()
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in text.replace(",", "_")).lower()
 
 
 def check_strategy(value: Any, where: str) -> Any:
@@ -440,8 +440,15 @@ def check_strategy(value: Any, where: str) -> Any:
         for cls, count in value.items():
             _int(count, f"{where}.{cls}", 0)
         return dict(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        from synthaug.pipeline.balance import check_ratio
+
+        try:
+            return check_ratio(value)
+        except SynthaugError as exc:
+            raise SynthaugError(f"{where}: {exc}") from None
     if not isinstance(value, str):
-        raise SynthaugError(f"{where}: expected a strategy name or a table of final counts; got {value!r}")
+        raise SynthaugError(f"{where}: expected a strategy name, a ratio or a table of final counts; got {value!r}")
     try:
         return parse_strategy(value)
     except SynthaugError as exc:

@@ -58,11 +58,16 @@ PER_SOURCE = "per-source"
 STRATEGIES = ("auto", "minority", "not minority", "not majority", "all", "none", PER_SOURCE)
 
 
-def parse_strategy(text: str) -> str | dict[str, int]:
-    """CLI form: a strategy name, or ``covid=1254,normal=1254`` / a JSON object of final counts."""
+def parse_strategy(text: str) -> str | float | dict[str, int]:
+    """CLI form: a strategy name, a ratio (``0.5``: imbalanced-learn's float strategy, binary tasks), or
+    ``covid=1254,normal=1254`` / a JSON object of final counts."""
     text = text.strip()
     if text in STRATEGIES:
         return text
+    try:
+        return check_ratio(float(text))
+    except ValueError:
+        pass
     if text.startswith("{"):
         try:
             value = json.loads(text)
@@ -78,7 +83,33 @@ def parse_strategy(text: str) -> str | dict[str, int]:
             except ValueError:
                 raise SynthaugError(f"strategy entry {part!r}: expected CLASS=COUNT with an integer count") from None
         return out
-    raise SynthaugError(f"unknown strategy {text!r}; expected one of {', '.join(STRATEGIES)} or CLASS=COUNT,...")
+    raise SynthaugError(f"unknown strategy {text!r}; expected one of {', '.join(STRATEGIES)}, a ratio in (0, 1] "
+                        f"(binary tasks) or CLASS=COUNT,...")
+
+
+def check_ratio(value: float) -> float:
+    """imbalanced-learn's float ``sampling_strategy``: the minority/majority ratio wanted after
+    resampling, in (0, 1]."""
+    if isinstance(value, bool) or not 0 < value <= 1:
+        raise SynthaugError(f"strategy {value!r}: a ratio is the minority/majority count wanted after balancing, "
+                            f"in (0, 1]")
+    return float(value)
+
+
+def _ratio_deficits(counts: Mapping[str, int], ratio: float) -> dict[str, int]:
+    """A ratio strategy's deficits, as imbalanced-learn computes them: the minority class grows to
+    ``int(ratio * majority)`` images; a binary task only, and never fewer than it has."""
+    check_ratio(ratio)
+    if len(counts) != 2:
+        raise SynthaugError(f"strategy {ratio}: a ratio is for a binary task (two classes, as in imbalanced-learn); "
+                            f"this one has {len(counts)} ({', '.join(counts)}): give final counts instead")
+    major = max(counts, key=lambda k: counts[k])
+    minor = min(counts, key=lambda k: counts[k])
+    wanted = int(ratio * counts[major])
+    if major == minor or wanted < counts[minor]:
+        raise SynthaugError(f"strategy {ratio}: {minor!r} already has {counts[minor]} images for {counts[major]} "
+                            f"{major!r} (ratio {counts[minor] / counts[major]:.3f}); a ratio only adds images")
+    return {name: (wanted - counts[name] if name == minor else 0) for name in counts}
 
 
 def _check_class_counts(counts: Mapping[str, int], given: Mapping[str, Any], what: str) -> None:
@@ -96,7 +127,7 @@ def _final_counts(counts: Mapping[str, int], strategy: Mapping[str, int]) -> dic
     return {name: int(strategy.get(name, n)) for name, n in counts.items()}
 
 
-def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "auto", *,
+def plan_counts(counts: Mapping[str, int], strategy: str | float | Mapping[str, int] = "auto", *,
                 sources: Mapping[str, int] | None = None) -> dict[str, int]:
     """How many images to add per class (the deficits) for ``strategy`` given current ``counts``.
 
@@ -109,6 +140,8 @@ def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "
     if isinstance(strategy, Mapping):
         finals = _final_counts(counts, strategy)
         return {name: max(0, finals[name] - counts[name]) for name in counts}
+    if isinstance(strategy, (float, int)) and not isinstance(strategy, bool):
+        return _ratio_deficits(counts, float(strategy))
     if strategy == PER_SOURCE:
         if sources is None:
             raise SynthaugError(f"strategy {PER_SOURCE!r} needs the synthesizer's sources per class")
@@ -116,7 +149,8 @@ def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "
         return {name: int(sources.get(name, 0)) for name in counts}
     if strategy not in STRATEGIES:
         raise SynthaugError(f"unknown strategy {strategy!r}; "
-                            f"expected one of {', '.join(STRATEGIES)} or a dict of final counts")
+                            f"expected one of {', '.join(STRATEGIES)}, a ratio in (0, 1] (binary tasks) or a dict "
+                            f"of final counts")
     majority = max(counts.values())
     # Ties: like imbalanced-learn, the first class in order is *the* majority/minority.
     major = max(counts, key=lambda k: counts[k])
@@ -132,7 +166,7 @@ def plan_counts(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "
     return {name: (majority - n if name in chosen else 0) for name, n in counts.items()}
 
 
-def plan_trims(counts: Mapping[str, int], strategy: str | Mapping[str, int] = "auto") -> dict[str, int]:
+def plan_trims(counts: Mapping[str, int], strategy: str | float | Mapping[str, int] = "auto") -> dict[str, int]:
     """How many real training images a dict strategy drops per class (final count below the current
     one); zero for every other strategy."""
     if not isinstance(strategy, Mapping):
@@ -211,7 +245,7 @@ class BalancePlan:
         return any(n > 0 for n in self.deficits.values())
 
 
-def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
+def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | float | Mapping[str, int] = "auto",
          test_per_class: int = DEFAULT_TEST_PER_CLASS, run: RunContext = DEFAULT_RUN, volumes: VolumeSet | None = None,
          test_fraction: float | None = None) -> BalancePlan:
     """Split off the real test set (``test_per_class`` per class, or ``test_fraction`` of each class,
@@ -388,7 +422,8 @@ class BalanceResult:
         return self._train
 
 
-def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: str | Mapping[str, int] = "auto",
+def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *,
+            strategy: str | float | Mapping[str, int] = "auto",
             test_per_class: int = DEFAULT_TEST_PER_CLASS, seed: int = 0,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             fitted: bool = False, work_dir: str | Path | None = None,
@@ -415,7 +450,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     config = {
         "command": "balance",
         "synthesizer": synth.describe() if planned.makes_images else None,  # None: nothing was generated
-        "strategy": strategy if isinstance(strategy, str) else dict(strategy),
+        "strategy": dict(strategy) if isinstance(strategy, Mapping) else strategy,
         "seed": run.seed,
         "test_per_class": test_per_class if test_fraction is None else None,
         "test_fraction": test_fraction,
