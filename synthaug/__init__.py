@@ -43,6 +43,7 @@ _LAZY = {
     "load_volumes": "synthaug.pipeline.load",
     "split_test": "synthaug.pipeline.split",
     "plan_counts": "synthaug.pipeline.balance",
+    "Share": "synthaug.pipeline.balance",
     "write_store": "synthaug.pipeline.store",
     "read_store": "synthaug.pipeline.store",
     "store_info": "synthaug.pipeline.store",

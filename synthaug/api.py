@@ -32,7 +32,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             synth_checkpoint: str | Path | None = None, work_dir: str | Path | None = None,
             source: Mapping[str, Any] | None = None,
-            test_fraction: float | None = None, device: str | None = None) -> balance_step.BalanceResult:
+            test_fraction: float | None = None, device: str | None = None,
+            fill: str | None = None) -> balance_step.BalanceResult:
     """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's, which
     then replaces ``test_per_class``), balance the rest, and write ``out`` (if given).
 
@@ -40,7 +41,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
     test split) used instead of fitting; ``synth_options`` may then set its sampling options
     (ddpm's ``guidance``, ``steps``), and any other option only to the fitted value. ``device``:
     where the synthesizer fits and generates (``auto``, ``cpu``, ``cuda``, ``cuda:N``; None: its own,
-    ``auto`` unless an option set it). See
+    ``auto`` unless an option set it). ``fill``: a classical synthesizer balancing every class first,
+    with ``strategy=Share(ratio=r)`` adding ``synthesizer``'s images on top. See
     :func:`synthaug.pipeline.balance.balance` for the rest.
     """
     run = balance_step.run_context(seed=seed, device=device, work_dir=work_dir)
@@ -55,7 +57,7 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *, strategy: 
         synth_options = None
     result = balance_step.balance(data, synthesizer, strategy=strategy, test_per_class=test_per_class,
                                   synth_options=synth_options, volumes=volumes, fitted=fitted, source=source,
-                                  test_fraction=test_fraction, run=run)
+                                  test_fraction=test_fraction, run=run, fill=fill)
     result.config["synth_checkpoint"] = str(synth_checkpoint) if fitted else None
     if out is None:  # no store: the balanced split is made now, in memory (by every process under torchrun)
         result._train = result.parts.in_memory()

@@ -202,7 +202,7 @@ class Experiment:
         images, volumes = self.data()
         with self.clock.measured(*_fit_stage(directory)):
             fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
-                            volumes=volumes, strategy=arm.strategy,
+                            volumes=volumes, strategy=arm.balance_strategy,
                             work_dir=self.layout.work_dir_of(directory), device=self.device,
                             **self.split_options())
             shutil.rmtree(self.layout.work_dir_of(directory), ignore_errors=True)
@@ -245,7 +245,7 @@ class Experiment:
                 balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data,
                         **self.split_options())
             else:
-                balance(images, arm.synthesizer, strategy=arm.strategy, seed=seed, out=path,
+                balance(images, arm.synthesizer, strategy=arm.balance_strategy, fill=arm.fill, seed=seed, out=path,
                         synth_options=self.synth_options(arm), volumes=volumes,
                         synth_checkpoint=checkpoint, source=self.spec.data, device=self.device,
                         **self.split_options())

@@ -30,7 +30,11 @@ SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "head
 DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
-ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe")
+ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe", "ratio", "on")
+#: What a synthetic share (``ratio``) comes on top of: nothing, a classical synthesizer balancing the
+#: classes first (``fill``), or a recipe balancing the training (the recipe entries it adds).
+SHARE_ON = {"none": {}, "duplicate": {}, "augment": {}, "sampler": {"sampler": "balanced"},
+            "loss_weights": {"loss_weights": "balanced"}}
 CLASSIFIER_KEYS = ("label", "classifier", "recipe", "note")
 PRESET_KEYS = ("description", "seeds", "data", "split", "arms", "classifiers", "recipe", "quality")
 #: ``[quality]``: how many seeds' stores get ``synthaug quality`` (0: none), and its feature network.
@@ -61,6 +65,23 @@ class Arm:
     measure: str = "classifier"
     note: str = ""
     recipe: dict = field(default_factory=dict)  # training options merged over each classifier's recipe
+    ratio: Any = None  # synthetic images per real image of each rare class (or a table of counts), on top of `on`
+    on: str = "none"  # what the share comes on top of (SHARE_ON)
+
+    @property
+    def balance_strategy(self) -> Any:
+        """The strategy its store is balanced with: a :class:`~synthaug.pipeline.balance.Share` for a
+        ``ratio`` arm."""
+        if self.ratio is None:
+            return self.strategy
+        from synthaug.pipeline.balance import Share
+
+        return Share.of(self.ratio)
+
+    @property
+    def fill(self) -> str | None:
+        """The classical synthesizer balancing the classes under a synthetic share, if any."""
+        return self.on if self.ratio is not None and self.on in ("duplicate", "augment") else None
 
     @property
     def store_key(self) -> str:
@@ -110,9 +131,11 @@ class Spec:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for arm in out["arms"]:  # an arm without a recipe reads as one from before the key (experiment.json)
+        for arm in out["arms"]:  # an arm without a recipe (share) reads as one from before the key (experiment.json)
             if not arm["recipe"]:
                 del arm["recipe"]
+            if arm["ratio"] is None:
+                del arm["ratio"], arm["on"]
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -350,8 +373,10 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
             "volumes_dir": data.get("volumes_dir")}
 
 
-#: The arm tables whose values may be swept: a list there gives one arm per value.
+#: The arm tables whose values may be swept (a list there gives one arm per value), and the arm keys
+#: that may be swept themselves.
 SWEPT_TABLES = ("options", "recipe")
+SWEPT_KEYS = ("ratio",)
 
 
 def expand_sweeps(arms: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -376,7 +401,7 @@ def expand_sweeps(arms: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         for combo in combos:
             arm = copy.deepcopy(value)
             for table, name, v in combo:
-                arm[table][name] = v
+                (arm if table is None else arm[table])[name] = v
             suffix = "-".join(f"{name}{_value_text(v)}" for _, name, v in combo)
             words = ", ".join(f"{name} {v}" for _, name, v in combo)
             arm["label"] = f"{value.get('label', key)} ({words})"
@@ -391,6 +416,9 @@ def expand_sweeps(arms: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _swept_values(key: str, arm: dict[str, Any]) -> list[tuple[str, str, list]]:
     """``(table, option, values)`` of every swept value of arm ``key``, checked to be a non-empty list."""
     swept = []
+    for name in SWEPT_KEYS:
+        if isinstance(arm.get(name), list):
+            swept.append((None, name, _sweep_list(f"arms.{key}.{name}", arm[name])))
     for table in SWEPT_TABLES:
         values = arm.get(table)
         if not isinstance(values, dict):
@@ -399,13 +427,16 @@ def _swept_values(key: str, arm: dict[str, Any]) -> list[tuple[str, str, list]]:
         for name, value in values.items():
             if not isinstance(value, list) or (name in sequences and not all(isinstance(v, list) for v in value)):
                 continue
-            if not value:
-                raise SynthaugError(f"arms.{key}.{table}.{name}: an empty list sweeps nothing; give the values "
-                                    f"to try, e.g. [1, 2, 4]")
-            if len(set(json.dumps(v, sort_keys=True) for v in value)) < len(value):
-                raise SynthaugError(f"arms.{key}.{table}.{name}: the sweep {value!r} repeats a value")
-            swept.append((table, name, value))
+            swept.append((table, name, _sweep_list(f"arms.{key}.{table}.{name}", value)))
     return swept
+
+
+def _sweep_list(where: str, value: list) -> list:
+    if not value:
+        raise SynthaugError(f"{where}: an empty list sweeps nothing; give the values to try, e.g. [1, 2, 4]")
+    if len(set(json.dumps(v, sort_keys=True) for v in value)) < len(value):
+        raise SynthaugError(f"{where}: the sweep {value!r} repeats a value")
+    return value
 
 
 def _sequence_options(synthesizer: Any) -> set[str]:
@@ -496,8 +527,39 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
     if "mode" in recipe:
         raise SynthaugError(f"{where}.recipe.mode: the schedule is the classifier's (classifiers.NAME.recipe); an "
                             f"arm's recipe changes how its training split is used (loss_weights, sampler, augment...)")
+    ratio, on = check_share(value, where, synth, measure)
+    recipe = {**SHARE_ON[on], **recipe} if ratio is not None else recipe
     return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
-               str(value.get("note", "")), recipe)
+               str(value.get("note", "")), recipe, ratio, on)
+
+
+def check_share(value: dict[str, Any], where: str, synth: str | None, measure: str) -> tuple[Any, str]:
+    """An arm's ``ratio`` (synthetic images per real image of each rare class, or a table of counts) and
+    ``on`` (what the share comes on top of), checked."""
+    from synthaug.pipeline.balance import Share
+
+    ratio, on = value.get("ratio"), value.get("on", "none")
+    if ratio is None:
+        if "on" in value:
+            raise SynthaugError(f"{where}.on: says what a synthetic share comes on top of; give the share "
+                                f"(ratio = 0.25)")
+        return None, "none"
+    if synth is None or measure == JOINT:
+        raise SynthaugError(f"{where}.ratio: a synthetic share needs a synthesizer whose images a fresh classifier "
+                            f"trains on")
+    if "strategy" in value:
+        raise SynthaugError(f"{where}: give strategy or ratio, not both (ratio is the strategy of a synthetic share)")
+    if on not in SHARE_ON:
+        raise SynthaugError(f"{where}.on: expected one of {', '.join(SHARE_ON)}; got {on!r}")
+    try:
+        Share.of(ratio)
+    except SynthaugError as exc:
+        raise SynthaugError(f"{where}.{exc}") from None
+    if isinstance(ratio, dict):
+        for cls, count in ratio.items():
+            _int(count, f"{where}.ratio.{cls}", 0)
+        ratio = dict(ratio)
+    return ratio, on
 
 
 def check_arm_recipes(arms: list[Arm], classifiers: list[ClassifierArm]) -> None:

@@ -87,6 +87,45 @@ def parse_strategy(text: str) -> str | float | dict[str, int]:
                         f"(binary tasks) or CLASS=COUNT,...")
 
 
+@dataclass(frozen=True)
+class Share:
+    """A strategy that adds synthetic images *on top of* the real ones, by their share of the real
+    images rather than up to the majority: ``ratio`` synthetic images per real training image of each
+    rare class (each class with fewer images than the largest), ``ratio * n`` rounded half up; or
+    ``counts``, an absolute number per class. With ``fill`` (:func:`balance`) a classical synthesizer
+    first balances the classes and the share comes on top of that."""
+
+    ratio: float | None = None
+    counts: tuple[tuple[str, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.ratio is None) == (self.counts is None):
+            raise SynthaugError("a synthetic share is a ratio or a table of counts per class, exactly one of them")
+        if self.ratio is not None and (isinstance(self.ratio, bool) or not 0 < self.ratio <= 100):
+            raise SynthaugError(f"ratio {self.ratio!r}: expected synthetic images per real image, a number in (0, 100]")
+
+    @classmethod
+    def of(cls, value: Any) -> "Share":
+        """``0.25`` or ``{"covid": 50}``."""
+        if isinstance(value, Mapping):
+            return cls(counts=tuple((str(k), v) for k, v in value.items()))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls(ratio=float(cls(ratio=value).ratio))  # checked as given, kept as a float
+        raise SynthaugError(f"ratio {value!r}: expected synthetic images per real image (e.g. 0.25) or a table "
+                            f"of counts per class")
+
+    def deficits(self, counts: Mapping[str, int]) -> dict[str, int]:
+        if self.counts is not None:
+            table = dict(self.counts)
+            _check_class_counts(counts, table, "ratio")
+            return {name: int(table.get(name, 0)) for name in counts}
+        majority = max(counts.values())  # rare: below the majority's count (a tie for it is not rare)
+        return {name: (0 if n >= majority else int(np.floor(self.ratio * n + 0.5))) for name, n in counts.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"ratio": self.ratio} if self.counts is None else {"ratio": dict(self.counts)}
+
+
 def check_ratio(value: float) -> float:
     """imbalanced-learn's float ``sampling_strategy``: the minority/majority ratio wanted after
     resampling, in (0, 1]."""
@@ -140,6 +179,8 @@ def plan_counts(counts: Mapping[str, int], strategy: str | float | Mapping[str, 
     if isinstance(strategy, Mapping):
         finals = _final_counts(counts, strategy)
         return {name: max(0, finals[name] - counts[name]) for name in counts}
+    if isinstance(strategy, Share):
+        return strategy.deficits(counts)
     if isinstance(strategy, (float, int)) and not isinstance(strategy, bool):
         return _ratio_deficits(counts, float(strategy))
     if strategy == PER_SOURCE:
@@ -238,6 +279,8 @@ class BalancePlan:
     volume_index: np.ndarray  # their indices in the VolumeSet given
     volumes_held_out: int
     trimmed: dict[str, int] = field(default_factory=dict)  # real training images dropped per class
+    #: what the ``fill`` synthesizer adds per class before the synthesizer's own images (up to the majority)
+    fill_deficits: dict[str, int] = field(default_factory=dict)
 
     @property
     def makes_images(self) -> bool:
@@ -247,11 +290,12 @@ class BalancePlan:
 
 def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | float | Mapping[str, int] = "auto",
          test_per_class: int = DEFAULT_TEST_PER_CLASS, run: RunContext = DEFAULT_RUN, volumes: VolumeSet | None = None,
-         test_fraction: float | None = None) -> BalancePlan:
+         test_fraction: float | None = None, fill: Synthesizer | None = None) -> BalancePlan:
     """Split off the real test set (``test_per_class`` per class, or ``test_fraction`` of each class,
     drawn from ``run.seed``), trim and count the deficits, and let the synthesizer check its inputs if it
     is to make any. ``synth=None`` plans a store without synthetic images (a strategy that adds some is
-    refused)."""
+    refused). ``fill``: a synthesizer that learns nothing (duplicate, augment) balancing every class up
+    to the majority first; ``strategy`` (a :class:`Share`) then adds ``synth``'s images on top."""
     seed = run.seed
     train, test, report = split_test(data, test_per_class, seed, fraction=test_fraction)
     n_volumes = 0 if volumes is None else len(volumes)
@@ -263,6 +307,14 @@ def plan(data: ImageSet, synth: Synthesizer | None, *, strategy: str | float | M
     sources = synth.sources_per_class(train, kept) if strategy == PER_SOURCE else None
     deficits = plan_counts(train.counts(), strategy, sources=sources)
     planned = BalancePlan(train, test, report, deficits, kept, index, n_volumes - len(index), trims)
+    if fill is not None:
+        if fill.trainable:
+            raise SynthaugError(f"fill {fill.name!r} learns from the data; the images under a synthetic share "
+                                f"come from a classical synthesizer (duplicate, augment)")
+        planned.fill_deficits = plan_counts(train.counts(), "auto")
+        if any(planned.fill_deficits.values()):
+            check_channels(fill, train)
+            fill.check(train, planned.fill_deficits, kept, run=run)
     if planned.makes_images and synth is None:
         raise SynthaugError(f"strategy {strategy!r} adds images ({deficits}); name a synthesizer to make them")
     if planned.makes_images:
@@ -389,15 +441,18 @@ class BalancedSplit:
 
 
 def generate(synth: Synthesizer | None, planned: BalancePlan, run: RunContext,
-             train: ImageSet | None = None) -> BalancedSplit:
+             train: ImageSet | None = None, fill: Synthesizer | None = None) -> BalancedSplit:
     """The training split with every deficit to be filled by ``synth`` (already fitted; unused, and may
-    be ``None``, when the plan makes nothing). ``train``: the split as the synthesizer takes it
-    (:func:`data_for`; default the plan's). Nothing is made until the parts are read."""
+    be ``None``, when the plan makes nothing), after ``fill``'s images where the plan has them (the
+    same images as ``fill`` balancing alone with this seed). ``train``: the split as the synthesizer
+    takes it (:func:`data_for`; default the plan's). Nothing is made until the parts are read."""
     train = planned.train if train is None else train
     depth = planned.train.meta.get("bit_depth")
-    made = [Generated(synth, train, name, n, class_seed(run.seed, train.class_index(name)), planned.volumes,
+    layers = [(fill, planned.train, planned.fill_deficits)] if fill is not None else []
+    made = [Generated(maker, view, name, n, class_seed(run.seed, view.class_index(name)), planned.volumes,
                       planned.volume_index, depth, run)
-            for name, n in planned.deficits.items() if n > 0]
+            for maker, view, deficits in [*layers, (synth, train, planned.deficits)]
+            for name, n in deficits.items() if n > 0]
     return BalancedSplit([train, *made], train.class_names, train.image_shape, depth)
 
 
@@ -428,7 +483,8 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *,
             synth_options: Mapping[str, Any] | None = None, volumes: VolumeSet | None = None,
             fitted: bool = False, work_dir: str | Path | None = None,
             source: Mapping[str, Any] | None = None, test_fraction: float | None = None,
-            device: str | None = None, run: RunContext | None = None) -> BalanceResult:
+            device: str | None = None, run: RunContext | None = None,
+            fill: str | Synthesizer | None = None) -> BalanceResult:
     """Hold out ``test_per_class`` real images per class (or ``test_fraction`` of each class's real
     images, which then replaces ``test_per_class``) and fill the training split's deficits.
     ``seed``, ``device`` (None: ``auto``) and ``work_dir`` make the run context the synthesizer is handed
@@ -436,21 +492,27 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *,
 
     ``fitted=True``: the synthesizer object given is already trained (a loaded checkpoint); it is not
     fitted again. ``work_dir``: where a trainable synthesizer keeps resumable state during ``fit``.
+    ``fill``: a classical synthesizer (``"duplicate"``, ``"augment"``) that first balances every class up
+    to the majority; ``strategy`` (a :class:`Share`, e.g. ``Share(ratio=0.25)``) then says how many of
+    ``synthesizer``'s images come on top.
     A plan with no deficits fits nothing; ``synthesizer=None`` is allowed for one (``strategy="none"``).
     Nothing is written here; :func:`synthaug.balance` with ``out=`` writes the store.
     """
     run = run_context(run, seed=seed, device=device, work_dir=work_dir)
     synth = None if synthesizer is None else resolve_synthesizer(synthesizer, synth_options)
+    filler = None if fill is None else resolve_synthesizer(fill)
     planned = plan(data, synth, strategy=strategy, test_per_class=test_per_class, run=run, volumes=volumes,
-                   test_fraction=test_fraction)
+                   test_fraction=test_fraction, fill=filler)
     view = data_for(synth, planned.train) if planned.makes_images else planned.train
     if planned.makes_images and not fitted:
         synth.fit(view, planned.volumes, run=run)
-    balanced = generate(synth, planned, run, view)
+    balanced = generate(synth, planned, run, view, fill=filler)
     config = {
         "command": "balance",
         "synthesizer": synth.describe() if planned.makes_images else None,  # None: nothing was generated
-        "strategy": dict(strategy) if isinstance(strategy, Mapping) else strategy,
+        "strategy": dict(strategy) if isinstance(strategy, Mapping) else
+        strategy.describe() if isinstance(strategy, Share) else strategy,
+
         "seed": run.seed,
         "test_per_class": test_per_class if test_fraction is None else None,
         "test_fraction": test_fraction,
@@ -460,4 +522,6 @@ def balance(data: ImageSet, synthesizer: str | Synthesizer | None, *,
         "volumes_held_out": planned.volumes_held_out,  # volumes of test patients the synthesizer never saw
         "source": dict(source or {}),
     }
+    if filler is not None:  # the classical balancing under a synthetic share: what it added per class
+        config["fill"] = {"synthesizer": filler.describe(), "added": planned.fill_deficits}
     return BalanceResult(balanced, planned.test, planned.deficits, planned.split, config)
