@@ -29,7 +29,9 @@ class OutputCommand(click.Command):
 
     def invoke(self, ctx: click.Context):
         out = ctx.params.get("out")
-        if not out:
+        # A sharded experiment run shares its directory with the grid's other shards (--shard, --workers):
+        # each fit, store and cell in it is claimed on its own instead.
+        if not out or ctx.params.get("shard") or (ctx.params.get("workers") or 1) > 1:
             return super().invoke(ctx)
         from synthaug.kit.files import hold
 

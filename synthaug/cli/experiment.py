@@ -9,6 +9,7 @@ import click
 
 from synthaug.cli import main
 from synthaug.cli.common import device_option, parse_key_values
+from synthaug.errors import SynthaugError
 
 
 @main.group("experiment")
@@ -70,16 +71,47 @@ def show_command(**options) -> None:
                    "trained classifiers; repeat per network (resnet50=r.pt densenet121=d.pt).")
 @device_option(default="auto")
 @click.option("--out", type=click.Path(path_type=str, file_okay=False), required=True)
-def run_command(weights, device, out, **options) -> None:
+@click.option("--shard", default=None, metavar="I/N",
+              help="Run only the I-th of N shares of the cells (1 <= I <= N), beside the other shares' processes "
+                   "(a Slurm job array: --shard $SLURM_ARRAY_TASK_ID/N with --array=1-N).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run the cells in N local processes (the N shards), then write the report.")
+def run_command(weights, device, out, shard, workers, **options) -> None:
     """Run every cell of SPEC (a bundled name or a TOML file); a rerun finishes an interrupted one."""
-    from synthaug.experiments.runner import run_experiment
+    from synthaug.experiments.runner import parse_shard, run_experiment, run_workers
     from synthaug.experiments.spec import parse_weights
 
+    if shard is not None and workers > 1:
+        raise SynthaugError("--shard and --workers: give one (--workers N runs the N shards itself)")
+    shard_of = parse_shard(shard)
     spec = _load(**options)
     weight_files = parse_weights(weights)
     command = shlex.join(["synthaug", *sys.argv[1:]]) if sys.argv and "synthaug" in sys.argv[0] else None
-    report = run_experiment(spec, out, weights=weight_files, device=device, command=command)
+    if workers > 1:
+        report = run_workers(spec, out, workers, _shard_arguments(), weights=weight_files, device=device,
+                             command=command)
+    else:
+        report = run_experiment(spec, out, weights=weight_files, device=device, command=command, shard=shard_of)
     _print_summary(report)
+
+
+def _shard_arguments() -> list[str]:
+    """This command's arguments after ``synthaug`` without ``--workers``: what each worker runs, with its
+    ``--shard I/N`` added (``--quiet`` passed on)."""
+    from synthaug.kit import progress
+
+    params = click.get_current_context().params
+    args = ["--quiet"] if progress.is_quiet() else []
+    args += ["experiment", "run", params["spec"], "--out", params["out"], "--device", params["device"]]
+    flags = {"preset": "--preset", "seeds": "--seeds", "source": "--data", "data_dir": "--data-dir",
+             "size": "--size", "volumes": "--volumes", "volumes_dir": "--volumes-dir"}
+    for name, flag in flags.items():
+        if params.get(name) is not None:
+            args += [flag, str(params[name])]
+    for name, flag in (("source_options", "--source-option"), ("weights", "--weights")):
+        for value in params.get(name) or ():
+            args += [flag, value]
+    return args
 
 
 @experiment_group.command("report")

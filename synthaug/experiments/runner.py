@@ -40,7 +40,7 @@ from synthaug.experiments.spec import (
     grid,
     weights_for,
 )
-from synthaug.kit.files import write_json
+from synthaug.kit.files import hold, write_json
 
 
 class StageClock:
@@ -117,7 +117,12 @@ class Experiment:
 
     # ---- the experiment file ----------------------------------------------------------------
     def claim(self) -> None:
-        """Write experiment.json, or check that the directory holds this very experiment."""
+        """Write experiment.json, or check that the directory holds this very experiment (one process at
+        a time: shards of one grid claim it in turn)."""
+        with hold(self.layout.experiment_json, wait=True):
+            self._claim()
+
+    def _claim(self) -> None:
         path = self.layout.experiment_json
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -131,7 +136,7 @@ class Experiment:
             if differing:
                 raise SynthaugError(f"{self.out} holds another experiment ({', '.join(differing)} differ); "
                                     f"choose another --out or run it with the same spec and options")
-        elif self.out.exists() and any(self.out.iterdir()):
+        elif self.out.exists() and any(p for p in self.out.iterdir() if not p.name.startswith(".")):
             raise SynthaugError(f"{self.out} is not empty and holds no {path.name}; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(path, {"kind": "synthaug-experiment", "spec": self.spec.to_dict()})
@@ -190,15 +195,20 @@ class Experiment:
     # ---- fitting and balancing ----------------------------------------------------------------
     def fitted(self, arm: Arm, seed: int) -> Path | None:
         """The fitted synthesizer's directory (fitted now if missing), or None for one that learns nothing."""
-        from synthaug.pipeline.checkpoint import fit_synthesizer
         from synthaug.registry import get_registry
 
         if arm.synthesizer is None or not get_registry().entry("synthesizer", arm.synthesizer).resolve().trainable:
             return None
         directory = self.layout.fit_dir(arm, seed)
-        if directory.is_dir():
-            self.clock.reused(*_fit_stage(directory))
-            return directory
+        with hold(directory, wait=True):  # another shard making this fit: wait for it, then reuse it
+            if directory.is_dir():
+                self.clock.reused(*_fit_stage(directory))
+                return directory
+            return self._fit(arm, seed, directory)
+
+    def _fit(self, arm: Arm, seed: int, directory: Path) -> Path:
+        from synthaug.pipeline.checkpoint import fit_synthesizer
+
         images, volumes = self.data()
         with self.clock.measured(*_fit_stage(directory)):
             fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
@@ -227,9 +237,13 @@ class Experiment:
 
     def store(self, arm: Arm, seed: int) -> Path:
         """The arm's store for ``seed`` (fitting its synthesizer first if it learns), built once."""
+        path = self.layout.store(arm, seed)
+        with hold(path, wait=True):  # another shard balancing this store: wait for it, then reuse it
+            return self._store(arm, seed, path)
+
+    def _store(self, arm: Arm, seed: int, path: Path) -> Path:
         from synthaug.api import balance
 
-        path = self.layout.store(arm, seed)
         name = f"balance {path.stem}"
         if path.is_file():
             fit = None if arm.synthesizer is None else self.layout.fit_dir(arm, seed)
@@ -253,6 +267,10 @@ class Experiment:
 
     # ---- one cell ------------------------------------------------------------------------------
     def run_cell(self, cell: Cell) -> dict[str, Any]:
+        with hold(self.layout.cell_json(cell), wait=True):
+            return self._run_cell(cell)
+
+    def _run_cell(self, cell: Cell) -> dict[str, Any]:
         from synthaug.pipeline.evaluate import evaluate
         from synthaug.pipeline.runs import RunPaths, read_manifest
         from synthaug.pipeline.train import TrainConfig, train
@@ -304,6 +322,10 @@ class Experiment:
         """``synthaug quality`` of every synthesizing arm's store of ``seed`` (each once), in one feature
         space: a network trained on the real training images of the seed's split, shared by the arms
         so that their figures compare."""
+        with hold(self.layout.quality_record(seed), wait=True):
+            self._quality(seed)
+
+    def _quality(self, seed: int) -> None:
         layout = self.layout
         arms = [a for a in self.spec.arms if a.synthesizer is not None and layout.store(a, seed).is_file()
                 and _has_synthetic(layout.store(a, seed))]
@@ -363,11 +385,39 @@ def _train_counts(store: Path) -> dict[str, Any]:
     return {"train": info["train"]["classes"], "synthetic": info["train"]["synthetic"], "test": info["test"]["classes"]}
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``--shard i/N`` (1 <= i <= N): ``(i, N)``; None for none."""
+    if text is None:
+        return None
+    i, sep, n = str(text).partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 1 <= shard[0] <= shard[1]:
+        raise SynthaugError(f"--shard {text}: expected I/N with 1 <= I <= N, e.g. 1/4 (the first of four shares)")
+    return shard
+
+
+def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """The cells of share ``i`` of ``N``: every N-th cell of the grid from the i-th, the grid's order
+    (arms, classifiers, seeds) with the seeds varying fastest so that the shares fit different seeds."""
+    if shard is None:
+        return cells
+    i, n = shard
+    return cells[i - 1::n]
+
+
 def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | None = None, device: str = "auto",
-                   on_cell=None, command: str | None = None) -> Path:
+                   on_cell=None, command: str | None = None, shard: tuple[int, int] | None = None) -> Path:
     """Run (or finish) every cell of ``spec`` in ``out``, then write the report; return ``out``.
 
     ``on_cell(cell, result)`` is called after each finished cell (progress, or a test's interruption).
+    ``shard=(i, N)``: only the i-th share of the cells (:func:`shard_cells`), and the quality of the
+    seeds ``s`` with ``s % N == i - 1``; other processes run the other shares in the same directory at
+    the same time. Each fit, store, cell and quality measurement is claimed through its lock, so a
+    shard needing a fit another is making waits for it; the report (any shard's, or ``experiment
+    report``) covers whatever has finished.
     """
     from synthaug.kit.device import resolve_device
 
@@ -376,24 +426,70 @@ def run_experiment(spec: Spec, out: str | Path, *, weights: Mapping[str, str] | 
     experiment.claim()
     cells = grid(spec)
     reasons = {cell.key: experiment.not_runnable(cell) for cell in cells}
-    write_json(experiment.layout.not_run_json, {k: v for k, v in reasons.items() if v})
-    if any(reasons[c.key] is None for c in cells):
+    with hold(experiment.layout.not_run_json, wait=True):
+        write_json(experiment.layout.not_run_json, {k: v for k, v in reasons.items() if v})
+    mine = [c for c in shard_cells(cells, shard) if reasons[c.key] is None]
+    if mine:
         experiment.data()  # a bad source, class or split fails here, before any training
         _check_task(experiment)
-    for cell in cells:
-        if reasons[cell.key] is None:
-            result = experiment.run_cell(cell)
-            if on_cell is not None:
-                on_cell(cell, result)
+    for cell in mine:
+        result = experiment.run_cell(cell)
+        if on_cell is not None:
+            on_cell(cell, result)
     for seed in range(min(spec.quality["seeds"], spec.seeds)):
-        experiment.measure_quality(seed)
+        if shard is None or seed % shard[1] == shard[0] - 1:
+            if shard is not None:  # the seed's stores may be another shard's: made (or waited for) first
+                for cell in cells:
+                    if cell.seed == seed and reasons[cell.key] is None and cell.arm.synthesizer is not None:
+                        experiment.store(cell.arm, seed)
+            experiment.measure_quality(seed)
+    _finish(experiment, command, merge=shard is not None, total=shard is None)
+    return experiment.out
+
+
+def run_workers(spec: Spec, out: str | Path, workers: int, arguments: list[str], *,
+                weights: Mapping[str, str] | None = None, device: str = "auto", command: str | None = None) -> Path:
+    """Run the grid as ``workers`` local processes, ``python -m synthaug ARGUMENTS --shard i/N`` for i =
+    1..N (each with 1/N of the cores' torch threads unless ``OMP_NUM_THREADS`` is set), then write the
+    report with every shard's stages and the wall time of the whole. A failed worker is a one-line
+    error naming it; the others' work is kept, and the same command finishes the grid."""
+    import os
+    import subprocess
+    import sys
+
+    experiment = Experiment(out, spec, weights=weights, device=device)
+    experiment.claim()  # a directory of another experiment is refused before any process starts
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    processes = [subprocess.Popen([sys.executable, "-m", "synthaug", *arguments, "--shard", f"{i}/{workers}"], env=env)
+                 for i in range(1, workers + 1)]
+    codes = [p.wait() for p in processes]
+    failed = [(i, code) for i, code in enumerate(codes, start=1) if code != 0]
+    if failed:
+        i, code = failed[0]
+        raise SynthaugError(f"worker {i}/{workers} failed (exit code {code}; its error is above); the finished "
+                            f"cells are kept: run the same command again to finish the grid")
+    _finish(experiment, command, merge=True, total=True)  # the total: this process's clock, the whole wall time
+    return experiment.out
+
+
+def _finish(experiment: Experiment, command: str | None, *, merge: bool, total: bool) -> None:
+    """Record the stages in experiment.json and write the report. ``merge`` (a shard, or the run of the
+    shards): this process's stages are added to those the shards recorded (a stage by name once).
+    ``total``: this process's wall time is recorded as the run's; a shard records none, since the shards
+    overlap in time."""
     clock = experiment.clock
     path = experiment.layout.experiment_json
-    saved = {**json.loads(path.read_text()), "command": command}
-    write_json(path, {**saved, "stages": clock.stages})  # the report reads the command from here
-    write_report(experiment.out, clock=clock)  # records the "report" stage and stops the clock
-    write_json(path, {**saved, "stages": clock.stages, "seconds": clock.total})
-    return experiment.out
+    with hold(path, wait=True), hold(experiment.layout.report_md, wait=True):
+        saved = {**json.loads(path.read_text()), "command": command}
+        saved.pop("seconds", None)
+        if merge:
+            mine = {stage["name"] for stage in clock.stages}
+            clock.stages[:0] = [st for st in saved.get("stages") or [] if st["name"] not in mine]
+        write_json(path, {**saved, "stages": clock.stages})  # the report reads the command from here
+        write_report(experiment.out, clock=clock)  # records the "report" stage and stops the clock
+        write_json(path, {**saved, "stages": clock.stages, **({"seconds": clock.total} if total else {})})
 
 
 def _check_task(experiment: Experiment) -> None:
