@@ -184,3 +184,20 @@ def test_a_rerun_may_add_arms_but_not_change_one(swept):
     dropped = write(tmp, "[1]", name="dropped.toml")
     result = run_cli("experiment", "run", dropped, "--out", out)
     assert result.exit_code == 2 and "arms.ddpm-guidance2 (not in this spec)" in result.output
+
+
+def test_quan2021s_ddpm_arm_balances_its_binary_task_at_the_tiny_preset(tmp_path):
+    """The bundled quan2021 spec's ddpm arm, as its tiny preset resolves it, through the runner: covid
+    against the rest, the covid class filled up to the rest's count with ddpm images."""
+    from synthaug.experiments.runner import Experiment
+    from synthaug.pipeline.store import store_info
+
+    spec = load_spec("quan2021", preset="tiny")
+    arm = spec.arm("ddpm")
+    assert arm.options["preset"] == "cpu" and arm.options["channels"] == [8, 16]
+    experiment = Experiment(tmp_path / "quan", spec)
+    experiment.claim()
+    info = store_info(experiment.store(arm, 0))["splits"]["train"]
+    assert info["classes"]["covid"] == info["classes"]["rest"] and info["synthetic"]["rest"] == 0
+    assert info["synthetic"]["covid"] == info["classes"]["rest"] - 8  # 10 covid patients, 20% held out
+    assert experiment.layout.fit_dir(arm, 0).is_dir()

@@ -17,11 +17,14 @@ from pathlib import Path
 
 from synthaug.errors import SynthaugError
 
+#: ddpm is not among them: its cpu fit alone takes 3 to 13 minutes on 2 cores (docs/ddpm.md), over the
+#: demo's budget; ``synthaug demo --synth ddpm`` runs it.
 PREFERENCE = ("pix2pix", "augment", "duplicate")
 #: Options of a synthesizer when it is the demo's, per preset (the spec's arm gets them).
 SYNTH_OPTIONS = {
     "tiny": {"pix2pix": {"epochs": 1, "ngf": 8, "ndf": 8}, "acgan": {"epochs": 1, "ngf": 8, "ndf": 8},
-             "xpgan": {"preset": "small", "max_steps": 2, "batch_size": 4, "classifier_options": {"width": 0.25}}},
+             "xpgan": {"preset": "small", "max_steps": 2, "batch_size": 4, "classifier_options": {"width": 0.25}},
+             "ddpm": {"channels": [8, 16], "epochs": 1, "timesteps": 50, "steps": 2, "figure_every": 0}},
     "demo": {"pix2pix": {"epochs": 5}, "acgan": {"epochs": 20},
              "xpgan": {"preset": "small", "max_steps": 64, "batch_size": 8}},
     "paper": {"pix2pix": {"epochs": 100}},
