@@ -269,6 +269,14 @@ def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tin
             assert free["holm_comparisons"] == len(comparisons) and free["sentence"] in report
     adjusted = stats.holm([c["p"] for c in comparisons])
     assert [c["p_holm"] for c in comparisons] == pytest.approx(adjusted)
+    # the ways of using synthesis, ranked by their difference from the strongest baseline, best first
+    section = report.split("## The ways of using synthesis, ranked")[1].split("\n## ")[0]
+    ranked = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    against = sorted((c for c in comparisons if c["strongest_baseline"]), key=lambda c: -c["seed_bootstrap"]["diff"])
+    assert [r[1] for r in ranked] == [load_spec("liang2021", preset="tiny").arm(c["arm"]).label for c in against]
+    assert len(ranked) == len(synthesized)
+    helped = [c for c in against if c["verdict"] == "helped"]
+    assert ("None of the 4 ways of using synthesis helped" in section) == (not helped)
 
 
 def with_predictions(liang_tiny, out: Path, correct) -> Path:

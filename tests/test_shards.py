@@ -8,15 +8,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from synthaug import SynthaugError
 from synthaug.cli import main
 from synthaug.experiments.runner import parse_shard, shard_cells
 from synthaug.experiments.spec import grid, load_spec
-from synthaug import SynthaugError
 
 # One seed: the two ddpm arms (guidance 1 and 4) fall into different shards and need the same fit, so
 # one shard fits while the other waits for it.

@@ -39,6 +39,7 @@ from synthaug.experiments.compare import Row
 from synthaug.experiments.layout import Layout
 from synthaug.experiments.spec import JOINT, Arm, ClassifierArm, Spec, grid
 from synthaug.kit.files import atomic_path
+from synthaug.kit.markdown import escape
 from synthaug.pipeline.metrics import MEASURES, PROBABILITY_MEASURES, confusion_measures, probability_measures
 
 
@@ -201,6 +202,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
     unit = compare.resampled_unit(rows, loader)
     lines = _header_lines(spec, first, saved.get("command"))
     lines += _verdict_lines(spec, done, comps, intervals, unit)  # the question the experiment answers
+    lines += ways_lines(spec, comps)
     lines += _results_lines(spec, done, intervals, unit, figures)
     lines += _probability_lines(spec, done, comps, first, figures)
     lines += _class_lines(spec, done, first, figures, loader)
@@ -227,6 +229,44 @@ def _verdict_lines(spec: Spec, done: dict, comps: list[dict], intervals: dict, u
     else:
         lines += ["", "No synthesizer arm finished, so there is nothing to compare."]
     return lines + ["", _unit_text(unit), "", _resolution(spec, intervals, comps), ""]
+
+
+def ways_lines(spec: Spec, comps: list[dict]) -> list[str]:
+    """The ways of using synthesis ranked: every synthesizer arm (each way, each sweep value) by its
+    difference from the strongest classical baseline of its classifier, best first, with the seed x
+    test-unit interval, the Holm-adjusted p-value over all the report's comparisons and the verdict;
+    then, plainly, whether any helped. Only where the strongest baseline was one of the named ones."""
+    against = [c for c in comps if c.get("strongest_baseline") and c.get("verdict") is not None]
+    if not against:
+        return []
+
+    def diff(c: dict) -> float:
+        return (c.get("seed_bootstrap") or c.get("bootstrap") or {}).get("diff") or c["seed"]["mean"]
+    against.sort(key=diff, reverse=True)
+    lines = ["## The ways of using synthesis, ranked", "",
+             f"Each synthesizer arm against the strongest classical baseline of its classifier ({spec.headline} "
+             f"difference, synthesis minus baseline; the 95% interval of the seed x test-unit bootstrap, not "
+             f"itself corrected; Holm's correction is in the p-value, over all {against[0]['holm_comparisons']} "
+             f"comparisons of this report; the baseline was picked after the run, so this ranking informs, the "
+             f"verdicts above decide):", "",
+             f"| rank | arm | classifier | strongest baseline | {spec.headline} difference [95%] | Holm p | verdict |",
+             "|---:|---|---|---|---|---:|---|"]
+    for rank, c in enumerate(against, start=1):
+        interval = c.get("seed_bootstrap") or c.get("bootstrap") or {}
+        span = (f"{diff(c):+.3f} [{interval['low']:+.3f}, {interval['high']:+.3f}]"
+                if interval.get("low") is not None else f"{diff(c):+.3f}")
+        p = "n/a" if c.get("p_holm") is None else f"{c['p_holm']:.3f}"
+        lines.append(f"| {rank} | {escape(spec.arm(c['arm']).label)} | {escape(_clf_label(spec, c['classifier']))} | "
+                     f"{escape(spec.arm(c['baseline'][0]).label)} | {span} | {p} | {c['verdict']} |")
+    helped = [c for c in against if c["verdict"] == "helped"]
+    best = against[0]
+    if helped:
+        text = ("Helped against the strongest classical baseline: " +
+                "; ".join(f"{spec.arm(c['arm']).label} ({diff(c):+.3f})" for c in helped) + ".")
+    else:
+        text = (f"None of the {len(against)} ways of using synthesis helped against the strongest classical "
+                f"baseline. The closest: {spec.arm(best['arm']).label} ({diff(best):+.3f}, {best['verdict']}).")
+    return lines + ["", text, ""]
 
 
 def _strongest_lines(spec: Spec, done: dict) -> list[str]:
@@ -411,7 +451,6 @@ def _class_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], first: Row 
 def _quality_lines(spec: Spec, done: dict[tuple[str, str], list[Row]], out: Path | None) -> list[str]:
     """The section on the synthetic images themselves (experiments/quality.py), when it was measured."""
     from synthaug.experiments.quality import headline_text, quality_section
-    from synthaug.kit.markdown import escape
 
     if out is None:
         return []
