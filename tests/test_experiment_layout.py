@@ -86,7 +86,7 @@ def _outside_the_layout(out: Path, spec) -> list[str]:
     files |= {layout.reliability_figure(c.arm.key, c.classifier_key) for c in cells}
     files |= {layout.samples_figure(arm.key) for arm in spec.arms}
     files |= {layout.cell_json(c) for c in cells}
-    directories = {layout.run_dir(c) for c in cells}
+    directories = {layout.run_dir(c) for c in cells} | {layout.pretrain_dir(c) for c in cells}
     for arm in spec.arms:
         for seed in seeds:
             store, fit = layout.store(arm, seed), layout.fit_dir(arm, seed)

@@ -10,7 +10,8 @@ demo``) writes or reads in it is a method of :class:`Layout`, and no other modul
     fits/<synth>-<hash>-seed<S>.json  how long fitting took
     stores/<arm>-seed<S>.h5           the arm's balanced training split + the seed's real test split
     stores/<arm>-seed<S>.json         how long balancing took
-    cells/<arm>--<clf>--seed<S>/      run/ (a training run: synthaug.pipeline.runs) and cell.json (last)
+    cells/<arm>--<clf>--seed<S>/      run/ (a training run: synthaug.pipeline.runs) and cell.json (last);
+                                      a pretrain arm's pretrain/ (its first run) too
     quality/features-seed<S>/         the feature network of `synthaug quality` (synthaug.assess.features)
     quality/<arm>-seed<S>/            `synthaug quality` of an arm's store (synthaug.assess.report)
     quality/seconds-seed<S>.json      how long measuring them took
@@ -49,6 +50,7 @@ FIGURES = "figures"
 FITS, STORES, CELLS, QUALITY = "fits", "stores", "cells", "quality"
 CELL_FILE = "cell.json"
 RUN = "run"
+PRETRAIN = "pretrain"
 WORK = ".work"
 RECORD = ".json"  # a stage's seconds, beside the fit or the store it made
 STORE = ".h5"
@@ -176,6 +178,10 @@ class Layout:
     def run_dir(self, cell: Cell) -> Path:
         """The cell's training run (none for a joint-classifier cell: that run is in the fit)."""
         return self.cell_dir(cell) / RUN
+
+    def pretrain_dir(self, cell: Cell) -> Path:
+        """A ``pretrain`` arm's first training run, on its synthetic-balanced store (``run/`` fine-tunes it)."""
+        return self.cell_dir(cell) / PRETRAIN
 
     # ---- quality of the synthetic images ---------------------------------------------------------
     @property

@@ -272,8 +272,8 @@ class Experiment:
 
     def _run_cell(self, cell: Cell) -> dict[str, Any]:
         from synthaug.pipeline.evaluate import evaluate
-        from synthaug.pipeline.runs import RunPaths, read_manifest
-        from synthaug.pipeline.train import TrainConfig, train
+        from synthaug.pipeline.runs import read_manifest
+        from synthaug.pipeline.train import TrainConfig
 
         done = self.layout.cell_json(cell)
         if done.is_file():
@@ -293,18 +293,19 @@ class Experiment:
         else:
             run = self.layout.run_dir(cell)
             clf = cell.classifier
-            config = TrainConfig.from_dict({**cell.recipe, "classifier": clf.classifier, "seed": cell.seed,
-                                            "device": self.device, "positive_class": self.spec.positive,
-                                            "weights": weights_for(self.weights, clf.classifier)
-                                            if clf.needs_weights else None})
-            paths = RunPaths(run)
-            finished = paths.manifest.is_file() and paths.best.is_file() and \
-                read_manifest(run).get("status") == "finished"  # a finished run keeps best.pt alone
-            resume = finished or (paths.last.is_file() and paths.manifest.is_file())
-            if run.exists() and not resume:
-                shutil.rmtree(run)  # killed before its first epoch ended: nothing to keep
-            if not finished:
-                train(store, run, config, resume=resume)
+            common = {"classifier": clf.classifier, "seed": cell.seed, "device": self.device,
+                      "positive_class": self.spec.positive,
+                      "weights": weights_for(self.weights, clf.classifier) if clf.needs_weights else None}
+            if cell.arm.pretrain is None:
+                _train_run(store, run, TrainConfig.from_dict({**cell.recipe, **common}))
+            else:  # the classifier's recipe on the synthetic-balanced store, then all layers on the real split
+                first = self.layout.pretrain_dir(cell)
+                _train_run(store, first, TrainConfig.from_dict({**clf.recipe, **common,
+                                                                "epochs": cell.arm.pretrain["epochs"]}))
+                real = self.store(Arm("unbalanced", "unbalanced", None, "none"), cell.seed)  # the seed's real split
+                recipe = {k: v for k, v in cell.recipe.items() if k != "finetune_epochs"}
+                _train_run(real, run, TrainConfig.from_dict({**recipe, **common, "mode": "scratch", "weights": None,
+                                                             "init": str(first)}))
             metrics = evaluate(run, positive_class=self.spec.positive, device=self.device)
             classifier_name = clf.classifier
         result = {"cell": cell.key, "arm": cell.arm.key, "classifier": cell.classifier_key,
@@ -365,6 +366,21 @@ class Experiment:
             checkpoint = layout.fit_dir(arm, seed)
             quality(layout.store(arm, seed), features=net, out=layout.quality_dir(arm.store_key, seed), seed=seed,
                     synth_checkpoint=checkpoint if checkpoint.is_dir() else None, feature_config=config)
+
+
+def _train_run(store: Path, run: Path, config) -> None:
+    """Train ``config`` on ``store`` into ``run``: resumed where it stopped, nothing done if it finished."""
+    from synthaug.pipeline.runs import RunPaths, read_manifest
+    from synthaug.pipeline.train import train
+
+    paths = RunPaths(run)
+    finished = paths.manifest.is_file() and paths.best.is_file() and \
+        read_manifest(run).get("status") == "finished"  # a finished run keeps best.pt alone
+    resume = finished or (paths.last.is_file() and paths.manifest.is_file())
+    if run.exists() and not resume:
+        shutil.rmtree(run)  # killed before its first epoch ended: nothing to keep
+    if not finished:
+        train(store, run, config, resume=resume)
 
 
 def _fit_stage(directory: Path) -> tuple[str, Path, str]:

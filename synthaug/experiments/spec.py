@@ -30,7 +30,10 @@ SPEC_KEYS = ("name", "title", "description", "paper", "seeds", "measures", "head
 DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", "volumes_dir")
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
-ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe", "ratio", "on")
+ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe", "ratio", "on",
+            "pretrain")
+#: ``pretrain = { epochs = N }``: its keys.
+PRETRAIN_KEYS = ("epochs",)
 #: What a synthetic share (``ratio``) comes on top of: nothing, a classical synthesizer balancing the
 #: classes first (``fill``), or a recipe balancing the training (the recipe entries it adds).
 SHARE_ON = {"none": {}, "duplicate": {}, "augment": {}, "sampler": {"sampler": "balanced"},
@@ -66,7 +69,10 @@ class Arm:
     note: str = ""
     recipe: dict = field(default_factory=dict)  # training options merged over each classifier's recipe
     ratio: Any = None  # synthetic images per real image of each rare class (or a table of counts), on top of `on`
-    on: str = "none"  # what the share comes on top of (SHARE_ON)
+    on: str = "none"  # what the share (or the fine-tuning after `pretrain`) comes on top of (SHARE_ON)
+    #: ``{"epochs": N}``: the classifier first trains N epochs on this arm's store (synthetic-balanced), then
+    #: fine-tunes on the seed's real training split with the classifier's recipe and the arm's; None: one stage
+    pretrain: dict | None = None
 
     @property
     def balance_strategy(self) -> Any:
@@ -134,8 +140,10 @@ class Spec:
         for arm in out["arms"]:  # an arm without a recipe (share) reads as one from before the key (experiment.json)
             if not arm["recipe"]:
                 del arm["recipe"]
-            if arm["ratio"] is None:
+            if arm["ratio"] is None and arm["pretrain"] is None:
                 del arm["ratio"], arm["on"]
+            if arm["pretrain"] is None:
+                del arm["pretrain"]
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -527,18 +535,38 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
     if "mode" in recipe:
         raise SynthaugError(f"{where}.recipe.mode: the schedule is the classifier's (classifiers.NAME.recipe); an "
                             f"arm's recipe changes how its training split is used (loss_weights, sampler, augment...)")
-    ratio, on = check_share(value, where, synth, measure)
-    recipe = {**SHARE_ON[on], **recipe} if ratio is not None else recipe
+    pretrain = check_pretrain(value, where, synth, measure)
+    ratio, on = check_share(value, where, synth, measure, pretrain is not None)
+    recipe = {**SHARE_ON[on], **recipe} if ratio is not None or pretrain is not None else recipe
     return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
-               str(value.get("note", "")), recipe, ratio, on)
+               str(value.get("note", "")), recipe, ratio, on, pretrain)
 
 
-def check_share(value: dict[str, Any], where: str, synth: str | None, measure: str) -> tuple[Any, str]:
+def check_pretrain(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
+    """An arm's ``pretrain = { epochs = N }``, checked: a synthesizer arm trained by a fresh classifier."""
+    if "pretrain" not in value:
+        return None
+    table = _keys(value["pretrain"], PRETRAIN_KEYS, f"{where}.pretrain")
+    if synth is None or measure == JOINT:
+        raise SynthaugError(f"{where}.pretrain: pretraining on synthetic-balanced data needs a synthesizer whose "
+                            f"store a fresh classifier trains on")
+    if "ratio" in value:
+        raise SynthaugError(f"{where}: give ratio or pretrain, not both")
+    return {"epochs": _int(table.get("epochs"), f"{where}.pretrain.epochs", 1)}
+
+
+def check_share(value: dict[str, Any], where: str, synth: str | None, measure: str,
+                pretrain: bool = False) -> tuple[Any, str]:
     """An arm's ``ratio`` (synthetic images per real image of each rare class, or a table of counts) and
-    ``on`` (what the share comes on top of), checked."""
+    ``on`` (what the share, or the fine-tuning after ``pretrain``, comes on top of), checked."""
     from synthaug.pipeline.balance import Share
 
     ratio, on = value.get("ratio"), value.get("on", "none")
+    if pretrain:
+        if on not in ("none", "sampler", "loss_weights"):
+            raise SynthaugError(f"{where}.on: the fine-tuning after pretrain is on the real training split, "
+                                f"with on = \"none\", \"sampler\" or \"loss_weights\"; got {on!r}")
+        return None, on
     if ratio is None:
         if "on" in value:
             raise SynthaugError(f"{where}.on: says what a synthetic share comes on top of; give the share "

@@ -126,6 +126,9 @@ class TrainConfig:
     #                        then one of its images (with replacement), as many draws as the split has images
     logit_adjust: float = 0.0  # tau of Menon et al. 2021: the training loss is on logits + tau * log(class prior
     #                            of the training split); predictions use the plain logits. 0: off
+    init: str | None = None  # a finished run directory (its best checkpoint) or a checkpoint file of this
+    #                          classifier, whose network weights this run starts from: fine-tuning after
+    #                          pretraining on synthetic-balanced data (scratch mode); None: random init
 
     def __post_init__(self) -> None:
         choices = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "log": LOGS, "sampler": SAMPLERS}
@@ -156,6 +159,11 @@ class TrainConfig:
             raise SynthaugError(f"finetune_epochs must lie in [0, epochs={self.epochs}]; got {self.finetune_epochs}")
         if self.weights is not None:
             self.weights = str(self.weights)
+        if self.init is not None:
+            if self.mode != "scratch":
+                raise SynthaugError(f"init {self.init} (weights of an earlier run) applies to --mode scratch only; "
+                                    f"got --mode {self.mode}")
+            self.init = str(self.init)
         self.loss_weights = _check_loss_weights(self.loss_weights)
         if isinstance(self.logit_adjust, bool) or not isinstance(self.logit_adjust, (int, float)) or \
                 not 0 <= self.logit_adjust < float("inf"):
@@ -543,6 +551,9 @@ def _checked_job(data: Path, run: Path, config: TrainConfig, resume: bool) -> _J
     entry = get_registry().entry("classifier", config.classifier)  # unknown names fail before any work
     if config.weights is not None and not resume and not Path(config.weights).is_file():
         raise SynthaugError(f"{config.weights}: no such weights file")  # before the store is read
+    if config.init is not None and not resume and not init_checkpoint(config.init).is_file():
+        raise SynthaugError(f"init {config.init}: no finished run or checkpoint file there "
+                            f"(expected {init_checkpoint(config.init)})")
     job = _Job(config, data, run, paths, info, entry, file_hash(data))
     if resume:
         job.manifest = json.loads(paths.manifest.read_text())
@@ -600,6 +611,15 @@ def _build_model(job: _Job) -> None:
     if config.mode in PRETRAINED_MODES and job.checkpoint is None:
         job.weights_report = {**asdict(job.classifier.load_weights(model, config.weights)),
                               "sha256": file_hash(Path(config.weights))}
+    if config.init is not None and job.checkpoint is None:
+        path = init_checkpoint(config.init)
+        state = load_checkpoint(path)
+        try:
+            model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
+        except (RuntimeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise SynthaugError(f"init {path}: not the weights of this classifier ({first})") from None
+        job.weights_report = {"init": str(path), "sha256": file_hash(path)}
     if world.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
@@ -608,6 +628,12 @@ def _build_model(job: _Job) -> None:
         model.to(device)
     job.model = model
     job.steps = training_steps(config, job.dataset, device, job.recipe)
+
+
+def init_checkpoint(init: str | Path) -> Path:
+    """The checkpoint ``init`` names: a run directory's best checkpoint, or the file itself."""
+    path = Path(init)
+    return RunPaths(path).best if path.is_dir() else path
 
 
 def _stepper(job: _Job):
