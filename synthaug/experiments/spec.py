@@ -31,9 +31,12 @@ DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", 
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
 ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe", "ratio", "on",
-            "pretrain")
-#: ``pretrain = { epochs = N }``: its keys.
+            "pretrain", "pool")
+#: ``pretrain = { epochs = N }`` and ``pool = { per_image = k, p = 0.5 }``: their keys.
 PRETRAIN_KEYS = ("epochs",)
+POOL_KEYS = ("per_image", "p")
+#: The ways of using synthesis that exclude each other in one arm.
+WAYS = ("ratio", "pretrain", "pool")
 #: What a synthetic share (``ratio``) comes on top of: nothing, a classical synthesizer balancing the
 #: classes first (``fill``), or a recipe balancing the training (the recipe entries it adds).
 SHARE_ON = {"none": {}, "duplicate": {}, "augment": {}, "sampler": {"sampler": "balanced"},
@@ -73,16 +76,19 @@ class Arm:
     #: ``{"epochs": N}``: the classifier first trains N epochs on this arm's store (synthetic-balanced), then
     #: fine-tunes on the seed's real training split with the classifier's recipe and the arm's; None: one stage
     pretrain: dict | None = None
+    #: ``{"per_image": k, "p": p}``: a replacement pool of k synthetic variants per real rare-class image,
+    #: each training item swapped for one with probability p (synthaug.pipeline.pool); None: no pool
+    pool: dict | None = None
 
     @property
     def balance_strategy(self) -> Any:
         """The strategy its store is balanced with: a :class:`~synthaug.pipeline.balance.Share` for a
         ``ratio`` arm."""
-        if self.ratio is None:
+        if self.ratio is None and self.pool is None:
             return self.strategy
         from synthaug.pipeline.balance import Share
 
-        return Share.of(self.ratio)
+        return Share.of(self.ratio if self.pool is None else self.pool["per_image"])
 
     @property
     def fill(self) -> str | None:
@@ -140,10 +146,11 @@ class Spec:
         for arm in out["arms"]:  # an arm without a recipe (share) reads as one from before the key (experiment.json)
             if not arm["recipe"]:
                 del arm["recipe"]
-            if arm["ratio"] is None and arm["pretrain"] is None:
-                del arm["ratio"], arm["on"]
-            if arm["pretrain"] is None:
-                del arm["pretrain"]
+            if all(arm[way] is None for way in WAYS):
+                del arm["on"]
+            for way in WAYS:
+                if arm[way] is None:
+                    del arm[way]
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -535,11 +542,35 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
     if "mode" in recipe:
         raise SynthaugError(f"{where}.recipe.mode: the schedule is the classifier's (classifiers.NAME.recipe); an "
                             f"arm's recipe changes how its training split is used (loss_weights, sampler, augment...)")
+    given = [way for way in WAYS if way in value]
+    if len(given) > 1:
+        raise SynthaugError(f"{where}: give one of {', '.join(given)} (each is a way of using the synthetic images)")
     pretrain = check_pretrain(value, where, synth, measure)
-    ratio, on = check_share(value, where, synth, measure, pretrain is not None)
-    recipe = {**SHARE_ON[on], **recipe} if ratio is not None or pretrain is not None else recipe
+    pool = check_pool(value, where, synth, measure)
+    ratio, on = check_share(value, where, synth, measure, pretrain is not None or pool is not None)
+    if ratio is not None or pretrain is not None or pool is not None:
+        recipe = {**SHARE_ON[on], **({"pool_p": pool["p"]} if pool else {}), **recipe}
     return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
-               str(value.get("note", "")), recipe, ratio, on, pretrain)
+               str(value.get("note", "")), recipe, ratio, on, pretrain, pool)
+
+
+def check_pool(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
+    """An arm's ``pool = { per_image = k, p = 0.5 }``, checked."""
+    from synthaug.pipeline.pool import check_pool_p
+
+    if "pool" not in value:
+        return None
+    table = _keys(value["pool"], POOL_KEYS, f"{where}.pool")
+    if synth is None or measure == JOINT:
+        raise SynthaugError(f"{where}.pool: a pool of synthetic variants needs a synthesizer whose store a fresh "
+                            f"classifier trains on")
+    try:
+        p = check_pool_p(table.get("p", 0.5), f"{where}.pool.p")
+    except SynthaugError as exc:
+        raise SynthaugError(str(exc)) from None
+    if "strategy" in value:
+        raise SynthaugError(f"{where}: give strategy or pool, not both (a pool makes per_image variants per image)")
+    return {"per_image": _int(table.get("per_image"), f"{where}.pool.per_image", 1), "p": p}
 
 
 def check_pretrain(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
@@ -550,8 +581,6 @@ def check_pretrain(value: dict[str, Any], where: str, synth: str | None, measure
     if synth is None or measure == JOINT:
         raise SynthaugError(f"{where}.pretrain: pretraining on synthetic-balanced data needs a synthesizer whose "
                             f"store a fresh classifier trains on")
-    if "ratio" in value:
-        raise SynthaugError(f"{where}: give ratio or pretrain, not both")
     return {"epochs": _int(table.get("epochs"), f"{where}.pretrain.epochs", 1)}
 
 
@@ -564,8 +593,9 @@ def check_share(value: dict[str, Any], where: str, synth: str | None, measure: s
     ratio, on = value.get("ratio"), value.get("on", "none")
     if pretrain:
         if on not in ("none", "sampler", "loss_weights"):
-            raise SynthaugError(f"{where}.on: the fine-tuning after pretrain is on the real training split, "
-                                f"with on = \"none\", \"sampler\" or \"loss_weights\"; got {on!r}")
+            way = "the fine-tuning after pretrain is" if "pretrain" in value else "a pool trains"
+            raise SynthaugError(f"{where}.on: {way} on the real training split, with on = \"none\", \"sampler\" "
+                                f"or \"loss_weights\"; got {on!r}")
         return None, on
     if ratio is None:
         if "on" in value:

@@ -288,6 +288,7 @@ class StoreDataset:
             self.synth = _strings(g["synth"])
             self.patient_ids = _strings(g["patient_ids"])
             self.origin = _strings(g["origin"])
+            self.source_index = g["source_index"][()]
             self.image_shape = tuple(g["images"].shape[1:])
             self.scale = _scale(g["images"])
             self.config = json.loads(f.attrs["config"])
@@ -352,7 +353,14 @@ def _rebuilt_store_dataset(state: dict) -> StoreDataset:
 
 
 def open_store(path: str | Path, split: str = "train", transform=None, target_transform=None,
-               as_dict: bool = False) -> StoreDataset:
+               as_dict: bool = False, pool: float | None = None, seed: int = 0):
     """One split of a store as a lazy torch ``Dataset`` (:class:`StoreDataset`: its items, attributes
-    and ``as_dict`` form)."""
-    return StoreDataset(path, split, transform=transform, target_transform=target_transform, as_dict=as_dict)
+    and ``as_dict`` form). ``pool=p``: the store is a replacement pool (an experiment arm's ``pool``):
+    a :class:`~synthaug.pipeline.pool.PoolDataset` of its real images, each item replaced by one of its
+    synthetic variants with probability ``p``, drawn from ``seed`` and the epoch (``set_epoch``)."""
+    dataset = StoreDataset(path, split, transform=transform, target_transform=target_transform, as_dict=as_dict)
+    if pool is None:
+        return dataset
+    from synthaug.pipeline.pool import PoolDataset
+
+    return PoolDataset(dataset, pool, seed)

@@ -39,6 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from synthaug.contract.types import REAL
 from synthaug.errors import SynthaugError
 from synthaug.kit import distributed
 from synthaug.kit.device import check_device, resolve_device
@@ -126,6 +127,9 @@ class TrainConfig:
     #                        then one of its images (with replacement), as many draws as the split has images
     logit_adjust: float = 0.0  # tau of Menon et al. 2021: the training loss is on logits + tau * log(class prior
     #                            of the training split); predictions use the plain logits. 0: off
+    pool_p: float = 0.0  # a replacement pool (an experiment arm's `pool`): an epoch visits the store's real
+    #                      training images, each replaced by one of its synthetic variants with this
+    #                      probability (synthaug.pipeline.pool); 0: every image of the store, real or not
     init: str | None = None  # a finished run directory (its best checkpoint) or a checkpoint file of this
     #                          classifier, whose network weights this run starts from: fine-tuning after
     #                          pretraining on synthetic-balanced data (scratch mode); None: random init
@@ -159,6 +163,9 @@ class TrainConfig:
             raise SynthaugError(f"finetune_epochs must lie in [0, epochs={self.epochs}]; got {self.finetune_epochs}")
         if self.weights is not None:
             self.weights = str(self.weights)
+        from synthaug.pipeline.pool import check_pool_p
+
+        self.pool_p = check_pool_p(self.pool_p, "pool_p")
         if self.init is not None:
             if self.mode != "scratch":
                 raise SynthaugError(f"init {self.init} (weights of an earlier run) applies to --mode scratch only; "
@@ -402,7 +409,7 @@ def imbalance_recipe(config: TrainConfig, class_names: list[str], counts: np.nda
 
 
 def epoch_batches(indices: np.ndarray, config: TrainConfig, epoch: int, world=None,
-                  labels: np.ndarray | None = None) -> list[list[int]]:
+                  labels: np.ndarray | None = None, variants: list | None = None) -> list[list[int]]:
     """The batches this process trains in ``epoch``: :func:`epoch_order` (:func:`balanced_order` with
     ``sampler = "balanced"``; ``labels``: the class of every row of the split), its first ``steps_per_epoch``
     batches when capped, cut into global batches and this rank's share of each (``world``: the process
@@ -416,6 +423,10 @@ def epoch_batches(indices: np.ndarray, config: TrainConfig, epoch: int, world=No
         order = epoch_order(indices, config.seed, epoch, config.batch_size)
     if config.steps_per_epoch is not None:  # the first batches of the epoch's order, nothing else changes
         order = order[:config.steps_per_epoch * config.batch_size]
+    if variants is not None and config.pool_p > 0:  # a pool: real images swapped for their variants
+        from synthaug.pipeline.pool import swap
+
+        order = swap(order, variants, config.pool_p, config.seed, epoch)
     return [world.share(b) for b in world.batches(order, config.batch_size)]
 
 
@@ -522,6 +533,9 @@ class _Job:
     split: Any = None  # train and validation indices (synthaug.pipeline.split.validation_split)
     memory_record: dict[str, Any] | None = None
     recipe: dict[str, Any] | None = None  # imbalance_recipe's record (None: no loss weights, sampler, logit shift)
+    train_rows: Any = None  # the rows an epoch visits: the train split's, or its real ones for a pool
+    real: Any = None  # per row of the store's train split: a real image
+    variants: list | None = None  # a pool's variants per row (synthaug.pipeline.pool); None: no pool
     model: Any = None
     weights_report: dict[str, Any] | None = None
     steps: Steps | None = None
@@ -594,7 +608,17 @@ def _open_data(job: _Job) -> None:
     job.memory_record = check_training_memory(job.classifier, job.entry.name, tuple(dataset.image_shape),
                                               len(job.class_names), config, device)
     job.split = validation_split(dataset.labels, dataset.synth, dataset.patient_ids, config.val_fraction, config.seed)
-    counts = np.bincount(np.asarray(dataset.labels)[job.split.train], minlength=len(job.class_names))
+    job.train_rows, job.real = job.split.train, np.asarray(dataset.synth).astype(str) == REAL
+    if config.pool_p > 0:  # a pool: an epoch visits the real training images; their variants stand in
+        from synthaug.pipeline.pool import pool_variants
+
+        job.variants = pool_variants(dataset.labels, dataset.synth, dataset.source_index)
+        job.train_rows = job.split.train[job.real[job.split.train]]
+        if not any(len(job.variants[r]) for r in job.train_rows):
+            raise SynthaugError(f"pool_p {config.pool_p}: {job.data} holds no synthetic variant of a training "
+                                f"image; a pool store is balanced with a synthetic share (an arm's "
+                                f"pool = {{ per_image = k }})")
+    counts = np.bincount(np.asarray(dataset.labels)[job.train_rows], minlength=len(job.class_names))
     job.recipe = imbalance_recipe(config, job.class_names, counts)  # a wrong table is refused before any training
 
 
@@ -708,7 +732,7 @@ def _train_one_epoch(job: _Job, epoch: int) -> dict[str, Any]:
         job.stage = stage
         job.stepper = _stepper(job)  # after freezing: DDP fixes the trained set
     train_mode(job.model, _stage_prefixes(job.classifier, stage))
-    batches = epoch_batches(job.split.train, config, epoch, world, labels=job.dataset.labels)
+    batches = epoch_batches(job.train_rows, config, epoch, world, labels=job.dataset.labels, variants=job.variants)
     with progress.bar(f"{job.entry.name} epoch {epoch}/{config.epochs} ({stage})", len(batches)) as bar:
         sums = train_epoch(job.stepper, job.optimizer, batches, job.steps, bar)
     seconds = sums.seconds
@@ -720,6 +744,8 @@ def _train_one_epoch(job: _Job, epoch: int) -> dict[str, Any]:
             "train_seconds": seconds, "train_images_per_s": seen / seconds if seconds else None,
             "train_step_seconds_median": float(np.median(sums.step_seconds)) if sums.step_seconds else None,
             "train_cpu_seconds": sums.cpu_seconds,  # CPU time of this process (shared machines)
+            **({"pool_replaced": int(sum(not job.real[i] for b in batches for i in b) * world.size)}
+               if job.variants is not None else {}),
             "val_loss": None, "val_accuracy": None, "val_macro_f1": None, "processes": world.size}
 
 
