@@ -75,6 +75,19 @@ class FeatureNet:
             self.model(resize(x, self.size))
         return self._captured[-1].flatten(1).double().numpy()
 
+    def probabilities(self, images) -> np.ndarray:
+        """Class probabilities ``(B, classes)`` of float images ``(B, C, H, W)``: for a network trained on the
+        store's real images only (its classes are the store's; a weights file's are ImageNet's)."""
+        torch = self._torch
+        if "trained_on" not in self.info:
+            raise SynthaugError(f"feature network {self.network} ({self.source}) was not trained on this data's "
+                                f"classes; it gives no class probabilities")
+        x = torch.as_tensor(np.asarray(images, np.float32)) if not isinstance(images, torch.Tensor) else images.float()
+        with torch.no_grad():
+            logits = self.model(resize(x, self.size))
+        self._captured.clear()
+        return torch.softmax(logits.double(), 1).numpy()
+
     def describe(self) -> dict[str, Any]:
         return {"network": self.network, "size": self.size, "dim": self.dim, "source": self.source, **self.info}
 

@@ -207,6 +207,7 @@ def report_markdown(spec: Spec, rows: list[Row], saved: dict[str, Any], comps: l
     lines += _probability_lines(spec, done, comps, first, figures)
     lines += _class_lines(spec, done, first, figures, loader)
     lines += _training_lines(rows, figures)
+    lines += _filter_lines(spec, out)
     lines += _quality_lines(spec, done, out)
     missing = [r for r in rows if r.status != "done"]
     if missing:
@@ -393,6 +394,35 @@ def _training_lines(rows: list[Row], figures: dict[str, str]) -> list[str]:
     lines.append("")
     lines += [f"![{key}]({path})" for key, path in figures.items() if key.startswith("samples-")]
     return lines + [""]
+
+
+def _filter_lines(spec: Spec, out: Path | None) -> list[str]:
+    """Per filter arm and seed: how many synthetic images were made, kept and rejected per class (the
+    store's record)."""
+    if out is None:
+        return []
+    layout = Layout(out)
+    lines = []
+    for arm in (a for a in spec.arms if a.filter is not None):
+        for seed in range(spec.seeds):
+            path = layout.store_record(layout.store(arm, seed))
+            try:
+                record = json.loads(path.read_text()).get("filter")
+            except (OSError, ValueError):
+                record = None
+            if not record:
+                continue
+            counts = "; ".join(f"made {c['made']} {name} images, kept {c['kept']} of {c['wanted']} wanted "
+                               f"({c['below_confidence']} below confidence, {c['near_copies']} near-copies)"
+                               for name, c in record["classes"].items())
+            rules = ", ".join(f"{k} {v}" for k, v in arm.filter.items())
+            lines.append(f"- {escape(arm.label)} ({rules}), seed {seed}: {counts}.")
+    if not lines:
+        return []
+    return ["## Filtered synthetic images", "",
+            "Candidates scored by the seed's feature network (trained on its real training images), kept at the "
+            "intended class's probability >= confidence, near-copies of training images dropped (copies drop); "
+            "more made until the count was met or cap candidates per wanted image were made:", "", *lines, ""]
 
 
 def _header_lines(spec: Spec, first: Row | None, command: str | None) -> list[str]:

@@ -63,13 +63,14 @@ class StageClock:
         self.record(name, time.perf_counter() - started)
 
     @contextmanager
-    def measured(self, name: str, record: Path, key: str) -> Iterator[None]:
+    def measured(self, name: str, record: Path, key: str) -> Iterator[dict[str, Any]]:
         """Time the body as stage ``name`` and keep its seconds in ``record`` (``{key: seconds}``), where a
         rerun that reuses the work finds them (:meth:`reused`)."""
         started = time.perf_counter()
-        yield
+        extra: dict[str, Any] = {}  # more for the record (a filtered store's counts)
+        yield extra
         seconds = time.perf_counter() - started
-        write_json(record, {key: seconds})
+        write_json(record, {key: seconds, **extra})
         self.record(name, seconds)
 
     def record(self, name: str, seconds: float | None, *, reused: bool = False) -> None:
@@ -254,8 +255,10 @@ class Experiment:
         images, volumes = self.data()
         # fitted first, so that the balance stage's seconds are the balancing alone (the fit is a stage)
         checkpoint = None if arm.store_key == "unbalanced" else self.fitted(arm, seed)
-        with self.clock.measured(name, self.layout.store_record(path), "balance_seconds"):
-            if arm.store_key == "unbalanced":
+        with self.clock.measured(name, self.layout.store_record(path), "balance_seconds") as extra:
+            if arm.filter is not None:
+                extra["filter"] = self._filtered_store(arm, seed, path, checkpoint)
+            elif arm.store_key == "unbalanced":
                 balance(images, None, strategy="none", seed=seed, out=path, source=self.spec.data,
                         **self.split_options())
             else:
@@ -264,6 +267,36 @@ class Experiment:
                         synth_checkpoint=checkpoint, source=self.spec.data, device=self.device,
                         **self.split_options())
         return path
+
+    def _filtered_store(self, arm: Arm, seed: int, path: Path, checkpoint: Path | None) -> dict[str, Any]:
+        """A ``filter`` arm's store: candidates scored by the seed's feature network, the kept ones balanced
+        in (:mod:`synthaug.pipeline.filter`); the record of what was made and kept."""
+        from synthaug.api import balance
+        from synthaug.pipeline.balance import data_for, plan_counts, resolve_synthesizer, run_context
+        from synthaug.pipeline.checkpoint import load_fitted
+        from synthaug.pipeline.filter import Filter, Prepared, filtered
+        from synthaug.pipeline.split import split_test
+
+        images, _ = self.data()
+        options = self.split_options()
+        train, test, _ = split_test(images, options.get("test_per_class", 0), seed,
+                                    fraction=options.get("test_fraction"))
+        run = run_context(seed=seed, device=self.device)
+        if checkpoint is not None:
+            synth = load_fitted(checkpoint, arm.synthesizer, test)
+            synth.with_sampling_options({k: v for k, v in arm.options.items() if k in synth.sampling_options})
+            view = data_for(synth, train)
+        else:  # a synthesizer that learns nothing: its fit, if any, is cheap
+            synth = resolve_synthesizer(arm.synthesizer, self.synth_options(arm))
+            view = data_for(synth, train)
+            synth.fit(view, run=run)
+        net, _ = self.feature_network(seed)
+        deficits = plan_counts(train.counts(), arm.strategy)
+        kept, record = filtered(synth, view, deficits, seed, net.probabilities, Filter(**arm.filter), run)
+        finals = {name: n + (len(kept[name]) if name in kept else 0) for name, n in train.counts().items()}
+        balance(images, Prepared(kept, synth.name), strategy=finals, seed=seed, out=path, source=self.spec.data,
+                **options)
+        return record
 
     # ---- one cell ------------------------------------------------------------------------------
     def run_cell(self, cell: Cell) -> dict[str, Any]:
@@ -340,28 +373,35 @@ class Experiment:
         with self.clock.measured(f"quality seed{seed}", record, "quality_seconds"):
             self._measure_quality(seed, arms, todo)
 
-    def _measure_quality(self, seed: int, arms: list[Arm], todo: list[Arm]) -> None:
+    def feature_network(self, seed: int, source: Path | None = None):
+        """The seed's feature network (``[quality]``'s settings): a classifier trained on the real training
+        images of the seed's split, once (``source``: a store of the seed holding them; default the
+        unbalanced store); with its config."""
         from synthaug.assess.features import FeatureConfig, feature_net, load_saved
-        from synthaug.assess.run import quality
         from synthaug.pipeline.store import open_store
 
         settings = self.spec.quality
         config = FeatureConfig(seed=seed, **{k: settings[f"feature_{k}"] for k in ("epochs", "size")
                                             if f"feature_{k}" in settings})
         layout = self.layout
-        features_dir = layout.features_dir(seed)
-        if layout.features_info(seed).is_file():
-            net = load_saved(features_dir)
-        else:
-            unbalanced = [a for a in self.spec.arms
-                          if a.store_key == "unbalanced" and layout.store(a, seed).is_file()]
-            source = layout.store((unbalanced or arms)[0], seed)  # every real training image of the split
-            dataset = open_store(source, "train")
+        with hold(layout.features_dir(seed), wait=True):
+            if layout.features_info(seed).is_file():
+                return load_saved(layout.features_dir(seed)), config
+            source = source or self.store(Arm("unbalanced", "unbalanced", None, "none"), seed)
+            dataset = open_store(source, "train")  # every real training image of the split
             try:
                 net = feature_net(None, dataset, config)
             finally:
                 dataset.close()
-            net.save(features_dir)
+            net.save(layout.features_dir(seed))
+        return net, config
+
+    def _measure_quality(self, seed: int, arms: list[Arm], todo: list[Arm]) -> None:
+        from synthaug.assess.run import quality
+
+        layout = self.layout
+        unbalanced = [a for a in self.spec.arms if a.store_key == "unbalanced" and layout.store(a, seed).is_file()]
+        net, config = self.feature_network(seed, layout.store((unbalanced or arms)[0], seed))
         for arm in todo:
             checkpoint = layout.fit_dir(arm, seed)
             quality(layout.store(arm, seed), features=net, out=layout.quality_dir(arm.store_key, seed), seed=seed,

@@ -31,12 +31,13 @@ DATA_KEYS = ("source", "dir", "size", "channels", "seed", "options", "volumes", 
 TASK_KEYS = ("binary",)
 SPLIT_KEYS = ("test_per_class", "test_fraction")
 ARM_KEYS = ("label", "synthesizer", "strategy", "options", "baseline", "measure", "note", "recipe", "ratio", "on",
-            "pretrain", "pool")
+            "pretrain", "pool", "filter")
 #: ``pretrain = { epochs = N }`` and ``pool = { per_image = k, p = 0.5 }``: their keys.
 PRETRAIN_KEYS = ("epochs",)
 POOL_KEYS = ("per_image", "p")
+FILTER_KEYS = ("confidence", "copies", "cap")
 #: The ways of using synthesis that exclude each other in one arm.
-WAYS = ("ratio", "pretrain", "pool")
+WAYS = ("ratio", "pretrain", "pool", "filter")
 #: What a synthetic share (``ratio``) comes on top of: nothing, a classical synthesizer balancing the
 #: classes first (``fill``), or a recipe balancing the training (the recipe entries it adds).
 SHARE_ON = {"none": {}, "duplicate": {}, "augment": {}, "sampler": {"sampler": "balanced"},
@@ -79,6 +80,9 @@ class Arm:
     #: ``{"per_image": k, "p": p}``: a replacement pool of k synthetic variants per real rare-class image,
     #: each training item swapped for one with probability p (synthaug.pipeline.pool); None: no pool
     pool: dict | None = None
+    #: ``{"confidence": 0.8, "copies": "drop", "cap": 4.0}``: only the synthetic images the seed's feature
+    #: network gives the intended class with that confidence, and no near-copies (synthaug.pipeline.filter)
+    filter: dict | None = None
 
     @property
     def balance_strategy(self) -> Any:
@@ -547,11 +551,33 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
         raise SynthaugError(f"{where}: give one of {', '.join(given)} (each is a way of using the synthetic images)")
     pretrain = check_pretrain(value, where, synth, measure)
     pool = check_pool(value, where, synth, measure)
-    ratio, on = check_share(value, where, synth, measure, pretrain is not None or pool is not None)
+    rules = check_filter(value, where, synth, measure)
+    ratio, on = check_share(value, where, synth, measure, pretrain is not None or pool is not None or
+                            rules is not None)
     if ratio is not None or pretrain is not None or pool is not None:
         recipe = {**SHARE_ON[on], **({"pool_p": pool["p"]} if pool else {}), **recipe}
     return Arm(key, str(value.get("label", key)), synth, strategy, options, baseline, measure,
-               str(value.get("note", "")), recipe, ratio, on, pretrain, pool)
+               str(value.get("note", "")), recipe, ratio, on, pretrain, pool, rules)
+
+
+def check_filter(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
+    """An arm's ``filter = { confidence = 0.8, copies = "drop", cap = 4 }``, checked."""
+    from dataclasses import asdict
+
+    from synthaug.pipeline.filter import Filter
+
+    if "filter" not in value:
+        return None
+    table = _keys(value["filter"], FILTER_KEYS, f"{where}.filter")
+    if synth is None or measure == JOINT:
+        raise SynthaugError(f"{where}.filter: filtering needs a synthesizer whose store a fresh classifier trains on")
+    if synth in ("duplicate", "augment"):
+        raise SynthaugError(f"{where}.filter: {synth}'s images are real images (copied or flipped); there is "
+                            f"nothing to filter")
+    try:
+        return asdict(Filter(**table))
+    except SynthaugError as exc:
+        raise SynthaugError(f"{where}.{exc}") from None
 
 
 def check_pool(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
@@ -593,9 +619,11 @@ def check_share(value: dict[str, Any], where: str, synth: str | None, measure: s
     ratio, on = value.get("ratio"), value.get("on", "none")
     if pretrain:
         if on not in ("none", "sampler", "loss_weights"):
-            way = "the fine-tuning after pretrain is" if "pretrain" in value else "a pool trains"
-            raise SynthaugError(f"{where}.on: {way} on the real training split, with on = \"none\", \"sampler\" "
-                                f"or \"loss_weights\"; got {on!r}")
+            way = ("the fine-tuning after pretrain is on the real training split" if "pretrain" in value else
+                   "a pool trains on the real training split" if "pool" in value else
+                   "a filtered store holds the synthesizer's images alone")
+            raise SynthaugError(f"{where}.on: {way}, with on = \"none\", \"sampler\" or \"loss_weights\" (the "
+                                f"recipe); got {on!r}")
         return None, on
     if ratio is None:
         if "on" in value:
