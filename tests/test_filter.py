@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from synthaug import ImageSet, SynthaugError, Synthesizer, read_store
+from synthaug.assess.filter import Filter, filtered
 from synthaug.cli import main
-from synthaug.pipeline.filter import Filter, filtered
 
 
 def two_classes(n: int = 12, size: int = 8) -> ImageSet:

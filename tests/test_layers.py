@@ -70,8 +70,8 @@ ROOMS: dict[str, int] = {
 #: (importing any of them runs it first, so it would drag later modules in ahead of earlier ones).
 ORDER_INSIDE: dict[str, tuple[str, ...]] = {
     "synthaug.contract": ("config", "types", "run", "hookspecs", "interfaces"),
-    "synthaug.pipeline": ("load", "split", "balance", "checkpoint", "store", "export", "metrics", "report", "runs",
-                          "train", "evaluate", "project"),
+    "synthaug.pipeline": ("load", "split", "balance", "pool", "checkpoint", "store", "export", "metrics", "report",
+                          "runs", "train", "evaluate", "project"),
 }
 
 #: Core modules in which bundled plugin names are not checked (user-facing choices live there).
@@ -496,7 +496,7 @@ def test_guard_reports_the_room_init_importing_its_own_later_modules():
                  synthaug__pipeline__train="")
     assert downstream_imports(tree) == [
         "synthaug.pipeline -> synthaug.pipeline.train (synthaug/pipeline/__init__.py:1: rank (4, -1) imports "
-        "rank (4, 9))"]
+        "rank (4, 10))"]
 
 
 def test_guard_reports_a_cycle():

@@ -80,7 +80,7 @@ def test_the_first_stage_trains_on_the_synthetic_store_and_the_second_fine_tunes
         rows = {r["arm"]: r for r in csv.DictReader(fh)}
     assert rows["pre"]["status"] == "done" and rows["pre"]["n_synthetic"] == "5"  # the pretraining store's
     saved = json.loads((out / "experiment.json").read_text())["spec"]["arms"][1]
-    assert saved["pretrain"] == {"epochs": 1} and saved["on"] == "sampler" and saved["ratio"] is None
+    assert saved["pretrain"] == {"epochs": 1} and saved["on"] == "sampler" and "ratio" not in saved
 
 
 def test_a_cell_killed_in_its_second_stage_resumes_without_pretraining_again(pretrained):

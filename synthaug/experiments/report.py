@@ -261,7 +261,10 @@ def ways_lines(spec: Spec, comps: list[dict]) -> list[str]:
                      f"{escape(spec.arm(c['baseline'][0]).label)} | {span} | {p} | {c['verdict']} |")
     helped = [c for c in against if c["verdict"] == "helped"]
     best = against[0]
-    if helped:
+    if all(c["verdict"] == "not judged" for c in against):
+        text = (f"Not judged: with 1 seed no verdict is given. By the mean difference alone the first is "
+                f"{spec.arm(best['arm']).label} ({diff(best):+.3f}).")
+    elif helped:
         text = ("Helped against the strongest classical baseline: " +
                 "; ".join(f"{spec.arm(c['arm']).label} ({diff(c):+.3f})" for c in helped) + ".")
     else:

@@ -270,11 +270,11 @@ class Experiment:
 
     def _filtered_store(self, arm: Arm, seed: int, path: Path, checkpoint: Path | None) -> dict[str, Any]:
         """A ``filter`` arm's store: candidates scored by the seed's feature network, the kept ones balanced
-        in (:mod:`synthaug.pipeline.filter`); the record of what was made and kept."""
+        in (:mod:`synthaug.assess.filter`); the record of what was made and kept."""
         from synthaug.api import balance
+        from synthaug.assess.filter import Filter, Prepared, filtered
         from synthaug.pipeline.balance import data_for, plan_counts, resolve_synthesizer, run_context
         from synthaug.pipeline.checkpoint import load_fitted
-        from synthaug.pipeline.filter import Filter, Prepared, filtered
         from synthaug.pipeline.split import split_test
 
         images, _ = self.data()

@@ -81,7 +81,7 @@ class Arm:
     #: each training item swapped for one with probability p (synthaug.pipeline.pool); None: no pool
     pool: dict | None = None
     #: ``{"confidence": 0.8, "copies": "drop", "cap": 4.0}``: only the synthetic images the seed's feature
-    #: network gives the intended class with that confidence, and no near-copies (synthaug.pipeline.filter)
+    #: network gives the intended class with that confidence, and no near-copies (synthaug.assess.filter)
     filter: dict | None = None
 
     @property
@@ -564,7 +564,7 @@ def check_filter(value: dict[str, Any], where: str, synth: str | None, measure: 
     """An arm's ``filter = { confidence = 0.8, copies = "drop", cap = 4 }``, checked."""
     from dataclasses import asdict
 
-    from synthaug.pipeline.filter import Filter
+    from synthaug.assess.filter import Filter
 
     if "filter" not in value:
         return None
