@@ -395,7 +395,7 @@ def test_experiment_list_names_every_bundled_spec_with_its_title_and_presets():
     result = run_cli("list")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["demo", "liang2021", "quan2021"]
+    assert [line.split()[0] for line in lines] == ["demo", "liang2021", "quan2021", "recipes"]
     for line, (name, path) in zip(lines, sorted(bundled_specs().items())):
         title = tomllib.loads(path.read_text())["title"]
         assert line == f"{name:<12} {title}  [presets: demo, paper, tiny]"
@@ -529,3 +529,20 @@ def test_stats_verdicts_on_constructed_arms():
     same = stats.paired_bootstrap([(y, poor, poor)] * 2, "macro_f1", None, num_classes=3, over_seeds=True)
     flat = stats.paired_seed_comparison([0.6, 0.6], [0.6, 0.6])
     assert stats.verdict({"seed": flat, "p": same["p"]}) == "cannot be told apart" and same["diff"] == 0
+
+
+def test_the_recipes_spec_puts_every_way_of_using_synthesis_against_the_classical_baselines():
+    spec = load_spec("recipes", preset="demo")
+    assert spec.seeds >= 5 and spec.data["size"] == 32
+    ways = {a.key: (a.ratio, a.pretrain, a.pool, a.filter) for a in spec.arms}
+    assert [a.key for a in spec.arms if a.baseline] == ["duplicate", "weighted_loss", "balanced_sampler"]
+    assert [ways[f"ddpm_share-ratio{r}"][0] for r in ("0.25", "0.5", "1.0")] == [0.25, 0.5, 1.0]
+    assert ways["ddpm_pretrain"][1] == {"epochs": 3} and ways["ddpm_pool"][2] == {"per_image": 4, "p": 0.5}
+    assert ways["ddpm_filter"][3]["confidence"] == 0.8
+    # every ddpm arm fits the same network: one fit per seed for the whole grid
+    from synthaug.experiments.layout import Layout
+
+    fits = {Layout("x").fit_dir(a, 0) for a in spec.arms if a.synthesizer == "ddpm"}
+    assert len(fits) == 1
+    paper = load_spec("recipes", preset="paper")
+    assert paper.data["size"] == 224 and paper.arm("ddpm_pool").pool == {"per_image": 10, "p": 0.5}

@@ -41,7 +41,8 @@ def test_a_swap_replaces_about_p_of_the_items_deterministically_for_a_seed():
 
 @pytest.fixture
 def pool_store(tiny_images, tmp_path):
-    # training split after 1 test image per class: covid 3, normal 7, viral 8; 2 variants per rare image
+    # training split after 1 test image per class: covid 3, normal 7, viral 8; 2 variants per covid image
+    # (the one class below the median)
     synthaug.balance(tiny_images, "augment", strategy=Share(ratio=2), test_per_class=1, seed=0,
                      out=tmp_path / "pool.h5")
     return tmp_path / "pool.h5"
@@ -50,9 +51,9 @@ def pool_store(tiny_images, tmp_path):
 def test_open_store_gives_the_real_images_each_standing_in_for_a_variant_with_probability_p(pool_store):
     plain = open_store(pool_store)
     pool = open_store(pool_store, pool=0.5, seed=1)
-    assert len(pool) == 18 and len(plain) == 18 + 6 + 14
+    assert len(pool) == 18 and len(plain) == 18 + 6
     counts = [len(pool.replaced()) for epoch in range(40) if pool.set_epoch(epoch) is None]
-    assert 0.35 < np.mean(counts) / 10 < 0.65  # 10 items have variants (the 3 covid and 7 normal images)
+    assert 0.3 < np.mean(counts) / 3 < 0.7  # 3 items have variants (the covid images)
     pool.set_epoch(7)
     for i in range(len(pool)):
         image, label = pool[i]
@@ -78,7 +79,7 @@ def test_the_trainer_visits_the_real_images_and_swaps_about_p_of_them(pool_store
     for record in history:
         u, _ = draws(len(variants), 0, record["epoch"])
         assert record["pool_replaced"] == sum(1 for r in real if len(variants[r]) and u[r] < 0.5)
-    assert 0 < sum(r["pool_replaced"] for r in history) < 40
+    assert 0 < sum(r["pool_replaced"] for r in history) < 6
 
 
 SPEC = """

@@ -266,6 +266,29 @@ def liang2021_comparisons(run: Path) -> list[str]:
     return comparisons_table(run, LIANG_SHORT, "macro-F1")
 
 
+# docs/experiments.md: the recipes grid ---------------------------------------------------------------
+RECIPES_LABELS: dict[str, str] = {}  # every arm under the report's own label
+
+
+def recipes_table(run: Path) -> list[str]:
+    return seeds_table(run, RECIPES_LABELS, [("accuracy", "accuracy"), ("macro-F1", "macro_f1"),
+                                             ("covid recall", "recall"), ("covid F1", "f1")],
+                       "macro_f1", "95% interval of macro-F1")
+
+
+def recipes_ways(run: Path) -> list[str]:
+    """report.md's ranked ways of using synthesis, as the report wrote it (its table and sentence)."""
+    path = layout(run).report_md
+    if not path.is_file():
+        raise Refused(f"{path}: missing (the run did not finish; run the script again)")
+    text = path.read_text(encoding="utf-8")
+    marker = "## The ways of using synthesis, ranked"
+    if marker not in text:
+        raise Refused(f"{path}: no section '{marker}'")
+    body = text.split(marker, 1)[1].split("\n## ", 1)[0].strip("\n").splitlines()
+    return body
+
+
 # docs/ddpm.md: the ddpm arms of the liang2021 and quan2021 runs ----------------------------------
 LIANG_DDPM = ("ddpm-guidance1", "ddpm-guidance2", "ddpm-guidance4")
 
@@ -464,6 +487,7 @@ FAMILIES: dict[str, dict[str, Callable[[Path], list[str]]]] = {
     "quan2021": {"quan2021-table": quan2021_table, "quan2021-comparisons": quan2021_comparisons},
     "quality": {"quality-table": quality_table, "quality-feature-epochs": quality_feature_epochs},
     "pix2pix": {"pix2pix-measures": pix2pix_measures},
+    "recipes": {"recipes-table": recipes_table, "recipes-ways": recipes_ways},
     "ddpm": {"ddpm-time": ddpm_times, "ddpm-liang2021-comparisons": ddpm_liang2021_comparisons,
              "ddpm-liang2021-quality": ddpm_liang2021_quality, "ddpm-quan2021-comparisons": ddpm_quan2021_comparisons,
              "ddpm-quan2021-quality": ddpm_quan2021_quality},

@@ -213,7 +213,9 @@ class Experiment:
         images, volumes = self.data()
         with self.clock.measured(*_fit_stage(directory)):
             fit_synthesizer(images, arm.synthesizer, directory, seed=seed, synth_options=self.synth_options(arm),
-                            volumes=volumes, strategy=arm.balance_strategy,
+                            # the arm's strategy (auto for a share or pool: a superset of its rare classes), so
+                            # that arms sharing this fit find every class they need fitted
+                            volumes=volumes, strategy=arm.strategy,
                             work_dir=self.layout.work_dir_of(directory), device=self.device,
                             **self.split_options())
             shutil.rmtree(self.layout.work_dir_of(directory), ignore_errors=True)
