@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _specs import assert_refused_before_any_work, tiny_spec
 from click.testing import CliRunner
 
 from synthaug import ImageSet, SynthaugError, Synthesizer, read_store
@@ -93,40 +94,13 @@ def test_bad_rules_are_one_line(rules, message):
         Filter(**rules)
 
 
-SPEC = """
-name = "filtered"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = {{ preset = "tiny", counts = {{ covid = 6, normal = 10, viral = 10 }} }}
-
-[split]
-test_per_class = 2
-
-[quality]
-feature_epochs = 1
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-
-[arms.kept]
-synthesizer = "ddpm"
-options = {{ channels = [8, 16], epochs = 1, timesteps = 50, steps = 2, batch_size = 8, figure_every = 0 }}
-{extra}
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = {{ epochs = 1, batch_size = 8, classifier_options = {{ width = 0.25 }} }}
-"""
+DDPM = ("[arms.kept]\nsynthesizer = \"ddpm\"\noptions = { channels = [8, 16], epochs = 1, timesteps = 50, steps = 2, "
+        "batch_size = 8, figure_every = 0 }\n")
 
 
 def write(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "filter.toml"
-    path.write_text(SPEC.format(extra=extra))
+    path = tiny_spec(tmp_path / "filter.toml", DDPM + extra, covid=6)
+    path.write_text(path.read_text() + "\n[quality]\nfeature_epochs = 1\n")
     return path
 
 
@@ -155,7 +129,4 @@ def test_a_filter_arm_keeps_only_images_above_its_threshold_and_records_their_sc
     ("filter = {}\npool = { per_image = 1 }", "arms.kept: give one of pool, filter"),
 ])
 def test_a_bad_filter_is_refused_before_any_work(tmp_path, extra, message):
-    result = CliRunner().invoke(main, ["--quiet", "experiment", "run", str(write(tmp_path, extra)),
-                                       "--out", str(tmp_path / "out")])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert_refused_before_any_work(write(tmp_path, extra), tmp_path / "out", message)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _specs import assert_refused_before_any_work, tiny_spec
 from click.testing import CliRunner
 
 import synthaug
@@ -82,37 +83,8 @@ def test_the_trainer_visits_the_real_images_and_swaps_about_p_of_them(pool_store
     assert 0 < sum(r["pool_replaced"] for r in history) < 6
 
 
-SPEC = """
-name = "pool"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = {{ preset = "tiny", counts = {{ covid = 6, normal = 10, viral = 10 }} }}
-
-[split]
-test_per_class = 2
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-
-[arms.pooled]
-synthesizer = "augment"
-{extra}
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = {{ epochs = 1, batch_size = 8, classifier_options = {{ width = 0.25 }} }}
-"""
-
-
 def write(tmp_path: Path, extra: str) -> Path:
-    path = tmp_path / "pool.toml"
-    path.write_text(SPEC.format(extra=extra))
-    return path
+    return tiny_spec(tmp_path / "pool.toml", f'[arms.pooled]\nsynthesizer = "augment"\n{extra}', covid=6)
 
 
 def test_a_pool_arm_stores_k_variants_per_rare_image_and_trains_with_p(tmp_path):
@@ -136,8 +108,4 @@ def test_a_pool_arm_stores_k_variants_per_rare_image_and_trains_with_p(tmp_path)
     ("pool = { per_image = 2 }\nratio = 1", "arms.pooled: give one of ratio, pool"),
 ])
 def test_a_bad_pool_is_refused_before_any_work(tmp_path, extra, message):
-    result = CliRunner().invoke(main, ["--quiet", "experiment", "run", str(write(tmp_path, extra)),
-                                       "--out", str(tmp_path / "out")])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_any_work(write(tmp_path, extra), tmp_path / "out", message)

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _specs import assert_refused_before_any_work, tiny_spec
 from click.testing import CliRunner
 
 from synthaug import SynthaugError
@@ -18,37 +19,9 @@ from synthaug.kit.files import file_hash
 from synthaug.pipeline.runs import RunPaths, read_manifest
 from synthaug.pipeline.train import TrainConfig
 
-SPEC = """
-name = "pretrain"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = {{ preset = "tiny", counts = {{ covid = 5, normal = 10, viral = 10 }} }}
-
-[split]
-test_per_class = 2
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-
-[arms.pre]
-synthesizer = "augment"
-{extra}
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = {{ epochs = 2, batch_size = 8, classifier_options = {{ width = 0.25 }} }}
-"""
-
 
 def write(tmp_path: Path, extra: str = "pretrain = { epochs = 1 }\non = \"sampler\"") -> Path:
-    path = tmp_path / "pretrain.toml"
-    path.write_text(SPEC.format(extra=extra))
-    return path
+    return tiny_spec(tmp_path / "pretrain.toml", f'[arms.pre]\nsynthesizer = "augment"\n{extra}', epochs=2)
 
 
 def run(spec: Path, out: Path):
@@ -104,10 +77,7 @@ def test_a_cell_killed_in_its_second_stage_resumes_without_pretraining_again(pre
     ("pretrain = { epochs = 1 }\nratio = 0.5", "arms.pre: give one of ratio, pretrain"),
 ])
 def test_a_bad_pretrain_is_refused_before_any_work(tmp_path, extra, message):
-    result = run(write(tmp_path, extra), tmp_path / "out")
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_any_work(write(tmp_path, extra), tmp_path / "out", message)
 
 
 def test_init_is_for_scratch_runs_and_must_exist(tmp_path, pretrained):

@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from _specs import DDPM, tiny_spec
 from click.testing import CliRunner
 
 from synthaug import SynthaugError
@@ -17,41 +19,11 @@ from synthaug.cli import main
 from synthaug.experiments.runner import parse_shard, shard_cells
 from synthaug.experiments.spec import grid, load_spec
 
+
 # One seed: the two ddpm arms (guidance 1 and 4) fall into different shards and need the same fit, so
 # one shard fits while the other waits for it.
-SPEC = """
-name = "sharded"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = { preset = "tiny", counts = { covid = 5, normal = 10, viral = 10 } }
-
-[split]
-test_per_class = 2
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-
-[arms.ddpm]
-synthesizer = "ddpm"
-
-[arms.ddpm.options]
-channels = [8, 16]
-epochs = 1
-timesteps = 50
-steps = 2
-batch_size = 8
-figure_every = 0
-guidance = [1, 4]
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = { epochs = 1, batch_size = 8, classifier_options = { width = 0.25 } }
-"""
+def write(path: Path) -> Path:
+    return tiny_spec(path, DDPM.replace("GUIDANCE", "[1, 4]"), name="sharded")
 
 
 def command(*args) -> list[str]:
@@ -59,7 +31,7 @@ def command(*args) -> list[str]:
 
 
 def test_the_shards_partition_the_grid_and_a_bad_shard_is_refused(tmp_path):
-    (tmp_path / "s.toml").write_text(SPEC)
+    write(tmp_path / "s.toml")
     cells = grid(load_spec(tmp_path / "s.toml", seeds=3))
     shares = [shard_cells(cells, (i, 4)) for i in range(1, 5)]
     assert sorted(c.key for share in shares for c in share) == sorted(c.key for c in cells)
@@ -75,8 +47,7 @@ def test_the_shards_partition_the_grid_and_a_bad_shard_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_two_shards_in_two_processes_give_the_results_of_one(tmp_path):
-    spec = tmp_path / "s.toml"
-    spec.write_text(SPEC)
+    spec = write(tmp_path / "s.toml")
     env = {**os.environ, "SYNTHAUG_QUIET": "1", "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one"
     subprocess.run(command(spec, "--out", one), env=env, check=True, timeout=600)

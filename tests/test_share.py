@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _specs import assert_refused_before_any_work, tiny_spec
 from click.testing import CliRunner
 
 import synthaug
@@ -62,37 +63,8 @@ def test_a_fill_that_learns_is_refused(tiny_images):
 
 
 # ---- in a spec ------------------------------------------------------------------------------------
-SPEC = """
-name = "share"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = {{ preset = "tiny", counts = {{ covid = 6, normal = 10, viral = 10 }} }}
-
-[split]
-test_per_class = 2
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-
-[arms.share]
-synthesizer = "augment"
-{share}
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = {{ epochs = 1, batch_size = 8, classifier_options = {{ width = 0.25 }} }}
-"""
-
-
 def write(tmp_path: Path, share: str) -> Path:
-    path = tmp_path / "share.toml"
-    path.write_text(SPEC.format(share=share))
-    return path
+    return tiny_spec(tmp_path / "share.toml", f'[arms.share]\nsynthesizer = "augment"\n{share}', covid=6)
 
 
 def test_a_ratio_sweep_in_a_spec_adds_the_shares_it_promises(tmp_path):
@@ -133,8 +105,4 @@ def test_a_share_on_a_sampler_trains_with_the_balanced_sampler(tmp_path):
     ("ratio = { covid = -1 }", "arms.share.ratio.covid: expected an integer >= 0"),
 ])
 def test_a_bad_share_in_a_spec_is_refused_before_any_work(tmp_path, share, message):
-    result = CliRunner().invoke(main, ["--quiet", "experiment", "run", str(write(tmp_path, share)),
-                                       "--out", str(tmp_path / "out")])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
-    assert not (tmp_path / "out").exists()
+    assert_refused_before_any_work(write(tmp_path, share), tmp_path / "out", message)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _specs import DDPM, tiny_spec
 from click.testing import CliRunner
 
 from synthaug import SynthaugError, read_store
@@ -18,46 +19,9 @@ from synthaug.cli import main
 from synthaug.experiments.spec import expand_sweeps, load_spec
 from synthaug.pipeline.store import open_store
 
-SPEC = """
-name = "sweep"
-seeds = 1
-positive = "covid"
-
-[data]
-source = "ctsim"
-size = 32
-options = {{ preset = "tiny", counts = {{ covid = 5, normal = 10, viral = 10 }} }}
-
-[split]
-test_per_class = 2
-
-[arms.duplicate]
-synthesizer = "duplicate"
-baseline = true
-{extra}
-[arms.ddpm]
-label = "diffusion"
-synthesizer = "ddpm"
-
-[arms.ddpm.options]
-channels = [8, 16]
-epochs = 1
-timesteps = 50
-steps = 2
-batch_size = 8
-figure_every = 0
-guidance = {guidance}
-
-[classifiers.small]
-classifier = "resnet50"
-recipe = {{ epochs = 1, batch_size = 8, classifier_options = {{ width = 0.25 }} }}
-"""
-
 
 def write(tmp_path: Path, guidance: str = "[1, 4]", extra: str = "", name: str = "sweep.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(SPEC.format(guidance=guidance, extra=extra))
-    return path
+    return tiny_spec(tmp_path / name, extra + DDPM.replace("GUIDANCE", guidance), name="sweep")
 
 
 def run_cli(*args):

@@ -560,17 +560,27 @@ def check_arm(key: str, value: dict[str, Any]) -> Arm:
                str(value.get("note", "")), recipe, ratio, on, pretrain, pool, rules)
 
 
+def _way_table(value: dict[str, Any], way: str, keys: tuple[str, ...], where: str, synth: str | None,
+               measure: str) -> dict[str, Any] | None:
+    """The table of way ``way`` (``pool``, ``filter``, ``pretrain``) of an arm, its keys checked, and the arm
+    checked to have a synthesizer whose images a fresh classifier trains on; None when not given."""
+    if way not in value:
+        return None
+    table = _keys(value[way], keys, f"{where}.{way}")
+    if synth is None or measure == JOINT:
+        raise SynthaugError(f"{where}.{way}: needs a synthesizer whose store a fresh classifier trains on")
+    return table
+
+
 def check_filter(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
     """An arm's ``filter = { confidence = 0.8, copies = "drop", cap = 4 }``, checked."""
     from dataclasses import asdict
 
     from synthaug.assess.filter import Filter
 
-    if "filter" not in value:
+    table = _way_table(value, "filter", FILTER_KEYS, where, synth, measure)
+    if table is None:
         return None
-    table = _keys(value["filter"], FILTER_KEYS, f"{where}.filter")
-    if synth is None or measure == JOINT:
-        raise SynthaugError(f"{where}.filter: filtering needs a synthesizer whose store a fresh classifier trains on")
     if synth in ("duplicate", "augment"):
         raise SynthaugError(f"{where}.filter: {synth}'s images are real images (copied or flipped); there is "
                             f"nothing to filter")
@@ -584,12 +594,9 @@ def check_pool(value: dict[str, Any], where: str, synth: str | None, measure: st
     """An arm's ``pool = { per_image = k, p = 0.5 }``, checked."""
     from synthaug.pipeline.pool import check_pool_p
 
-    if "pool" not in value:
+    table = _way_table(value, "pool", POOL_KEYS, where, synth, measure)
+    if table is None:
         return None
-    table = _keys(value["pool"], POOL_KEYS, f"{where}.pool")
-    if synth is None or measure == JOINT:
-        raise SynthaugError(f"{where}.pool: a pool of synthetic variants needs a synthesizer whose store a fresh "
-                            f"classifier trains on")
     try:
         p = check_pool_p(table.get("p", 0.5), f"{where}.pool.p")
     except SynthaugError as exc:
@@ -601,12 +608,9 @@ def check_pool(value: dict[str, Any], where: str, synth: str | None, measure: st
 
 def check_pretrain(value: dict[str, Any], where: str, synth: str | None, measure: str) -> dict | None:
     """An arm's ``pretrain = { epochs = N }``, checked: a synthesizer arm trained by a fresh classifier."""
-    if "pretrain" not in value:
+    table = _way_table(value, "pretrain", PRETRAIN_KEYS, where, synth, measure)
+    if table is None:
         return None
-    table = _keys(value["pretrain"], PRETRAIN_KEYS, f"{where}.pretrain")
-    if synth is None or measure == JOINT:
-        raise SynthaugError(f"{where}.pretrain: pretraining on synthetic-balanced data needs a synthesizer whose "
-                            f"store a fresh classifier trains on")
     return {"epochs": _int(table.get("epochs"), f"{where}.pretrain.epochs", 1)}
 
 
