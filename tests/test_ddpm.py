@@ -334,6 +334,8 @@ def test_every_option_is_documented():
     rows = {row["name"]: row for row in found["options"]}
     assert list(rows) == [f.name for f in fields(DDPMConfig)]
     assert all(len(row["meaning"]) > 20 for row in rows.values()), rows
+    assert [name for name, row in rows.items() if row.get("sampling")] == ["guidance", "steps", "sample_batch"]
+    assert rows["guidance"]["meaning"].endswith("[sampling option: a fitted checkpoint takes a new value]")
 
 
 def run_cli(*args):

@@ -47,7 +47,12 @@ def _print_options(registry, name: str, kind: str | None, as_json: bool) -> None
     found = []
     for k in kinds:
         entry = registry.entry(k, name)  # an unknown name of the given kind fails here, naming the registered ones
-        rows = describe_options(getattr(entry.resolve(), "Config", None))
+        cls = entry.resolve()
+        rows = describe_options(getattr(cls, "Config", None))
+        for row in rows:  # a fitted checkpoint takes new values of these (balance --synth-checkpoint -o ...)
+            if row["name"] in getattr(cls, "sampling_options", ()):
+                row["sampling"] = True
+                row["meaning"] = f"{row['meaning']} [sampling option: a fitted checkpoint takes a new value]"
         found.append({"kind": k, "name": name, "module": entry.module, "options": rows})
     if as_json:
         click.echo(json.dumps(found, default=str))
