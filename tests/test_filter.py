@@ -127,6 +127,7 @@ def test_a_filter_arm_keeps_only_images_above_its_threshold_and_records_their_sc
     ("filter = { confidence = 2 }", "arms.kept.filter confidence must lie in [0, 1]; got 2"),
     ("filter = { copy = 'drop' }", "arms.kept.filter: unknown key 'copy'"),
     ("filter = {}\npool = { per_image = 1 }", "arms.kept: give one of pool, filter"),
+    ("filter = {}\n[arms.drr]\nsynthesizer = \"drr\"\nfilter = {}", "arms.drr.filter: drr projects CT volumes"),
 ])
 def test_a_bad_filter_is_refused_before_any_work(tmp_path, extra, message):
     assert_refused_before_any_work(write(tmp_path, extra), tmp_path / "out", message)

@@ -584,6 +584,11 @@ def check_filter(value: dict[str, Any], where: str, synth: str | None, measure: 
     if synth in ("duplicate", "augment"):
         raise SynthaugError(f"{where}.filter: {synth}'s images are real images (copied or flipped); there is "
                             f"nothing to filter")
+    from synthaug.registry import get_registry
+
+    if get_registry().entry("synthesizer", synth).resolve().needs_volumes:
+        raise SynthaugError(f"{where}.filter: {synth} projects CT volumes; filtering is built for synthesizers that "
+                            f"make images from images or noise")
     try:
         return asdict(Filter(**table))
     except SynthaugError as exc:
