@@ -106,3 +106,16 @@ def test_a_share_on_a_sampler_trains_with_the_balanced_sampler(tmp_path):
 ])
 def test_a_bad_share_in_a_spec_is_refused_before_any_work(tmp_path, share, message):
     assert_refused_before_any_work(write(tmp_path, share), tmp_path / "out", message)
+
+
+def test_the_quality_of_a_share_store_measures_both_its_synthesizers(tmp_path):
+    from _specs import DDPM
+
+    arm = DDPM.replace("GUIDANCE", "2").replace("[arms.ddpm]", '[arms.ddpm]\nratio = 0.5\non = "duplicate"')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["--quiet", "experiment", "run", str(tiny_spec(tmp_path / "q.toml", arm)),
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "quality" / "ddpm-seed0" / "quality.json").read_text())["table"]
+    assert {(r["synthesizer"], r["class"]) for r in table if r["synthesizer"] != "real (train)"} >= {
+        ("duplicate", "covid"), ("ddpm", "covid")}

@@ -406,8 +406,10 @@ class Experiment:
         net, config = self.feature_network(seed, layout.store((unbalanced or arms)[0], seed))
         for arm in todo:
             checkpoint = layout.fit_dir(arm, seed)
+            # the fit's own paired measure applies to a store of its images alone, not one with a fill's
+            paired = checkpoint.is_dir() and arm.fill is None
             quality(layout.store(arm, seed), features=net, out=layout.quality_dir(arm.store_key, seed), seed=seed,
-                    synth_checkpoint=checkpoint if checkpoint.is_dir() else None, feature_config=config)
+                    synth_checkpoint=checkpoint if paired else None, feature_config=config)
 
 
 def _train_run(store: Path, run: Path, config) -> None:
