@@ -116,3 +116,51 @@ def test_a_waiter_whose_first_run_died_fills_the_entry_itself(tmp_path):
     assert waiter.returncode == 0, stderr
     assert stdout.strip() == "filled" and out.read_text() == "filled by the waiter"
     assert sorted(p.name for p in out.parent.iterdir()) == ["entry.bin"]
+
+
+#: A run that holds the output until told to let go (a line on its stdin).
+HOLD_UNTIL_TOLD = """
+import sys
+from synthaug.kit.files import hold
+
+print("taking", flush=True)
+with hold(sys.argv[1], wait=True):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_waiter_that_wakes_on_a_removed_lock_file_takes_the_path_again(tmp_path):
+    """The holder removes its lock file as it lets go. A waiter blocked on that file wakes holding a lock
+    of a file no longer there; a third run arriving then creates a new file at the path. Without care
+    both would hold the output at once (shards of one grid measuring the same thing twice): the waiter
+    takes the path's lock again, and the third run waits for it."""
+    out = tmp_path / "shared" / "entry.bin"
+
+    def start():
+        return subprocess.Popen([sys.executable, "-c", HOLD_UNTIL_TOLD, str(out)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "SYNTHAUG_QUIET": "1"})
+
+    second = third = None
+    try:
+        with hold(out, wait=True):
+            second = start()
+            assert second.stdout.readline().strip() == "taking"
+            wait_until(lambda: blocked_on(second.pid, lock_path(out)), second, "blocked lock request")
+        assert second.stdout.readline().strip() == "held"  # woke after this run removed its lock file
+        third = start()
+        assert third.stdout.readline().strip() == "taking"
+        wait_until(lambda: lock_path(out).is_file() and blocked_on(third.pid, lock_path(out)), third,
+                   "the third run waiting for the second")
+        second.stdin.write("go\n")
+        second.stdin.flush()
+        assert third.stdout.readline().strip() == "held"
+        third.stdin.write("go\n")
+        third.stdin.flush()
+        for process in (second, third):
+            assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        for process in (second, third):
+            if process is not None and process.poll() is None:
+                process.kill()

@@ -61,16 +61,23 @@ def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
     created = [d for d in (path.parent, *path.parent.parents) if not d.exists()]  # removed again if left empty
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = lock_path(path)
-    handle = open(lock, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except OSError:
-        handle.seek(0)
-        owner = handle.read().strip() or "unknown"
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)  # again: the holder we waited for may have removed it
+        handle = open(lock, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            _remove_if_empty(created)
+            raise SynthaugError(f"{path} is being written by another synthaug run (process {owner}); wait for it "
+                                f"to finish or choose another output") from None
+        if _still_there(handle, lock):
+            break
+        # The holder we waited for removed the lock file as it let go: a run arriving since may hold a new
+        # one at the same path. This lock is of a file no longer there; take the path's lock again.
         handle.close()
-        _remove_if_empty(created)
-        raise SynthaugError(f"{path} is being written by another synthaug run (process {owner}); wait for it "
-                            f"to finish or choose another output") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -87,6 +94,14 @@ def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
             pass
         handle.close()  # releases the lock
         _remove_if_empty(created)
+
+
+def _still_there(handle, lock: Path) -> bool:
+    """Whether the locked file ``handle`` is still the file at ``lock`` (not removed or replaced since)."""
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _remove_if_empty(directories: list[Path]) -> None:
