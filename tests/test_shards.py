@@ -69,3 +69,20 @@ def test_two_shards_in_two_processes_give_the_results_of_one(tmp_path):
     assert (workers / "results.csv").read_bytes() == (one / "results.csv").read_bytes()
     saved = json.loads((workers / "experiment.json").read_text())
     assert saved["seconds"] > 0 and "Total wall time" in (workers / "report.md").read_text()
+
+
+def test_shards_hold_the_directory_together_and_a_run_of_the_whole_grid_is_refused_meanwhile(tmp_path):
+    from synthaug.kit.files import hold, lock_path
+
+    spec, out = write(tmp_path / "s.toml"), tmp_path / "out"
+    env = {**os.environ, "SYNTHAUG_QUIET": "1"}
+    partner = "from synthaug.kit.files import hold\nwith hold(__import__('sys').argv[1], shared=True): print('ok')"
+    with hold(out, shared=True):  # as a shard does
+        done = subprocess.run([sys.executable, "-c", partner, str(out)], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.stdout.strip() == "ok", done.stderr  # another shard holds it too
+        whole = subprocess.run(command(spec, "--out", out), env=env, capture_output=True, text=True, timeout=120)
+        lines = [line for line in whole.stderr.splitlines() if line.strip()]
+        assert whole.returncode == 2 and len(lines) == 1 and "is being written by another synthaug run" in lines[0]
+        assert lock_path(out).is_file()
+    assert not lock_path(out).exists()  # the last shared holder removed it

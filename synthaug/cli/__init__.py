@@ -29,13 +29,14 @@ class OutputCommand(click.Command):
 
     def invoke(self, ctx: click.Context):
         out = ctx.params.get("out")
-        # A sharded experiment run shares its directory with the grid's other shards (--shard, --workers):
-        # each fit, store and cell in it is claimed on its own instead.
-        if not out or ctx.params.get("shard") or (ctx.params.get("workers") or 1) > 1:
+        if not out:
             return super().invoke(ctx)
         from synthaug.kit.files import hold
 
-        with hold(out):
+        # A sharded experiment run (--shard, --workers) holds its directory together with the grid's other
+        # shards, each fit, store and cell inside claimed on its own; a run of the whole grid holds it alone.
+        shared = bool(ctx.params.get("shard")) or (ctx.params.get("workers") or 1) > 1
+        with hold(out, shared=shared):
             return super().invoke(ctx)
 
 

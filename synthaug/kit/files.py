@@ -35,11 +35,15 @@ def lock_path(path: str | Path) -> Path:
 
 
 @contextmanager
-def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
+def hold(path: str | Path, wait: bool = False, shared: bool = False) -> Iterator[None]:
     """This process is the one writer of output ``path`` while the block runs (re-entrant); another
     run holding it is a one-line :class:`SynthaugError` naming its process, or with ``wait`` (shared
     caches, which any run may fill) is waited for. Temporaries of ``path`` left by killed runs are
-    removed on entry."""
+    removed on entry.
+
+    ``shared``: one of several cooperating writers (the shards of one experiment grid, which claim
+    what is inside ``path`` item by item): any number hold it together, a sole writer is refused
+    while they do (and they while it does), and nothing inside is swept as a dead run's."""
     import fcntl
 
     from synthaug.errors import SynthaugError
@@ -65,7 +69,7 @@ def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)  # again: the holder we waited for may have removed it
         handle = open(lock, "a+")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB))
         except OSError:
             handle.seek(0)
             owner = handle.read().strip() or "unknown"
@@ -84,11 +88,14 @@ def hold(path: str | Path, wait: bool = False) -> Iterator[None]:
     handle.flush()
     _HELD[path] = [handle, 1]
     try:
-        remove_stale_temporaries(path)
+        if not shared:  # a shared holder's partners may be writing temporaries inside right now
+            remove_stale_temporaries(path)
         yield
     finally:
         del _HELD[path]
         try:
+            if shared:  # the last of the shared holders removes the lock file
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             lock.unlink()
         except OSError:
             pass
