@@ -441,3 +441,25 @@ def test_xpgan_joint_steps_in_two_processes_have_the_losses_of_one(tmp_path):
     assert worst_other > 0.5, (one, other)  # the tolerance can fail: another seed is 10x beyond it
     names = [sorted(p.name for p in (tmp_path / run).rglob("*")) for run in ("two", "one")]
     assert names[0] == names[1]
+
+
+def test_a_pool_swaps_the_same_items_in_two_processes_as_in_one(tmp_path):
+    """A replacement pool draws its swaps per row from (seed, epoch), before the epoch's batches are
+    shared out: two processes replace the very items one process does, and count them over both."""
+    import synthaug
+
+    from _classifier_data import shapes
+
+    data = shapes(12)
+    data = data.subset(np.flatnonzero((data.labels == 1) | (np.arange(len(data)) < 5)))  # 5 covid, 12 normal
+    pool = tmp_path / "pool.h5"
+    synthaug.balance(data, "augment", strategy=synthaug.Share(ratio=2), test_per_class=1, seed=0, out=str(pool))
+    common = ["train", "--data", str(pool), "--classifier", "densenet121", "--classifier-option", "width=0.25",
+              "--batch-size", "8", "--device", "cpu", "--epochs", "2", "--train-option", "pool_p=0.5",
+              "--train-option", "val_fraction=0"]
+    synthaug_cli(*common, "--out", str(tmp_path / "one"))
+    torchrun(SYNTHAUG, *common, "--out", str(tmp_path / "two"))
+    one, two = history(tmp_path / "one"), history(tmp_path / "two")
+    assert [h["processes"] for h in two] == [2, 2]
+    assert [h["pool_replaced"] for h in two] == [h["pool_replaced"] for h in one]
+    assert 0 < sum(h["pool_replaced"] for h in one) < 2 * 4  # of the 4 covid training images per epoch

@@ -744,8 +744,8 @@ def _train_one_epoch(job: _Job, epoch: int) -> dict[str, Any]:
             "train_seconds": seconds, "train_images_per_s": seen / seconds if seconds else None,
             "train_step_seconds_median": float(np.median(sums.step_seconds)) if sums.step_seconds else None,
             "train_cpu_seconds": sums.cpu_seconds,  # CPU time of this process (shared machines)
-            **({"pool_replaced": int(sum(not job.real[i] for b in batches for i in b) * world.size)}
-               if job.variants is not None else {}),
+            **({"pool_replaced": int(world.sum([sum(not job.real[i] for b in batches for i in b)])[0])}
+               if job.variants is not None else {}),  # every rank's share of the swapped items
             "val_loss": None, "val_accuracy": None, "val_macro_f1": None, "processes": world.size}
 
 
