@@ -275,6 +275,10 @@ def test_the_report_compares_each_synthesizer_with_each_named_baseline(liang_tin
     against = sorted((c for c in comparisons if c["strongest_baseline"]), key=lambda c: -c["seed_bootstrap"]["diff"])
     assert [r[1] for r in ranked] == [load_spec("liang2021", preset="tiny").arm(c["arm"]).label for c in against]
     assert len(ranked) == len(synthesized)
+    for row, c in zip(ranked, against):  # the t interval over seeds at 1 - 0.05/m, wider than the 95% one
+        half = stats.t_quantile(1, 1 - 0.05 / len(comparisons)) * c["seed"]["std"] / np.sqrt(2)
+        assert row[5] == f"{c['seed']['mean'] - half:+.3f} to {c['seed']['mean'] + half:+.3f}"
+        assert half >= c["seed"]["half_width"]
     helped = [c for c in against if c["verdict"] == "helped"]
     assert ("None of the 4 ways of using synthesis helped" in section) == (not helped)
 
