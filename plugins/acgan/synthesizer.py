@@ -20,7 +20,7 @@ from synthaug.contract.types import REAL
 from synthaug.kit.device import resolve_device
 from synthaug.kit.figures import class_grid
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
-from synthaug.kit.sampling import chunk_rows
+from synthaug.kit.sampling import chunk_rows, from_noise
 from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training
 
 from .networks import Discriminator, Generator, acgan_geometry
@@ -204,11 +204,7 @@ class ACGAN(TrainableSynthesizer):
         chunks); no source image (``source_index`` -1)."""
         self.check_sampling(train, target)
         images = self.sample(target, n, seed, rows, run.device)
-        k = len(images)
-        return ImageSet(images, np.full(k, train.class_index(target)), train.class_names, np.full(k, "acgan"),
-                        origin=[f"acgan z-sample {i}" for i in range(rows.start, rows.stop)],
-                        source_index=np.full(k, -1),
-                        extras={"checkpoint": np.full(k, self.hash[:16].encode(), dtype="S16")})
+        return from_noise(train, target, images, rows, "acgan", "acgan z-sample", self.hash)
 
     # ---- save / load: the kit writes weights() and synthesizer.json -----------------------------
     def weights(self) -> dict[str, torch.nn.Module]:

@@ -24,7 +24,7 @@ from synthaug.kit.device import resolve_device
 from synthaug.kit.figures import class_grid
 from synthaug.kit.gan import from_tanh_range, fused_adam, to_tanh_range
 from synthaug.kit.memory import TrainingEstimate, parameter_bytes, saved_bytes
-from synthaug.kit.sampling import chunk_rows
+from synthaug.kit.sampling import chunk_rows, from_noise
 from synthaug.kit.trainable import DEFAULT_RUN, Estimate, TrainableSynthesizer, Training
 
 from .diffusion import CHANNELS_LAST, Diffusion, initial_noise
@@ -192,11 +192,7 @@ class DDPM(TrainableSynthesizer):
         """Images ``rows`` of the ``n`` new images of ``target`` (``generate`` joins the chunks)."""
         self.check_sampling(train, target)
         images = self.sample(target, n, seed, rows, run.device, shown=run.progress)
-        k = len(images)
-        return ImageSet(images, np.full(k, train.class_index(target)), train.class_names, np.full(k, "ddpm"),
-                        origin=[f"ddpm sample {i}" for i in range(rows.start, rows.stop)],
-                        source_index=np.full(k, -1),
-                        extras={"checkpoint": np.full(k, self.hash[:16].encode(), dtype="S16")})
+        return from_noise(train, target, images, rows, "ddpm", "ddpm sample", self.hash)
 
     # ---- save / load: the kit writes weights() and synthesizer.json -------------------------------
     def weights(self) -> dict[str, torch.nn.Module]:
