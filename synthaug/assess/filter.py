@@ -23,7 +23,7 @@ import numpy as np
 
 from synthaug.contract.interfaces import DEFAULT_RUN, Synthesizer
 from synthaug.contract.run import RunContext
-from synthaug.contract.types import ImageSet
+from synthaug.contract.types import REAL, ImageSet
 from synthaug.errors import SynthaugError
 
 COPIES = ("drop", "keep")
@@ -54,12 +54,19 @@ def _thumbs(images: np.ndarray) -> np.ndarray:
 
 def copy_threshold(train: ImageSet) -> tuple[np.ndarray, np.ndarray, float]:
     """The real training images' thumbnails, their mirrors', and the near-copy distance: the
-    ``NEAR_PERCENTILE`` percentile of each real training image's distance to its nearest *other* one."""
+    ``NEAR_PERCENTILE`` percentile of each real training image's distance to its nearest *other* one.
+    ``train`` may be lazy: its images are read a chunk at a time."""
     from synthaug.assess.memorise import NEAR_PERCENTILE
+    from synthaug.contract.interfaces import chunk_rows
 
-    real = np.asarray(train.images, np.float32)
-    thumbs = _thumbs(real)
-    mirrored = _thumbs(real[..., ::-1].copy())
+    parts, mirror_parts = [], []
+    for rows in chunk_rows(len(train)):  # a chunk of full-size images in memory at a time, thumbnails kept
+        block = np.asarray(train.images[np.arange(rows.start, rows.stop)], np.float32)
+        parts.append(_thumbs(block))
+        mirror_parts.append(_thumbs(block[..., ::-1].copy()))
+    if not parts:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), 0.0
+    thumbs, mirrored = np.concatenate(parts), np.concatenate(mirror_parts)
     if len(thumbs) < 2:
         return thumbs, mirrored, 0.0
     from sklearn.neighbors import NearestNeighbors
@@ -80,7 +87,7 @@ def filtered(synth: Synthesizer, train: ImageSet, deficits: dict[str, int], seed
     from synthaug.assess.memorise import nearest
     from synthaug.pipeline.balance import class_seed
 
-    real = train.subset(np.flatnonzero(train.synth == "real"))
+    real = train.subset(np.flatnonzero(train.synth == REAL))
     thumbs, mirrored, near = copy_threshold(real) if rules.copies == "drop" else (None, None, 0.0)
     kept: dict[str, ImageSet] = {}
     record: dict[str, Any] = {"rules": asdict(rules), "near_copy_distance": near, "classes": {}}
