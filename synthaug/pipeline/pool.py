@@ -41,8 +41,10 @@ def pool_variants(labels: np.ndarray, synth: np.ndarray, source_index: np.ndarra
             continue
         sources = source_index[made]
         if np.isin(sources, rows).all():  # each variant names the real image it was made from
-            for r in rows:
-                out[r] = made[sources == r]
+            order = np.argsort(sources, kind="stable")  # grouped by source, each group in store order
+            keys, starts = np.unique(sources[order], return_index=True)
+            for r, group in zip(keys, np.split(made[order], starts[1:])):
+                out[r] = group
         else:  # sampled from noise: dealt out in turn
             for j, r in enumerate(rows):
                 out[r] = made[j::len(rows)]
