@@ -42,6 +42,10 @@ from synthaug.experiments.spec import (
 )
 from synthaug.kit.files import hold, write_json
 
+#: The seed's real training split as an arm: the store every arm without a synthesizer shares (pretrain's
+#: fine-tuning and the feature network train on it).
+REAL_SPLIT = Arm("unbalanced", "unbalanced", None, "none")
+
 
 class StageClock:
     """The experiment's stages in the order they finished, with their seconds.
@@ -285,8 +289,7 @@ class Experiment:
                                     fraction=options.get("test_fraction"))
         run = run_context(seed=seed, device=self.device)
         if checkpoint is not None:
-            synth = load_fitted(checkpoint, arm.synthesizer, test)
-            synth.with_sampling_options({k: v for k, v in arm.options.items() if k in synth.sampling_options})
+            synth = load_fitted(checkpoint, arm.synthesizer, test).with_sampling_options(self.synth_options(arm))
             view = data_for(synth, train)
         else:  # a synthesizer that learns nothing: its fit, if any, is cheap
             synth = resolve_synthesizer(arm.synthesizer, self.synth_options(arm))
@@ -337,7 +340,7 @@ class Experiment:
                 first = self.layout.pretrain_dir(cell)
                 _train_run(store, first, TrainConfig.from_dict({**clf.recipe, **common,
                                                                 "epochs": cell.arm.pretrain["epochs"]}))
-                real = self.store(Arm("unbalanced", "unbalanced", None, "none"), cell.seed)  # the seed's real split
+                real = self.store(REAL_SPLIT, cell.seed)
                 recipe = {k: v for k, v in cell.recipe.items() if k != "finetune_epochs"}
                 _train_run(real, run, TrainConfig.from_dict({**recipe, **common, "mode": "scratch", "weights": None,
                                                              "init": str(first)}))
@@ -389,7 +392,7 @@ class Experiment:
         with hold(layout.features_dir(seed), wait=True):
             if layout.features_info(seed).is_file():
                 return load_saved(layout.features_dir(seed)), config
-            source = source or self.store(Arm("unbalanced", "unbalanced", None, "none"), seed)
+            source = source or self.store(REAL_SPLIT, seed)
             dataset = open_store(source, "train")  # every real training image of the split
             try:
                 net = feature_net(None, dataset, config)
